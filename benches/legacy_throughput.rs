@@ -1,0 +1,193 @@
+//! Legacy gateway throughput: command-2 frames with ~200-byte payloads through one TLS
+//! connection, beside a raw TLS sink (same TLS config, same bytes, no parsing) in the same run.
+//! Run: `cargo bench --bench legacy_throughput` (APNSIM_BENCH_N sets the count).
+//! Targets (issue): ≥ 0.7× the sink and ≥ 500,000 notifications/s.
+
+use apnsim::journal::{EventKind, Filter};
+use apnsim::legacy::frame::{encode_framed, LegacyNotification};
+use apnsim::{Emulator, ProviderKind};
+use bytes::BytesMut;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const CHUNK: usize = 1000;
+
+fn chunk() -> Vec<u8> {
+    let payload = format!(
+        r#"{{"aps":{{"alert":{{"title":"Benchmark","body":"{}"}},"badge":1,"sound":"default"}}}}"#,
+        "x".repeat(120)
+    );
+    let mut buf = BytesMut::new();
+    for i in 0..CHUNK as u32 {
+        let n = LegacyNotification::framed(
+            i.to_be_bytes(),
+            0,
+            10,
+            [7u8; 32].to_vec(),
+            payload.clone().into_bytes(),
+        );
+        encode_framed(&n, &mut buf).expect("encode");
+    }
+    buf.to_vec()
+}
+
+fn client_config(ca_pem: &str, id: &apnsim::certs::Identity) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.expect("ca")).expect("ca");
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .expect("tls12")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from(id.cert_der.clone())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_der.clone())),
+    )
+    .expect("client auth");
+    Arc::new(cfg)
+}
+
+/// Writes `rounds` chunks, closes its side, waits for the server to close: the server has then
+/// consumed every byte. Returns the elapsed time.
+async fn push(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+    data: &[u8],
+    rounds: usize,
+) -> Duration {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).ok();
+    let mut tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    let start = Instant::now();
+    for _ in 0..rounds {
+        tls.write_all(data).await.expect("write");
+    }
+    tls.shutdown().await.expect("close_notify");
+    let mut rest = Vec::new();
+    let _ = tls.read_to_end(&mut rest).await;
+    start.elapsed()
+}
+
+/// A TLS server with apnsim's own legacy TLS configuration that reads and discards everything.
+async fn sink(emu_tls: apnsim::tls::ListenerTls) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let tls = Arc::new(emu_tls);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tcp.set_nodelay(true).ok();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let Ok((mut s, _)) =
+                    apnsim::tls::accept(tcp, &tls, apnsim::model::Environment::Production).await
+                else {
+                    return;
+                };
+                let mut buf = BytesMut::with_capacity(64 * 1024);
+                loop {
+                    if buf.capacity() - buf.len() < 16 * 1024 {
+                        buf.clear();
+                        buf.reserve(64 * 1024);
+                    }
+                    match s.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => buf.clear(),
+                    }
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn main() {
+    let n: usize = std::env::var("APNSIM_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rounds = (n / CHUNK).max(1);
+    let total = rounds * CHUNK;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let emu = Emulator::builder().start().await.expect("start");
+        let cfg = client_config(&emu.ca_pem(), emu.identity(ProviderKind::Production));
+        let server = emu.authority().issue_server().expect("server identity");
+        let tls =
+            apnsim::emulator::legacy_tls(emu.authority(), &server, emu.settings()).expect("tls");
+        let sink_addr = sink(tls).await;
+        let data = chunk();
+        let bytes = data.len() * rounds;
+        println!(
+            "legacy_throughput: {total} command-2 notifications, {} bytes each, {:.1} MB per run",
+            data.len() / CHUNK,
+            bytes as f64 / 1e6
+        );
+        let (mut best_sink, mut best_emu) = (Duration::MAX, Duration::MAX);
+        for run in 1..=3 {
+            // APNSIM_BENCH_ONLY=apnsim skips the sink (for profiling the gateway alone).
+            let s = if std::env::var("APNSIM_BENCH_ONLY").as_deref() == Ok("apnsim") {
+                Duration::from_secs(1)
+            } else {
+                push(sink_addr, cfg.clone(), &data, rounds).await
+            };
+            let before = emu.journal().last_seq();
+            let e = push(emu.legacy_addr(), cfg.clone(), &data, rounds).await;
+            // Every notification must have been journaled as accepted (plus open and close events).
+            let after = emu.journal().last_seq();
+            assert_eq!(
+                after - before,
+                total as u64 + 2,
+                "journal did not record every notification"
+            );
+            let closed = emu
+                .journal()
+                .query(&Filter::kind(EventKind::ConnectionClosed));
+            assert!(closed.last().is_some());
+            println!(
+                "  run {run}: sink {:>10.0}/s   apnsim {:>10.0}/s",
+                total as f64 / s.as_secs_f64(),
+                total as f64 / e.as_secs_f64()
+            );
+            best_sink = best_sink.min(s);
+            best_emu = best_emu.min(e);
+        }
+        let sink_rate = total as f64 / best_sink.as_secs_f64();
+        let emu_rate = total as f64 / best_emu.as_secs_f64();
+        let ratio = emu_rate / sink_rate;
+        println!(
+            "best: raw TLS sink {sink_rate:.0} notifications/s ({:.0} MB/s)",
+            bytes as f64 / best_sink.as_secs_f64() / 1e6
+        );
+        println!("best: apnsim gateway {emu_rate:.0} notifications/s");
+        println!(
+            "ratio apnsim/sink: {ratio:.2} (target >= 0.70); absolute target >= 500000/s: {}",
+            if emu_rate >= 500_000.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+        emu.shutdown().await;
+    });
+}

@@ -1,0 +1,47 @@
+//! Subcommands and their options; each `serve` option has an `APNSIM_*` environment twin and a
+//! `--config` TOML key of the same name.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// apnsim: a fake Apple Push Notification service for testing push providers.
+#[derive(Debug, Parser)]
+#[command(name = "apnsim", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the emulator (legacy gateway, feedback service).
+    Serve(Box<serve::ServeArgs>),
+    /// Write a CA, a server certificate and provider identities (PEM, combined PEM, .p12).
+    Certs {
+        /// Directory to write into (created if missing; existing files are replaced).
+        #[arg(long, default_value = "certs", env = "APNSIM_CERTS")]
+        dir: PathBuf,
+        /// App topic (bundle id) of the provider certificates.
+        #[arg(long, default_value = apnsim::DEFAULT_TOPIC, env = "APNSIM_TOPIC")]
+        topic: String,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Serve(args) => serve::run(*args).await,
+        Command::Certs { dir, topic } => {
+            let manifest = apnsim::certs::generate(&dir, &topic)?;
+            println!(
+                "wrote certificates for topic {topic} into {}",
+                dir.display()
+            );
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

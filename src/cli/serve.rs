@@ -1,0 +1,258 @@
+//! `apnsim serve`: flags, environment twins and the TOML config merged into one emulator start,
+//! ready lines and the ready file, and graceful shutdown on Ctrl-C / SIGTERM.
+
+use apnsim::settings::Settings;
+use apnsim::{CertSource, Emulator};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A listener port: a number (0 = ephemeral) or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// Listen on this port.
+    On(u16),
+    /// Do not open this listener.
+    Off,
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(u16),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(p) => Ok(Port::On(p)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl std::str::FromStr for Port {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Port::Off);
+        }
+        s.parse()
+            .map(Port::On)
+            .map_err(|_| format!("{s:?} is not a port number or \"off\""))
+    }
+}
+
+impl Port {
+    fn get(self) -> Option<u16> {
+        match self {
+            Port::On(p) => Some(p),
+            Port::Off => None,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `serve`. Precedence: flag, then `APNSIM_*` variable, then `--config`, then default.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (same names, with underscores) and a [settings] table.
+    #[arg(long, env = "APNSIM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address every listener binds [default: 127.0.0.1].
+    #[arg(long, env = "APNSIM_BIND")]
+    bind: Option<IpAddr>,
+    /// Production legacy gateway port, 0 = ephemeral, off = closed [default: 2195].
+    #[arg(long, env = "APNSIM_LEGACY_PORT")]
+    legacy_port: Option<Port>,
+    /// Production feedback port [default: 2196].
+    #[arg(long, env = "APNSIM_FEEDBACK_PORT")]
+    feedback_port: Option<Port>,
+    /// Sandbox legacy gateway port [default: 2295].
+    #[arg(long, env = "APNSIM_SANDBOX_LEGACY_PORT")]
+    sandbox_legacy_port: Option<Port>,
+    /// Sandbox feedback port [default: 2296].
+    #[arg(long, env = "APNSIM_SANDBOX_FEEDBACK_PORT")]
+    sandbox_feedback_port: Option<Port>,
+    /// Certificate directory; generated on first run [default: certs].
+    #[arg(long, env = "APNSIM_CERTS")]
+    certs: Option<PathBuf>,
+    /// App topic of generated provider certificates [default: com.example.app].
+    #[arg(long, env = "APNSIM_TOPIC")]
+    topic: Option<String>,
+    /// Write a JSON object of listener addresses here once every listener is bound.
+    #[arg(long, env = "APNSIM_READY_FILE")]
+    ready_file: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, env = "APNSIM_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Refuse unregistered tokens (status 8).
+    #[arg(long, env = "APNSIM_STRICT_TOKENS")]
+    strict_tokens: Option<bool>,
+    /// Allow TLS 1.3 on the legacy and feedback ports (default: TLS 1.2 only).
+    #[arg(long, env = "APNSIM_LEGACY_TLS13")]
+    legacy_tls13: Option<bool>,
+    /// Delay before a legacy error-response, in milliseconds.
+    #[arg(long, env = "APNSIM_LEGACY_ERROR_DELAY_MS")]
+    legacy_error_delay_ms: Option<u64>,
+    /// Journal capacity in events [default: 100000].
+    #[arg(long, env = "APNSIM_JOURNAL_CAPACITY")]
+    journal_capacity: Option<usize>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    bind: Option<IpAddr>,
+    legacy_port: Option<Port>,
+    feedback_port: Option<Port>,
+    sandbox_legacy_port: Option<Port>,
+    sandbox_feedback_port: Option<Port>,
+    certs: Option<PathBuf>,
+    topic: Option<String>,
+    ready_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    settings: Option<Settings>,
+}
+
+/// Runs the emulator until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let file: ConfigFile = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let log_format = args.log_format.or(file.log_format).unwrap_or_default();
+    init_logging(log_format);
+
+    let mut settings = file.settings.unwrap_or_default();
+    if let Some(v) = args.strict_tokens {
+        settings.strict_tokens = v;
+    }
+    if let Some(v) = args.legacy_tls13 {
+        settings.legacy_tls13 = v;
+    }
+    if let Some(v) = args.legacy_error_delay_ms {
+        settings.legacy_error_delay_ms = v;
+    }
+    if let Some(v) = args.journal_capacity {
+        settings.journal_capacity = v;
+    }
+    let port = |flag: Option<Port>, conf: Option<Port>, default: u16| {
+        flag.or(conf).unwrap_or(Port::On(default)).get()
+    };
+    let certs = args
+        .certs
+        .or(file.certs)
+        .unwrap_or_else(|| PathBuf::from("certs"));
+    let topic = args
+        .topic
+        .or(file.topic)
+        .unwrap_or_else(|| apnsim::DEFAULT_TOPIC.to_string());
+    let ready_file = args.ready_file.or(file.ready_file);
+
+    let emu = Emulator::builder()
+        .bind(
+            args.bind
+                .or(file.bind)
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        )
+        .legacy_port(port(args.legacy_port, file.legacy_port, 2195))
+        .feedback_port(port(args.feedback_port, file.feedback_port, 2196))
+        .sandbox_legacy_port(port(
+            args.sandbox_legacy_port,
+            file.sandbox_legacy_port,
+            2295,
+        ))
+        .sandbox_feedback_port(port(
+            args.sandbox_feedback_port,
+            file.sandbox_feedback_port,
+            2296,
+        ))
+        .certs(CertSource::Dir(certs.clone()))
+        .topic(topic)
+        .settings(settings)
+        .start()
+        .await?;
+
+    let names = [
+        ("legacy", "legacy gateway (production)"),
+        ("feedback", "feedback service (production)"),
+        ("sandbox_legacy", "legacy gateway (sandbox)"),
+        ("sandbox_feedback", "feedback service (sandbox)"),
+    ];
+    for (key, name) in names {
+        if let Some(addr) = emu.addr(key) {
+            println!("apnsim {name} ready on {addr}");
+        }
+    }
+    println!(
+        "apnsim certificates in {} (CA: ca.pem, provider identities: provider-*.pem/.p12)",
+        certs.display()
+    );
+    if let Some(path) = &ready_file {
+        let json: serde_json::Map<String, serde_json::Value> = emu
+            .addrs()
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.to_string())))
+            .collect();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
+        std::fs::rename(&tmp, path)?;
+    }
+    wait_for_signal().await;
+    println!("apnsim shutting down");
+    emu.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

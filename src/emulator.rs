@@ -1,0 +1,387 @@
+//! The embedding API: start a whole emulator in-process (ephemeral ports, in-memory certificates)
+//! from a Rust test, and reach its addresses, identities, registry, journal and clock.
+
+use crate::certs::{Authority, Identity, ProviderSpec};
+use crate::clock::Clock;
+use crate::engine::{Engine, Registry};
+use crate::journal::Journal;
+use crate::model::Environment;
+use crate::runtime::{spawn_listener, Core, Shutdown};
+use crate::settings::Settings;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+/// Errors that stop an emulator from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A port could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Certificates could not be generated or loaded.
+    #[error("certificates: {0}")]
+    Certs(String),
+    /// TLS configuration failed.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// Where the emulator's CA and server certificate come from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// Generated in memory for this emulator only (the default for tests).
+    InMemory,
+    /// Loaded from a directory, generated there first if missing (what `serve` uses).
+    Dir(PathBuf),
+}
+
+/// Which provider identity to hand a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Certificate valid for production only.
+    Production,
+    /// Certificate valid for sandbox only.
+    Sandbox,
+    /// Certificate valid for both.
+    Universal,
+}
+
+impl ProviderKind {
+    /// The Apple environment extensions a certificate of this kind carries (PROTOCOL.md 1.9).
+    pub fn environments(self) -> &'static [Environment] {
+        match self {
+            ProviderKind::Production => &[Environment::Production],
+            ProviderKind::Sandbox => &[Environment::Sandbox],
+            ProviderKind::Universal => &[Environment::Sandbox, Environment::Production],
+        }
+    }
+
+    /// All three kinds, in file-name order.
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Production,
+        ProviderKind::Sandbox,
+        ProviderKind::Universal,
+    ];
+}
+
+/// Configures an emulator before it starts.
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    bind: IpAddr,
+    legacy_port: Option<u16>,
+    feedback_port: Option<u16>,
+    sandbox_legacy_port: Option<u16>,
+    sandbox_feedback_port: Option<u16>,
+    certs: CertSource,
+    topic: String,
+    settings: Settings,
+    registry: Registry,
+    clock: Clock,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        EmulatorBuilder {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            legacy_port: Some(0),
+            feedback_port: Some(0),
+            sandbox_legacy_port: Some(0),
+            sandbox_feedback_port: Some(0),
+            certs: CertSource::InMemory,
+            topic: crate::DEFAULT_TOPIC.to_string(),
+            settings: Settings::default(),
+            registry: Registry::new(),
+            clock: Clock::new(),
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// The address every listener binds (loopback by default).
+    pub fn bind(mut self, ip: IpAddr) -> Self {
+        self.bind = ip;
+        self
+    }
+
+    /// Production gateway port (`0` = ephemeral, `None` = off).
+    pub fn legacy_port(mut self, port: Option<u16>) -> Self {
+        self.legacy_port = port;
+        self
+    }
+
+    /// Production feedback port.
+    pub fn feedback_port(mut self, port: Option<u16>) -> Self {
+        self.feedback_port = port;
+        self
+    }
+
+    /// Sandbox gateway port.
+    pub fn sandbox_legacy_port(mut self, port: Option<u16>) -> Self {
+        self.sandbox_legacy_port = port;
+        self
+    }
+
+    /// Sandbox feedback port.
+    pub fn sandbox_feedback_port(mut self, port: Option<u16>) -> Self {
+        self.sandbox_feedback_port = port;
+        self
+    }
+
+    /// Where certificates come from.
+    pub fn certs(mut self, source: CertSource) -> Self {
+        self.certs = source;
+        self
+    }
+
+    /// The app topic (bundle id) of the generated provider certificates.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = topic.into();
+        self
+    }
+
+    /// Behaviour settings (PROTOCOL.md Part 3 decisions and limits).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Starts with this token registry (shared: later changes through it are seen live).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Shares a clock (e.g. one a test advances).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Binds every listener, then serves in the background; returns once all are listening.
+    pub async fn start(self) -> Result<Emulator, StartError> {
+        let authority = match &self.certs {
+            CertSource::InMemory => {
+                Authority::new_in_memory().map_err(|e| StartError::Certs(e.to_string()))?
+            }
+            CertSource::Dir(dir) => {
+                crate::certs::ensure(dir, &self.topic)
+                    .map_err(|e| StartError::Certs(e.to_string()))?;
+                Authority::load(dir).map_err(|e| StartError::Certs(e.to_string()))?
+            }
+        };
+        let server = match &self.certs {
+            CertSource::InMemory => authority
+                .issue_server()
+                .map_err(|e| StartError::Certs(e.to_string()))?,
+            CertSource::Dir(dir) => {
+                Identity::load(dir, "server").map_err(|e| StartError::Certs(e.to_string()))?
+            }
+        };
+        let legacy_tls = legacy_tls(&authority, &server, &self.settings)?;
+        let journal = Journal::new(self.settings.journal_capacity, self.clock.clone());
+        let engine = Engine::new(self.settings.clone(), self.registry.clone());
+        let core = Arc::new(Core::new(
+            self.settings.clone(),
+            engine,
+            journal,
+            self.clock.clone(),
+            legacy_tls,
+        ));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shutdown = Shutdown(stop_rx);
+        let tracker = TaskTracker::new();
+        let mut addrs = BTreeMap::new();
+
+        let plan = [
+            ("legacy", self.legacy_port, Environment::Production, true),
+            (
+                "feedback",
+                self.feedback_port,
+                Environment::Production,
+                false,
+            ),
+            (
+                "sandbox_legacy",
+                self.sandbox_legacy_port,
+                Environment::Sandbox,
+                true,
+            ),
+            (
+                "sandbox_feedback",
+                self.sandbox_feedback_port,
+                Environment::Sandbox,
+                false,
+            ),
+        ];
+        for (key, port, env, gateway) in plan {
+            let Some(port) = port else { continue };
+            let addr = SocketAddr::new(self.bind, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            addrs.insert(key.to_string(), local);
+            if gateway {
+                spawn_listener(
+                    &tracker,
+                    listener,
+                    core.clone(),
+                    env,
+                    shutdown.clone(),
+                    |s, p, c, e, sd| crate::legacy::gateway::serve(s, p, c, e, sd),
+                );
+            } else {
+                spawn_listener(
+                    &tracker,
+                    listener,
+                    core.clone(),
+                    env,
+                    shutdown.clone(),
+                    |s, p, c, e, _sd| crate::legacy::feedback::serve(s, p, c, e),
+                );
+            }
+        }
+        let mut identities = Vec::new();
+        for kind in ProviderKind::ALL {
+            let spec = ProviderSpec::new(&self.topic, kind.environments());
+            identities.push(
+                authority
+                    .issue_provider(&spec)
+                    .map_err(|e| StartError::Certs(e.to_string()))?,
+            );
+        }
+        Ok(Emulator {
+            identities,
+            addrs,
+            core,
+            authority: Arc::new(authority),
+            stop_tx,
+            tracker,
+            topic: self.topic,
+        })
+    }
+}
+
+/// The TLS policy of the gateway and feedback ports (PROTOCOL.md 1.1; TLS 1.2 unless the setting allows 1.3).
+pub fn legacy_tls(
+    authority: &Authority,
+    server: &Identity,
+    settings: &Settings,
+) -> Result<crate::tls::ListenerTls, StartError> {
+    let mut options = crate::tls::TlsOptions::legacy();
+    options.allow_tls13 = settings.legacy_tls13;
+    crate::tls::ListenerTls::new(&authority.ca_pem(), server, options)
+        .map_err(|e| StartError::Tls(e.to_string()))
+}
+
+/// A running emulator. Dropping it without `shutdown` leaves its tasks to end with the runtime.
+pub struct Emulator {
+    identities: Vec<Identity>,
+    addrs: BTreeMap<String, SocketAddr>,
+    core: Arc<Core>,
+    authority: Arc<Authority>,
+    stop_tx: watch::Sender<bool>,
+    tracker: TaskTracker,
+    topic: String,
+}
+
+/// The bound addresses, keyed as in the ready file (`legacy`, `feedback`, `sandbox_legacy`, …).
+#[derive(Debug, Clone, Serialize)]
+pub struct Addrs(pub BTreeMap<String, SocketAddr>);
+
+impl Emulator {
+    /// A builder with test-friendly defaults: loopback, ephemeral ports, in-memory certificates.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// Every bound address by ready-file key.
+    pub fn addrs(&self) -> Addrs {
+        Addrs(self.addrs.clone())
+    }
+
+    /// The address under a ready-file key, if that listener is on.
+    pub fn addr(&self, key: &str) -> Option<SocketAddr> {
+        self.addrs.get(key).copied()
+    }
+
+    /// The production gateway's address.
+    pub fn legacy_addr(&self) -> SocketAddr {
+        self.addrs["legacy"]
+    }
+
+    /// The production feedback service's address.
+    pub fn feedback_addr(&self) -> SocketAddr {
+        self.addrs["feedback"]
+    }
+
+    /// The CA certificate (PEM) providers must trust.
+    pub fn ca_pem(&self) -> String {
+        self.authority.ca_pem()
+    }
+
+    /// The topic of the default provider identities.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// A provider client certificate of `kind` for the emulator's topic, issued at start.
+    pub fn identity(&self, kind: ProviderKind) -> &Identity {
+        let i = ProviderKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        &self.identities[i]
+    }
+
+    /// The certificate authority, to issue other identities (another topic, another environment).
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The token registry (changes apply to the running emulator).
+    pub fn registry(&self) -> &Registry {
+        self.core.engine.registry()
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.core.journal
+    }
+
+    /// The emulator's clock (advance it to age JWTs and registrations).
+    pub fn clock(&self) -> &Clock {
+        &self.core.clock
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.core.settings
+    }
+
+    /// Graceful shutdown: listeners stop, each legacy connection gets status 10 and is closed;
+    /// waits up to `grace` for connections to finish.
+    pub async fn shutdown_with(self, grace: Duration) {
+        let _ = self.stop_tx.send(true);
+        self.tracker.close();
+        let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
+    }
+
+    /// Graceful shutdown with a 5-second grace period.
+    pub async fn shutdown(self) {
+        self.shutdown_with(Duration::from_secs(5)).await
+    }
+}

@@ -1,0 +1,193 @@
+//! The sans-IO decision: given what a connection is and what arrived, what apnsim answers.
+//! Every protocol funnels into `decide`, so a rule written once applies to both.
+
+pub mod registry;
+
+use crate::model::{Environment, Notification, Protocol};
+use crate::settings::Settings;
+pub use registry::{FeedbackEntry, Registry, TokenRecord};
+
+/// What the engine knows about the connection a notification came on.
+#[derive(Debug, Clone)]
+pub struct ConnState {
+    /// Connection id, as in the journal.
+    pub id: u64,
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// The connection's environment (SNI or listener).
+    pub environment: Environment,
+    /// Notifications already decided on this connection.
+    pub decided: u64,
+}
+
+/// Why a notification is refused, in protocol-neutral terms; each listener maps it to its wire answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Token unknown under strict tokens, or from the other environment (legacy 8, HTTP/2 BadDeviceToken).
+    InvalidToken,
+    /// Token registered for another topic (HTTP/2 DeviceTokenNotForTopic).
+    TokenNotForTopic,
+    /// Token unregistered since this time in ms (HTTP/2 410 Unregistered).
+    Unregistered(u64),
+}
+
+/// The engine's decision for one notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Take it.
+    Accept,
+    /// Refuse it with the protocol's answer.
+    Reject(Refusal),
+    /// Cut the connection with no answer.
+    Drop,
+}
+
+/// The decision maker shared by every listener.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    settings: Settings,
+    registry: Registry,
+}
+
+impl Engine {
+    /// An engine over `registry` with `settings`.
+    pub fn new(settings: Settings, registry: Registry) -> Self {
+        Engine { settings, registry }
+    }
+
+    /// The settings it decides by.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The token registry it consults.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Decides one well-formed notification (codec-level checks already passed).
+    pub fn decide(&self, conn: &ConnState, n: &Notification) -> Verdict {
+        let strict = self.settings.strict_tokens;
+        self.registry.with(&n.token, |record| match record {
+            // PROTOCOL.md Part 3: unknown tokens are accepted unless strict-tokens.
+            None if strict => Verdict::Reject(Refusal::InvalidToken),
+            None => Verdict::Accept,
+            Some(r) => {
+                // PROTOCOL.md 1.6 status 8 / Part 3: a token of the other environment is invalid.
+                if r.environment.is_some_and(|e| e != conn.environment) {
+                    return Verdict::Reject(Refusal::InvalidToken);
+                }
+                if conn.protocol == Protocol::Legacy {
+                    // Apple never told legacy providers about unregistered tokens (feedback did).
+                    return Verdict::Accept;
+                }
+                if let (Some(want), Some(got)) = (&r.topic, &n.topic) {
+                    if !topic_matches(want, got) {
+                        return Verdict::Reject(Refusal::TokenNotForTopic);
+                    }
+                }
+                match r.unregistered_at {
+                    Some(at) => Verdict::Reject(Refusal::Unregistered(at)),
+                    None => Verdict::Accept,
+                }
+            }
+        })
+    }
+}
+
+/// A token registered for an app also serves the app's suffixed topics (.voip, .complication, …).
+fn topic_matches(registered: &str, topic: &str) -> bool {
+    topic == registered
+        || topic
+            .strip_prefix(registered)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DeviceToken;
+
+    fn note(token: u8, topic: Option<&str>) -> Notification {
+        Notification {
+            token: DeviceToken::from_bytes(vec![token; 32]),
+            payload: bytes::Bytes::from_static(b"{}"),
+            identifier: None,
+            expiry: None,
+            priority: 10,
+            topic: topic.map(Into::into),
+            push_type: None,
+            collapse_id: None,
+            apns_id: None,
+            command: None,
+        }
+    }
+
+    fn conn(protocol: Protocol, environment: Environment) -> ConnState {
+        ConnState {
+            id: 1,
+            protocol,
+            environment,
+            decided: 0,
+        }
+    }
+
+    #[test]
+    fn unknown_tokens_pass_unless_strict() {
+        let n = note(1, None);
+        let c = conn(Protocol::Legacy, Environment::Production);
+        assert_eq!(
+            Engine::new(Settings::default(), Registry::new()).decide(&c, &n),
+            Verdict::Accept
+        );
+        let strict = Settings {
+            strict_tokens: true,
+            ..Settings::default()
+        };
+        assert_eq!(
+            Engine::new(strict, Registry::new()).decide(&c, &n),
+            Verdict::Reject(Refusal::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn environment_topic_and_unregistered() {
+        let reg = Registry::new();
+        let e = Engine::new(Settings::default(), reg.clone());
+        reg.register(TokenRecord::new(
+            DeviceToken::from_bytes(vec![1; 32]),
+            Some(Environment::Sandbox),
+        ));
+        reg.register(TokenRecord {
+            topic: Some("com.a".into()),
+            unregistered_at: Some(5),
+            ..TokenRecord::new(DeviceToken::from_bytes(vec![2; 32]), None)
+        });
+        let prod_legacy = conn(Protocol::Legacy, Environment::Production);
+        let prod_h2 = conn(Protocol::Http2, Environment::Production);
+        assert_eq!(
+            e.decide(&prod_legacy, &note(1, None)),
+            Verdict::Reject(Refusal::InvalidToken)
+        );
+        assert_eq!(
+            e.decide(
+                &conn(Protocol::Legacy, Environment::Sandbox),
+                &note(1, None)
+            ),
+            Verdict::Accept
+        );
+        assert_eq!(
+            e.decide(&prod_legacy, &note(2, Some("com.a"))),
+            Verdict::Accept
+        );
+        assert_eq!(
+            e.decide(&prod_h2, &note(2, Some("com.a.voip"))),
+            Verdict::Reject(Refusal::Unregistered(5))
+        );
+        assert_eq!(
+            e.decide(&prod_h2, &note(2, Some("com.b"))),
+            Verdict::Reject(Refusal::TokenNotForTopic)
+        );
+        assert!(!topic_matches("com.a", "com.ab"));
+    }
+}

@@ -1,0 +1,607 @@
+//! The thin tokio driver of one HTTP/2 connection: it only moves bytes between the transport and
+//! [`Connection`], hands requests to a [`Handler`] and carries out [`Command`]s. Every protocol
+//! decision lives in `conn` and in the handler.
+
+use crate::http2::conn::{ConnConfig, Connection, Event, Request, SettingsUpdate};
+use crate::http2::frame::ErrorCode;
+use bytes::{Buf, Bytes, BytesMut};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// A response the handler chose; `then` runs right after it (e.g. GOAWAY after a rejection).
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Header fields after `:status` (names are sent lowercase).
+    pub headers: Vec<(String, String)>,
+    /// Body; `None` or empty means a single HEADERS frame with END_STREAM (PROTOCOL.md 2.6).
+    pub body: Option<Bytes>,
+    /// Commands carried out right after the response, in order.
+    pub then: Vec<Command>,
+}
+
+/// What the rest of apnsim can make a live connection do (the hooks that script APNs faults).
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Answer a stream.
+    Respond {
+        /// The stream.
+        stream_id: u32,
+        /// The answer.
+        response: Response,
+    },
+    /// RST_STREAM on a stream.
+    Reset {
+        /// The stream.
+        stream_id: u32,
+        /// Code.
+        code: ErrorCode,
+    },
+    /// GOAWAY; `last_stream_id` `None` = highest processed (PROTOCOL.md 2.2: JSON debug data).
+    GoAway {
+        /// Code.
+        code: ErrorCode,
+        /// Last stream id to announce.
+        last_stream_id: Option<u32>,
+        /// Debug data.
+        debug: Bytes,
+    },
+    /// GOAWAY before our SETTINGS, then close (only meaningful from [`Handler::on_open`]).
+    GoAwayBeforeSettings {
+        /// Code.
+        code: ErrorCode,
+        /// Debug data.
+        debug: Bytes,
+    },
+    /// New SETTINGS (PROTOCOL.md 2.2: MAX_CONCURRENT_STREAMS 1 then 1000).
+    Settings(SettingsUpdate),
+    /// Stop or resume answering PINGs.
+    IgnorePing(bool),
+    /// Send a PING.
+    Ping([u8; 8]),
+    /// Drop the transport at once, without flushing or GOAWAY.
+    CloseAbruptly,
+}
+
+/// A cloneable sender of [`Command`]s to one live connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+/// The connection has ended; the command was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("connection has ended")]
+pub struct ConnGone;
+
+impl ConnHandle {
+    /// Sends a command, waiting while the queue is full.
+    pub async fn send(&self, cmd: Command) -> Result<(), ConnGone> {
+        self.tx.send(cmd).await.map_err(|_| ConnGone)
+    }
+
+    /// Sends a command if the queue has room.
+    pub fn try_send(&self, cmd: Command) -> Result<(), ConnGone> {
+        self.tx.try_send(cmd).map_err(|_| ConnGone)
+    }
+
+    /// Whether the connection is still being served.
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+/// Creates the command channel of a connection: keep the handle, give the receiver to [`serve_connection`].
+pub fn command_channel(capacity: usize) -> (ConnHandle, mpsc::Receiver<Command>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (ConnHandle { tx }, rx)
+}
+
+/// Decides the answer to each request; the APNs layer implements it.
+pub trait Handler: Send + Sync + 'static {
+    /// Called before anything is written: return commands to run first (e.g. GOAWAY before SETTINGS).
+    fn on_open(&self, _handle: &ConnHandle) -> Vec<Command> {
+        Vec::new()
+    }
+
+    /// Every event other than requests, for journaling and reactions.
+    fn on_event(&self, _event: &Event, _handle: &ConnHandle) {}
+
+    /// Answers a request; may take its time. `None` leaves the stream to commands sent via the handle.
+    fn on_request(
+        &self,
+        req: Request,
+        handle: ConnHandle,
+    ) -> impl Future<Output = Option<Response>> + Send;
+}
+
+/// The handler used until APNs semantics are plugged in: `200` with an `apns-id` (PROTOCOL.md 2.6,
+/// echoed from the request, else a generated lowercase UUID as PROTOCOL.md part 3 decides).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultHandler;
+
+impl Handler for DefaultHandler {
+    fn on_request(
+        &self,
+        req: Request,
+        _handle: ConnHandle,
+    ) -> impl Future<Output = Option<Response>> + Send {
+        let id = req
+            .header("apns-id")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        std::future::ready(Some(Response {
+            status: 200,
+            headers: vec![("apns-id".into(), id)],
+            body: None,
+            then: Vec::new(),
+        }))
+    }
+}
+
+/// How a connection ended, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The protocol finished (GOAWAY, error, EOF) and output was flushed.
+    Closed,
+    /// A [`Command::CloseAbruptly`].
+    Abrupt,
+    /// The peer stopped reading for longer than `write_stall_timeout`.
+    WriteStalled,
+    /// The transport failed.
+    Io,
+}
+
+/// Serves one HTTP/2 connection (TLS with ALPN h2, or prior knowledge) until it ends.
+pub async fn serve_connection<IO, H>(
+    io: IO,
+    cfg: ConnConfig,
+    handler: Arc<H>,
+    handle: ConnHandle,
+    mut commands: mpsc::Receiver<Command>,
+) -> Ending
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
+{
+    let stall = cfg.write_stall_timeout;
+    let max_out = cfg.max_output_buffer;
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut conn = Connection::new(cfg);
+    let mut tasks: JoinSet<(u32, Option<Response>)> = JoinSet::new();
+    for cmd in handler.on_open(&handle) {
+        if apply(&mut conn, cmd) {
+            return Ending::Abrupt;
+        }
+    }
+    conn.send_preface_settings();
+    let mut wbuf = BytesMut::new();
+    let mut rbuf = vec![0u8; 16 * 1024];
+    let mut eof = false;
+    let mut last_write = Instant::now();
+    let ending = loop {
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Request(req) => {
+                    let h = handler.clone();
+                    let hd = handle.clone();
+                    let id = req.stream_id;
+                    tasks.spawn(async move { (id, h.on_request(req, hd).await) });
+                }
+                other => handler.on_event(&other, &handle),
+            }
+        }
+        if wbuf.len() <= max_out {
+            if let Some(b) = conn.take_output() {
+                if wbuf.is_empty() {
+                    last_write = Instant::now();
+                }
+                wbuf.extend_from_slice(&b);
+            }
+        }
+        if wbuf.is_empty() && conn.wants_close() {
+            break Ending::Closed;
+        }
+        if conn.input_blocked() && conn.output_len() <= max_out && wbuf.len() <= max_out {
+            conn.recv(&[], std::time::Instant::now());
+            continue;
+        }
+        let reading = !eof && conn.wants_read() && wbuf.len() <= max_out;
+        let deadline = conn.next_timeout().map(Instant::from_std);
+        let stall_at = stall.and_then(|d| last_write.checked_add(d));
+        tokio::select! {
+            r = rd.read(&mut rbuf), if reading => match r {
+                Ok(0) => {
+                    eof = true;
+                    conn.recv_eof();
+                }
+                Ok(n) => conn.recv(rbuf.get(..n).unwrap_or_default(), std::time::Instant::now()),
+                Err(_) => break Ending::Io,
+            },
+            w = wr.write(&wbuf), if !wbuf.is_empty() => match w {
+                Ok(0) | Err(_) => break Ending::Io,
+                Ok(n) => {
+                    wbuf.advance(n.min(wbuf.len()));
+                    last_write = Instant::now();
+                    if wbuf.is_empty() {
+                        let t = stall.unwrap_or(Duration::from_secs(30));
+                        if !matches!(tokio::time::timeout(t, wr.flush()).await, Ok(Ok(()))) {
+                            break Ending::Io;
+                        }
+                    }
+                }
+            },
+            Some(cmd) = commands.recv() => {
+                if apply(&mut conn, cmd) {
+                    break Ending::Abrupt;
+                }
+            }
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok((id, Some(resp))) = joined {
+                    if apply(&mut conn, Command::Respond { stream_id: id, response: resp }) {
+                        break Ending::Abrupt;
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                conn.on_timeout(std::time::Instant::now());
+            }
+            _ = tokio::time::sleep_until(stall_at.unwrap_or_else(Instant::now)), if stall_at.is_some() && !wbuf.is_empty() => {
+                break Ending::WriteStalled;
+            }
+        }
+    };
+    if ending == Ending::Closed {
+        let _ = tokio::time::timeout(Duration::from_secs(5), wr.shutdown()).await;
+        // Read a little after our FIN so unread client bytes do not turn the close into a TCP
+        // reset that could destroy the GOAWAY before the client reads it (RFC 9113 6.8 advice).
+        let drain = async {
+            let mut left: usize = 1 << 20;
+            while left > 0 {
+                match rd.read(&mut rbuf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+    }
+    tasks.abort_all();
+    ending
+}
+
+/// Carries out one command; `true` means close the transport at once.
+fn apply(conn: &mut Connection, cmd: Command) -> bool {
+    match cmd {
+        Command::Respond {
+            stream_id,
+            response,
+        } => {
+            let headers: Vec<(&str, &str)> = response
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            // The stream may be gone (client reset it): nothing to answer then.
+            let _ = conn.respond(stream_id, response.status, &headers, response.body);
+            for c in response.then {
+                if apply(conn, c) {
+                    return true;
+                }
+            }
+        }
+        Command::Reset { stream_id, code } => {
+            let _ = conn.reset_stream(stream_id, code);
+        }
+        Command::GoAway {
+            code,
+            last_stream_id,
+            debug,
+        } => conn.goaway(code, last_stream_id, debug),
+        Command::GoAwayBeforeSettings { code, debug } => conn.goaway_before_settings(code, debug),
+        Command::Settings(u) => conn.update_settings(u),
+        Command::IgnorePing(on) => conn.set_ignore_ping(on),
+        Command::Ping(data) => conn.send_ping(data),
+        Command::CloseAbruptly => return true,
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http2::frame::{Frame, FrameHeader, HEADER_LEN, PREFACE};
+    use crate::http2::hpack::{Decoder, Encoder};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    async fn read_frame(io: &mut DuplexStream) -> Option<Frame> {
+        let mut h = [0u8; HEADER_LEN];
+        io.read_exact(&mut h).await.ok()?;
+        let hdr = FrameHeader::parse(&h)?;
+        let mut p = vec![0u8; hdr.length as usize];
+        io.read_exact(&mut p).await.ok()?;
+        Frame::parse(&hdr, &p).ok()
+    }
+
+    /// Reads frames until one matches, skipping the rest (SETTINGS, WINDOW_UPDATE...).
+    async fn until<F: Fn(&Frame) -> bool>(io: &mut DuplexStream, f: F) -> Option<Frame> {
+        loop {
+            let fr = read_frame(io).await?;
+            if f(&fr) {
+                return Some(fr);
+            }
+        }
+    }
+
+    fn request_bytes(enc: &mut Encoder, id: u32) -> Vec<u8> {
+        let mut block = BytesMut::new();
+        enc.encode(
+            [
+                (&b":method"[..], &b"POST"[..]),
+                (b":scheme", b"https"),
+                (b":path", b"/3/device/abcd"),
+                (b":authority", b"localhost"),
+            ],
+            &mut block,
+        );
+        let mut v = Vec::new();
+        let mut out = BytesMut::new();
+        Frame::Headers {
+            stream_id: id,
+            end_stream: false,
+            end_headers: true,
+            priority: None,
+            fragment: block.freeze(),
+            pad: None,
+        }
+        .encode(&mut out);
+        Frame::Data {
+            stream_id: id,
+            end_stream: true,
+            data: Bytes::from_static(b"{}"),
+            pad: None,
+        }
+        .encode(&mut out);
+        v.extend_from_slice(&out);
+        v
+    }
+
+    fn client_start() -> Vec<u8> {
+        let mut v = PREFACE.to_vec();
+        v.extend_from_slice(
+            &Frame::Settings {
+                ack: false,
+                params: vec![],
+            }
+            .to_bytes(),
+        );
+        v.extend_from_slice(
+            &Frame::Settings {
+                ack: true,
+                params: vec![],
+            }
+            .to_bytes(),
+        );
+        v
+    }
+
+    fn spawn_server<H: Handler>(
+        handler: H,
+        cfg: ConnConfig,
+    ) -> (DuplexStream, ConnHandle, tokio::task::JoinHandle<Ending>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (handle, rx) = command_channel(16);
+        let h2 = handle.clone();
+        let task =
+            tokio::spawn(
+                async move { serve_connection(server, cfg, Arc::new(handler), h2, rx).await },
+            );
+        (client, handle, task)
+    }
+
+    #[tokio::test]
+    async fn default_handler_answers_200_with_apns_id() {
+        let (mut io, _h, _t) = spawn_server(DefaultHandler, ConnConfig::default());
+        io.write_all(&client_start()).await.unwrap();
+        io.write_all(&request_bytes(&mut Encoder::new(), 1))
+            .await
+            .unwrap();
+        let f = until(&mut io, |f| matches!(f, Frame::Headers { .. }))
+            .await
+            .unwrap();
+        let Frame::Headers {
+            fragment,
+            end_stream,
+            ..
+        } = f
+        else {
+            unreachable!()
+        };
+        assert!(end_stream);
+        let fields = Decoder::new(4096).decode(&fragment, 1 << 16).unwrap();
+        assert_eq!(&fields[0].value[..], b"200");
+        assert_eq!(&fields[1].name[..], b"apns-id");
+        let id = std::str::from_utf8(&fields[1].value).unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok());
+        assert_eq!(id, id.to_ascii_lowercase());
+    }
+
+    #[tokio::test]
+    async fn goaway_hook_sends_debug_and_closes() {
+        let (mut io, h, t) = spawn_server(DefaultHandler, ConnConfig::default());
+        io.write_all(&client_start()).await.unwrap();
+        io.write_all(&request_bytes(&mut Encoder::new(), 1))
+            .await
+            .unwrap();
+        until(&mut io, |f| matches!(f, Frame::Headers { .. }))
+            .await
+            .unwrap();
+        h.send(Command::GoAway {
+            code: ErrorCode::NO_ERROR,
+            last_stream_id: None,
+            debug: Bytes::from_static(b"{\"reason\":\"Shutdown\"}"),
+        })
+        .await
+        .unwrap();
+        let f = until(&mut io, |f| matches!(f, Frame::GoAway { .. }))
+            .await
+            .unwrap();
+        assert_eq!(
+            f,
+            Frame::GoAway {
+                last_stream_id: 1,
+                code: ErrorCode::NO_ERROR,
+                debug: Bytes::from_static(b"{\"reason\":\"Shutdown\"}")
+            }
+        );
+        assert_eq!(
+            read_frame(&mut io).await,
+            None,
+            "then the connection closes"
+        );
+        assert_eq!(t.await.unwrap(), Ending::Closed);
+    }
+
+    struct GoAwayFirst;
+    impl Handler for GoAwayFirst {
+        fn on_open(&self, _h: &ConnHandle) -> Vec<Command> {
+            vec![Command::GoAwayBeforeSettings {
+                code: ErrorCode::NO_ERROR,
+                debug: Bytes::from_static(b"{\"reason\":\"BadCertificate\"}"),
+            }]
+        }
+        fn on_request(
+            &self,
+            _req: Request,
+            _handle: ConnHandle,
+        ) -> impl Future<Output = Option<Response>> + Send {
+            std::future::ready(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn goaway_before_settings_from_on_open() {
+        let (mut io, _h, t) = spawn_server(GoAwayFirst, ConnConfig::default());
+        let f = read_frame(&mut io).await.unwrap();
+        assert!(matches!(f, Frame::GoAway { .. }), "{f:?}");
+        assert_eq!(read_frame(&mut io).await, None);
+        assert_eq!(t.await.unwrap(), Ending::Closed);
+    }
+
+    struct Slow;
+    impl Handler for Slow {
+        async fn on_request(&self, _req: Request, _handle: ConnHandle) -> Option<Response> {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Some(Response {
+                status: 403,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: Some(Bytes::from_static(b"{\"reason\":\"Forbidden\"}")),
+                then: vec![Command::Settings(SettingsUpdate {
+                    max_concurrent_streams: Some(1),
+                    ..Default::default()
+                })],
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_handler_does_not_block_pings_and_then_runs() {
+        let (mut io, _h, _t) = spawn_server(Slow, ConnConfig::default());
+        io.write_all(&client_start()).await.unwrap();
+        io.write_all(&request_bytes(&mut Encoder::new(), 1))
+            .await
+            .unwrap();
+        io.write_all(
+            &Frame::Ping {
+                ack: false,
+                data: [9; 8],
+            }
+            .to_bytes(),
+        )
+        .await
+        .unwrap();
+        let first = until(&mut io, |f| {
+            matches!(f, Frame::Ping { ack: true, .. } | Frame::Headers { .. })
+        })
+        .await
+        .unwrap();
+        assert!(
+            matches!(first, Frame::Ping { .. }),
+            "PING answered before the slow response"
+        );
+        let d = until(&mut io, |f| matches!(f, Frame::Data { .. }))
+            .await
+            .unwrap();
+        assert!(matches!(
+            d,
+            Frame::Data {
+                end_stream: true,
+                ..
+            }
+        ));
+        let s = until(&mut io, |f| matches!(f, Frame::Settings { ack: false, .. }))
+            .await
+            .unwrap();
+        assert_eq!(
+            s,
+            Frame::Settings {
+                ack: false,
+                params: vec![(crate::http2::frame::setting::MAX_CONCURRENT_STREAMS, 1)]
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn close_abruptly_drops_transport() {
+        let (mut io, h, t) = spawn_server(DefaultHandler, ConnConfig::default());
+        io.write_all(&client_start()).await.unwrap();
+        until(&mut io, |f| matches!(f, Frame::Settings { ack: true, .. }))
+            .await
+            .unwrap();
+        h.send(Command::CloseAbruptly).await.unwrap();
+        assert_eq!(t.await.unwrap(), Ending::Abrupt);
+        assert!(!h.is_alive());
+    }
+
+    #[tokio::test]
+    async fn peer_that_never_reads_is_dropped() {
+        let cfg = ConnConfig {
+            write_stall_timeout: Some(Duration::from_millis(300)),
+            max_output_buffer: 16 * 1024,
+            ..ConnConfig::default()
+        };
+        let (mut io, _h, t) = spawn_server(DefaultHandler, cfg);
+        io.write_all(&client_start()).await.unwrap();
+        let ping = Frame::Ping {
+            ack: false,
+            data: [1; 8],
+        }
+        .to_bytes();
+        let mut flood = Vec::new();
+        for _ in 0..1000 {
+            flood.extend_from_slice(&ping);
+        }
+        // Keep writing PINGs, never read: the server must give up within the stall timeout.
+        let writer = tokio::spawn(async move {
+            for _ in 0..200 {
+                if io.write_all(&flood).await.is_err() {
+                    break;
+                }
+            }
+            io
+        });
+        let end = tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(end, Ending::WriteStalled);
+        writer.abort();
+    }
+}

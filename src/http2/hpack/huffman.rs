@@ -1,0 +1,316 @@
+//! The HPACK Huffman code (RFC 7541 5.2, Appendix B): clients may Huffman-code any string, so the
+//! decoder must read it, and the encoder uses it to keep response header blocks small.
+
+use super::HpackError;
+
+/// Code length in bits of every symbol 0..=255 and EOS (256), from RFC 7541 Appendix B. The code is
+/// canonical (codes of one length are consecutive, in symbol order), so the lengths fix every code.
+#[rustfmt::skip]
+const LENGTHS: [u8; 257] = [
+    // 0..=31: control characters
+    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28,
+    28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28,
+    // 32..=47: ' ' ! " # $ % & ' ( ) * + , - . /
+    6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6,
+    // 48..=63: 0-9 : ; < = > ?
+    5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
+    // 64..=79: @ A-O
+    13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    // 80..=95: P-Z [ \ ] ^ _
+    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
+    // 96..=111: ` a-o
+    15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5,
+    // 112..=127: p-z { | } ~ DEL
+    6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28,
+    // 128..=255
+    20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23,
+    24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24,
+    22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23,
+    21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23,
+    26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25,
+    19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,
+    20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23,
+    26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
+    // 256: EOS
+    30,
+];
+
+/// The longest code (EOS); no symbol is longer.
+const MAX_LEN: usize = 30;
+/// The EOS symbol, which must never appear inside a string (RFC 7541 5.2).
+const EOS: u16 = 256;
+
+/// Canonical code of every symbol, right-aligned.
+const CODES: [u32; 257] = build_codes();
+/// Per code length: the first code of that length, how many codes have it, and where its symbols
+/// start in `SORTED`.
+const FIRST: [u32; MAX_LEN + 1] = build_first();
+const COUNT: [u32; MAX_LEN + 1] = build_count();
+const OFFSET: [u32; MAX_LEN + 1] = build_offset();
+/// Symbols ordered by (code length, symbol), i.e. by code.
+const SORTED: [u16; 257] = build_sorted();
+
+const fn build_codes() -> [u32; 257] {
+    let mut codes = [0u32; 257];
+    let mut code: u32 = 0;
+    let mut len = 1;
+    while len <= MAX_LEN {
+        let mut sym = 0;
+        while sym < 257 {
+            if LENGTHS[sym] as usize == len {
+                codes[sym] = code;
+                code += 1;
+            }
+            sym += 1;
+        }
+        code <<= 1;
+        len += 1;
+    }
+    codes
+}
+
+const fn build_count() -> [u32; MAX_LEN + 1] {
+    let mut count = [0u32; MAX_LEN + 1];
+    let mut sym = 0;
+    while sym < 257 {
+        count[LENGTHS[sym] as usize] += 1;
+        sym += 1;
+    }
+    count
+}
+
+const fn build_first() -> [u32; MAX_LEN + 1] {
+    let count = build_count();
+    let mut first = [0u32; MAX_LEN + 1];
+    let mut code: u32 = 0;
+    let mut len = 1;
+    while len <= MAX_LEN {
+        first[len] = code;
+        code = (code + count[len]) << 1;
+        len += 1;
+    }
+    first
+}
+
+const fn build_offset() -> [u32; MAX_LEN + 1] {
+    let count = build_count();
+    let mut offset = [0u32; MAX_LEN + 1];
+    let mut acc = 0;
+    let mut len = 1;
+    while len <= MAX_LEN {
+        offset[len] = acc;
+        acc += count[len];
+        len += 1;
+    }
+    offset
+}
+
+const fn build_sorted() -> [u16; 257] {
+    let mut sorted = [0u16; 257];
+    let mut i = 0;
+    let mut len = 1;
+    while len <= MAX_LEN {
+        let mut sym = 0;
+        while sym < 257 {
+            if LENGTHS[sym] as usize == len {
+                sorted[i] = sym as u16;
+                i += 1;
+            }
+            sym += 1;
+        }
+        len += 1;
+    }
+    sorted
+}
+
+/// Length in bytes of `src` once Huffman-coded, so the encoder can pick the shorter form.
+pub fn encoded_len(src: &[u8]) -> usize {
+    let bits: usize = src.iter().map(|&b| LENGTHS[b as usize] as usize).sum();
+    bits.div_ceil(8)
+}
+
+/// Huffman-codes `src` onto `dst`, padding the last byte with the most significant bits of EOS
+/// (all ones), as RFC 7541 5.2 requires.
+pub fn encode(src: &[u8], dst: &mut Vec<u8>) {
+    dst.reserve(encoded_len(src));
+    let mut acc: u64 = 0;
+    let mut bits: u32 = 0;
+    for &b in src {
+        let len = u32::from(LENGTHS[b as usize]);
+        acc = (acc << len) | u64::from(CODES[b as usize]);
+        bits += len;
+        while bits >= 8 {
+            bits -= 8;
+            dst.push((acc >> bits) as u8);
+        }
+        acc &= (1u64 << bits) - 1;
+    }
+    if bits > 0 {
+        let pad = 8 - bits;
+        dst.push(((acc << pad) | ((1u64 << pad) - 1)) as u8);
+    }
+}
+
+/// Decodes a Huffman-coded string. Fails on an EOS symbol, on padding longer than 7 bits, and on
+/// padding that is not a prefix of EOS (RFC 7541 5.2).
+pub fn decode(src: &[u8]) -> Result<Vec<u8>, HpackError> {
+    // The shortest code is 5 bits, so the output is at most 8/5 of the input.
+    let mut out = Vec::with_capacity(src.len().saturating_mul(8) / 5 + 1);
+    let mut acc: u32 = 0;
+    let mut len: usize = 0;
+    for &byte in src {
+        for shift in (0..8).rev() {
+            acc = (acc << 1) | u32::from((byte >> shift) & 1);
+            len += 1;
+            let (Some(&first), Some(&count), Some(&offset)) =
+                (FIRST.get(len), COUNT.get(len), OFFSET.get(len))
+            else {
+                return Err(HpackError::InvalidHuffman);
+            };
+            if count > 0 && acc >= first && acc - first < count {
+                let sym = SORTED
+                    .get((offset + (acc - first)) as usize)
+                    .copied()
+                    .ok_or(HpackError::InvalidHuffman)?;
+                if sym == EOS {
+                    return Err(HpackError::InvalidHuffman);
+                }
+                out.push(sym as u8);
+                acc = 0;
+                len = 0;
+            }
+        }
+    }
+    if len > 7 || acc != (1u32 << len) - 1 {
+        return Err(HpackError::InvalidHuffman);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn code_is_complete() {
+        // Kraft sum of exactly 1: no gaps, no overlaps.
+        let sum: u64 = LENGTHS
+            .iter()
+            .map(|&l| 1u64 << (MAX_LEN - l as usize))
+            .sum();
+        assert_eq!(sum, 1u64 << MAX_LEN);
+    }
+
+    #[test]
+    fn codes_match_appendix_b_samples() {
+        // (symbol, code, length) spot checks from RFC 7541 Appendix B, spread over the table.
+        let samples: [(usize, u32, u8); 24] = [
+            (0, 0x1ff8, 13),
+            (1, 0x7fffd8, 23),
+            (9, 0xffffea, 24),
+            (10, 0x3ffffffc, 30),
+            (22, 0x3ffffffe, 30),
+            (31, 0xffffffb, 28),
+            (b' ' as usize, 0x14, 6),
+            (b'&' as usize, 0xf8, 8),
+            (b'0' as usize, 0x0, 5),
+            (b':' as usize, 0x5c, 7),
+            (b'<' as usize, 0x7ffc, 15),
+            (b'X' as usize, 0xfc, 8),
+            (b'\\' as usize, 0x7fff0, 19),
+            (b'a' as usize, 0x3, 5),
+            (b'z' as usize, 0x7b, 7),
+            (b'~' as usize, 0x1ffd, 13),
+            (127, 0xffffffc, 28),
+            (128, 0xfffe6, 20),
+            (153, 0x1fffdc, 21),
+            (199, 0x1ffffec, 25),
+            (203, 0x7ffffde, 27),
+            (220, 0xffffffd, 28),
+            (255, 0x3ffffee, 26),
+            (256, 0x3fffffff, 30),
+        ];
+        for (sym, code, len) in samples {
+            assert_eq!((CODES[sym], LENGTHS[sym]), (code, len), "symbol {sym}");
+        }
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn rfc_strings() {
+        let cases = [
+            ("www.example.com", "f1e3 c2e5 f23a 6ba0 ab90 f4ff"),
+            ("no-cache", "a8eb 1064 9cbf"),
+            ("custom-key", "25a8 49e9 5ba9 7d7f"),
+            ("custom-value", "25a8 49e9 5bb8 e8b4 bf"),
+            ("302", "6402"),
+            ("307", "640e ff"),
+            ("private", "aec3 771a 4b"),
+            ("gzip", "9bd9 ab"),
+            (
+                "Mon, 21 Oct 2013 20:13:21 GMT",
+                "d07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff",
+            ),
+            (
+                "https://www.example.com",
+                "9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3",
+            ),
+            (
+                "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+                "94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 \
+                 291f 9587 3160 65c0 03ed 4ee5 b106 3d50 07",
+            ),
+        ];
+        for (plain, coded) in cases {
+            let coded = unhex(coded);
+            let mut out = Vec::new();
+            encode(plain.as_bytes(), &mut out);
+            assert_eq!(out, coded, "{plain}");
+            assert_eq!(encoded_len(plain.as_bytes()), coded.len());
+            assert_eq!(decode(&coded).unwrap(), plain.as_bytes());
+        }
+    }
+
+    #[test]
+    fn padding_rules() {
+        // "0" is 00000; padded with 111 it is valid.
+        assert_eq!(decode(&[0b0000_0111]).unwrap(), b"0");
+        // Padding that is not all ones.
+        assert_eq!(decode(&[0b0000_0110]), Err(HpackError::InvalidHuffman));
+        // A full byte of padding (8 bits) after a complete symbol.
+        assert_eq!(
+            decode(&[0b0000_0111, 0xff]),
+            Err(HpackError::InvalidHuffman)
+        );
+        // EOS itself (30 ones) padded to 32 bits.
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xff]),
+            Err(HpackError::InvalidHuffman)
+        );
+        // Empty input is the empty string.
+        assert_eq!(decode(&[]).unwrap(), b"");
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut out = Vec::new();
+            encode(&data, &mut out);
+            prop_assert_eq!(out.len(), encoded_len(&data));
+            prop_assert_eq!(decode(&out).unwrap(), data);
+        }
+
+        #[test]
+        fn decode_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode(&data);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Apple's HTTP/2 provider API, on apnsim's own sans-IO HTTP/2 layer.
+
+pub mod auth;
+pub mod hpack;
+pub mod reason;
+pub mod request;

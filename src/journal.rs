@@ -1,0 +1,482 @@
+//! The append-only record of everything apnsim received and decided: what tests, the control
+//! API and the conformance judge read to know what really happened on the wire.
+
+use crate::model::{Environment, Notification, Protocol};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Default bound on retained events (issue: bounded journal, default 100,000).
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// What happened; one name per kind everywhere (journal, control API, conformance evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A notification the service took (no error was or will be sent for it).
+    Accepted,
+    /// A notification refused with a status or reason.
+    Rejected,
+    /// A notification received after a rejected one on the same legacy connection: thrown away.
+    Discarded,
+    /// A notification after which the connection was cut with no answer.
+    Dropped,
+    /// A connection completed its TLS handshake.
+    ConnectionOpened,
+    /// A connection ended (with why, in `detail`).
+    ConnectionClosed,
+    /// A TLS handshake or protocol-level failure before any notification.
+    ConnectionRefused,
+    /// Feedback tuples were served to a provider.
+    FeedbackServed,
+    /// Something the connection did that conformance may grade (HTTP/2 observations).
+    Observation,
+}
+
+impl EventKind {
+    /// The kebab-case name used in filters and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Accepted => "accepted",
+            EventKind::Rejected => "rejected",
+            EventKind::Discarded => "discarded",
+            EventKind::Dropped => "dropped",
+            EventKind::ConnectionOpened => "connection-opened",
+            EventKind::ConnectionClosed => "connection-closed",
+            EventKind::ConnectionRefused => "connection-refused",
+            EventKind::FeedbackServed => "feedback-served",
+            EventKind::Observation => "observation",
+        }
+    }
+
+    /// Parses the kebab-case name (filters in the control API and tests).
+    pub fn parse(s: &str) -> Option<EventKind> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+/// One journal entry; `seq` is unique and increasing so evidence can cite it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Sequence number, from 1, never reused (not even after `clear`).
+    pub seq: u64,
+    /// Milliseconds since the UNIX epoch on the emulator's clock.
+    pub time_ms: u64,
+    /// The connection it happened on (0 for none).
+    pub connection: u64,
+    /// Which protocol.
+    pub protocol: Protocol,
+    /// The connection's environment.
+    pub environment: Environment,
+    /// What happened.
+    pub kind: EventKind,
+    /// The notification concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Notification>,
+    /// Legacy status code sent (or that would have been sent), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u8>,
+    /// HTTP/2 reason string, or the legacy status name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Free-form detail: close causes, observations, peer address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// An event before the journal numbers and times it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// See [`Event::connection`].
+    pub connection: u64,
+    /// See [`Event::protocol`].
+    pub protocol: Protocol,
+    /// See [`Event::environment`].
+    pub environment: Environment,
+    /// See [`Event::kind`].
+    pub kind: EventKind,
+    /// See [`Event::notification`].
+    pub notification: Option<Notification>,
+    /// See [`Event::status`].
+    pub status: Option<u8>,
+    /// See [`Event::reason`].
+    pub reason: Option<String>,
+    /// See [`Event::detail`].
+    pub detail: Option<serde_json::Value>,
+}
+
+impl NewEvent {
+    /// Starts an event of `kind` on a connection; the optional fields are filled with the setters.
+    pub fn new(
+        kind: EventKind,
+        connection: u64,
+        protocol: Protocol,
+        environment: Environment,
+    ) -> Self {
+        NewEvent {
+            connection,
+            protocol,
+            environment,
+            kind,
+            notification: None,
+            status: None,
+            reason: None,
+            detail: None,
+        }
+    }
+
+    /// Attaches the notification.
+    pub fn notification(mut self, n: Notification) -> Self {
+        self.notification = Some(n);
+        self
+    }
+
+    /// Attaches a legacy status code and its name.
+    pub fn status(mut self, code: u8, name: &str) -> Self {
+        self.status = Some(code);
+        self.reason = Some(name.to_string());
+        self
+    }
+
+    /// Attaches a reason string.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Attaches structured detail.
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// Which events a query or wait selects; every field left `None` matches everything.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Filter {
+    /// Only this kind.
+    #[serde(default)]
+    pub kind: Option<EventKind>,
+    /// Only notifications to this token (hex, any case).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Only notifications with this topic.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Only this protocol.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    /// Only this connection.
+    #[serde(default)]
+    pub connection: Option<u64>,
+    /// Only events with a sequence number greater than this.
+    #[serde(default)]
+    pub since: Option<u64>,
+}
+
+impl Filter {
+    /// A filter for one kind, the most common test query.
+    pub fn kind(kind: EventKind) -> Self {
+        Filter {
+            kind: Some(kind),
+            ..Filter::default()
+        }
+    }
+
+    /// Whether `e` is selected.
+    pub fn matches(&self, e: &Event) -> bool {
+        if self.kind.is_some_and(|k| k != e.kind) {
+            return false;
+        }
+        if self.protocol.is_some_and(|p| p != e.protocol) {
+            return false;
+        }
+        if self.connection.is_some_and(|c| c != e.connection) {
+            return false;
+        }
+        if self.since.is_some_and(|s| e.seq <= s) {
+            return false;
+        }
+        if let Some(token) = &self.token {
+            match &e.notification {
+                Some(n) if n.token.to_hex().eq_ignore_ascii_case(token) => {}
+                _ => return false,
+            }
+        }
+        if let Some(topic) = &self.topic {
+            match e.notification.as_ref().and_then(|n| n.topic.as_deref()) {
+                Some(t) if t == topic => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Why a wait ended without enough events.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("timed out after {waited:?} with {found} of {wanted} matching events")]
+pub struct WaitTimeout {
+    /// How many were wanted.
+    pub wanted: usize,
+    /// How many matched when time ran out.
+    pub found: usize,
+    /// How long it waited.
+    pub waited: Duration,
+}
+
+struct Inner {
+    events: VecDeque<Event>,
+    next_seq: u64,
+    capacity: usize,
+    evicted: u64,
+}
+
+/// The shared journal handle; cloning shares the same record.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Mutex<Inner>>,
+    notify: Arc<Notify>,
+    clock: crate::clock::Clock,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("len", &self.len()).finish()
+    }
+}
+
+impl Journal {
+    /// A journal keeping at most `capacity` events (oldest evicted first).
+    pub fn new(capacity: usize, clock: crate::clock::Clock) -> Self {
+        Journal {
+            inner: Arc::new(Mutex::new(Inner {
+                events: VecDeque::new(),
+                next_seq: 1,
+                capacity: capacity.max(1),
+                evicted: 0,
+            })),
+            notify: Arc::new(Notify::new()),
+            clock,
+        }
+    }
+
+    /// Appends an event and wakes waiters; returns its sequence number.
+    pub fn record(&self, e: NewEvent) -> u64 {
+        self.record_batch(std::iter::once(e))
+    }
+
+    /// Appends events in order under one lock and one clock reading (the gateway's hot path:
+    /// everything decided from one read is journaled before the next read or answer).
+    /// Returns the sequence number of the last one (or the current last if `events` is empty).
+    pub fn record_batch(&self, events: impl IntoIterator<Item = NewEvent>) -> u64 {
+        let time_ms = self.clock.now_ms();
+        let seq = {
+            let mut inner = self.inner.lock();
+            for e in events {
+                let seq = inner.next_seq;
+                inner.next_seq += 1;
+                if inner.events.len() >= inner.capacity {
+                    inner.events.pop_front();
+                    inner.evicted += 1;
+                }
+                inner.events.push_back(Event {
+                    seq,
+                    time_ms,
+                    connection: e.connection,
+                    protocol: e.protocol,
+                    environment: e.environment,
+                    kind: e.kind,
+                    notification: e.notification,
+                    status: e.status,
+                    reason: e.reason,
+                    detail: e.detail,
+                });
+            }
+            inner.next_seq - 1
+        };
+        self.notify.notify_waiters();
+        seq
+    }
+
+    /// The retained events that match, oldest first.
+    pub fn query(&self, filter: &Filter) -> Vec<Event> {
+        let inner = self.inner.lock();
+        inner
+            .events
+            .iter()
+            .filter(|e| filter.matches(e))
+            .cloned()
+            .collect()
+    }
+
+    /// How many retained events match (without cloning them).
+    pub fn count(&self, filter: &Filter) -> usize {
+        self.inner
+            .lock()
+            .events
+            .iter()
+            .filter(|e| filter.matches(e))
+            .count()
+    }
+
+    /// Waits until at least `n` retained events match, or the timeout passes.
+    pub async fn wait_for(
+        &self,
+        filter: &Filter,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Event>, WaitTimeout> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let found = self.query(filter);
+            if found.len() >= n {
+                return Ok(found);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let found = self.count(filter);
+                if found >= n {
+                    return Ok(self.query(filter));
+                }
+                return Err(WaitTimeout {
+                    wanted: n,
+                    found,
+                    waited: timeout,
+                });
+            }
+        }
+    }
+
+    /// Waits for the next event after `after` (any kind); the building block of live streams.
+    pub async fn next_after(&self, after: u64) -> Vec<Event> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let found = self.query(&Filter {
+                since: Some(after),
+                ..Filter::default()
+            });
+            if !found.is_empty() {
+                return found;
+            }
+            notified.await;
+        }
+    }
+
+    /// Forgets every retained event; sequence numbers keep counting.
+    pub fn clear(&self) {
+        self.inner.lock().events.clear();
+    }
+
+    /// Number of retained events.
+    pub fn len(&self) -> usize {
+        self.inner.lock().events.len()
+    }
+
+    /// True when nothing is retained.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many events were pushed out by the capacity bound.
+    pub fn evicted(&self) -> u64 {
+        self.inner.lock().evicted
+    }
+
+    /// The sequence number of the newest event (0 if none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.lock().next_seq - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::model::DeviceToken;
+
+    fn accepted(j: &Journal, token: u8) -> u64 {
+        let n = Notification {
+            token: DeviceToken::from_bytes(vec![token; 32]),
+            payload: bytes::Bytes::from_static(b"{}"),
+            identifier: None,
+            expiry: None,
+            priority: 10,
+            topic: Some("com.example".into()),
+            push_type: None,
+            collapse_id: None,
+            apns_id: None,
+            command: Some(2),
+        };
+        j.record(
+            NewEvent::new(
+                EventKind::Accepted,
+                1,
+                Protocol::Legacy,
+                Environment::Production,
+            )
+            .notification(n),
+        )
+    }
+
+    #[test]
+    fn bounded_and_sequenced() {
+        let j = Journal::new(3, Clock::new());
+        for i in 0..5 {
+            assert_eq!(accepted(&j, i), u64::from(i) + 1);
+        }
+        let all = j.query(&Filter::default());
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(j.evicted(), 2);
+        j.clear();
+        assert!(j.is_empty());
+        assert_eq!(accepted(&j, 9), 6);
+    }
+
+    #[test]
+    fn filters_by_token_and_kind() {
+        let j = Journal::new(10, Clock::new());
+        accepted(&j, 1);
+        accepted(&j, 2);
+        let f = Filter {
+            token: Some(hex::encode([2u8; 32]).to_uppercase()),
+            ..Filter::kind(EventKind::Accepted)
+        };
+        assert_eq!(j.query(&f).len(), 1);
+        assert_eq!(j.count(&Filter::kind(EventKind::Rejected)), 0);
+    }
+
+    #[tokio::test]
+    async fn wait_for_wakes_and_times_out() {
+        let j = Journal::new(10, Clock::new());
+        let j2 = j.clone();
+        let h = tokio::spawn(async move {
+            j2.wait_for(
+                &Filter::kind(EventKind::Accepted),
+                2,
+                Duration::from_secs(5),
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        accepted(&j, 1);
+        accepted(&j, 2);
+        assert_eq!(h.await.unwrap().unwrap().len(), 2);
+        let err = j
+            .wait_for(
+                &Filter::kind(EventKind::Accepted),
+                3,
+                Duration::from_millis(50),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.found, 2);
+    }
+}

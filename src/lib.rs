@@ -1,0 +1,30 @@
+//! apnsim: a fake Apple Push Notification service for testing push providers.
+//!
+//! Start one in-process for a test:
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let emu = apnsim::Emulator::builder().start().await?;
+//! println!("gateway at {}", emu.legacy_addr());
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//! Module map: `model` (shared vocabulary), `legacy` (binary gateway + feedback),
+//! `engine` (decisions), `journal` (what happened), `certs` + `tls` (identities), `emulator`
+//! (the embedding API).
+
+pub mod certs;
+pub mod clock;
+pub mod emulator;
+pub mod engine;
+pub mod http2;
+pub mod journal;
+pub mod legacy;
+pub mod model;
+mod runtime;
+pub mod settings;
+pub mod tls;
+
+pub use emulator::{Addrs, CertSource, Emulator, EmulatorBuilder, ProviderKind, StartError};
+
+/// The app topic used when none is given (generated certificates, in-memory emulators).
+pub const DEFAULT_TOPIC: &str = "com.example.app";

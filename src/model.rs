@@ -1,0 +1,282 @@
+//! The protocol-neutral vocabulary every listener, the engine, the journal and the control API share.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// Which APNs world a connection, token, certificate or key belongs to: crossing them is the classic bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// The development service (gateway.sandbox, api.sandbox / api.development).
+    Sandbox,
+    /// The production service.
+    Production,
+}
+
+impl Environment {
+    /// The environment's name as it appears in the journal, the control API and scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Production => "production",
+        }
+    }
+
+    /// The environment a TLS SNI host name selects (PROTOCOL.md 1.1, 2.1); `None` for other names.
+    pub fn from_host(host: &str) -> Option<Environment> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        match host.as_str() {
+            "gateway.push.apple.com" | "feedback.push.apple.com" | "api.push.apple.com" => {
+                Some(Environment::Production)
+            }
+            "gateway.sandbox.push.apple.com"
+            | "feedback.sandbox.push.apple.com"
+            | "api.sandbox.push.apple.com"
+            | "api.development.push.apple.com" => Some(Environment::Sandbox),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which wire protocol carried an event, so one journal can hold both and filters can split them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The binary gateway (commands 0, 1, 2).
+    Legacy,
+    /// The feedback service.
+    Feedback,
+    /// The HTTP/2 provider API.
+    Http2,
+}
+
+impl Protocol {
+    /// The protocol's name in the journal and the control API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Legacy => "legacy",
+            Protocol::Feedback => "feedback",
+            Protocol::Http2 => "http2",
+        }
+    }
+}
+
+/// A device token as raw bytes: legacy frames carry bytes, HTTP/2 paths carry hex, and both must compare equal.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceToken(Bytes);
+
+impl DeviceToken {
+    /// Wraps raw token bytes as they came off a legacy frame.
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        DeviceToken(bytes.into())
+    }
+
+    /// Parses hex in either case (PROTOCOL.md Part 3: case-insensitive); `None` when not even-length hex.
+    pub fn from_hex(hex_str: &str) -> Option<Self> {
+        hex::decode(hex_str).ok().map(|v| DeviceToken(v.into()))
+    }
+
+    /// The raw bytes, for encoding frames and feedback tuples.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Lowercase hex: the one spelling used in the journal, the registry and the control API.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+
+    /// Length in bytes (legacy status 5 and HTTP/2 token-size rules look at it).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for a zero-length token (legacy status 2).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for DeviceToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceToken({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for DeviceToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for DeviceToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DeviceToken::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("device token must be hex"))
+    }
+}
+
+/// Delivery priority: legacy commands 0/1 imply 10 (PROTOCOL.md 1.2); HTTP/2 allows 10, 5 and 1.
+pub type Priority = u8;
+
+/// How the provider proved who it is, recorded per connection and per notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    /// A TLS client certificate (legacy always; HTTP/2 optionally).
+    Certificate,
+    /// A JWT provider token (HTTP/2 only).
+    Token,
+    /// Nothing presented yet.
+    None,
+}
+
+/// One notification as any protocol delivered it: what the engine judges and the journal keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The device token.
+    pub token: DeviceToken,
+    /// The payload bytes exactly as received (JSON text when valid UTF-8, else `hex:…`).
+    #[serde(with = "payload_serde")]
+    pub payload: Bytes,
+    /// Legacy: the 4-byte identifier (opaque, PROTOCOL.md 1.3); HTTP/2: unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<Identifier>,
+    /// Expiry in UNIX seconds (0 = do not store); `None` when the provider did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<u32>,
+    /// Priority (10 when the protocol carries none).
+    pub priority: Priority,
+    /// The topic (bundle id) from apns-topic or the client certificate (shared, not copied, per notification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<Arc<str>>,
+    /// apns-push-type (HTTP/2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_type: Option<String>,
+    /// apns-collapse-id (HTTP/2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_id: Option<String>,
+    /// apns-id (HTTP/2), as echoed back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apns_id: Option<String>,
+    /// Legacy command byte (0, 1 or 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<u8>,
+}
+
+/// A legacy notification identifier: 4 opaque bytes echoed raw in error-responses (PROTOCOL.md 1.3),
+/// shown as 8 hex digits (the big-endian u32 libraries write).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Identifier(pub [u8; 4]);
+
+impl Identifier {
+    /// The identifier of a provider that writes a big-endian u32 (every library does).
+    pub fn from_u32(v: u32) -> Self {
+        Identifier(v.to_be_bytes())
+    }
+
+    /// The big-endian u32 reading of the 4 bytes.
+    pub fn as_u32(self) -> u32 {
+        u32::from_be_bytes(self.0)
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identifier({self})")
+    }
+}
+
+impl Serialize for Identifier {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Identifier {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 4];
+        hex::decode_to_slice(&s, &mut out)
+            .map_err(|_| serde::de::Error::custom("identifier must be 8 hex digits"))?;
+        Ok(Identifier(out))
+    }
+}
+
+mod payload_serde {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(p) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.serialize_str(&format!("hex:{}", hex::encode(p))),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.strip_prefix("hex:") {
+            Some(h) => hex::decode(h)
+                .map(Bytes::from)
+                .map_err(serde::de::Error::custom),
+            None => Ok(Bytes::from(s.into_bytes())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_json_round_trip() {
+        let n = Notification {
+            token: DeviceToken::from_hex("AB01").unwrap(),
+            payload: Bytes::from_static(b"\xff\x00"),
+            identifier: Some(Identifier::from_u32(0x0102_0304)),
+            expiry: Some(5),
+            priority: 10,
+            topic: Some("com.a".into()),
+            push_type: None,
+            collapse_id: None,
+            apns_id: None,
+            command: Some(2),
+        };
+        let json = serde_json::to_value(&n).unwrap();
+        assert_eq!(json["token"], "ab01");
+        assert_eq!(json["identifier"], "01020304");
+        assert_eq!(json["payload"], "hex:ff00");
+        let back: Notification = serde_json::from_value(json).unwrap();
+        assert_eq!(back, n);
+        assert_eq!(
+            Environment::from_host("API.development.push.apple.com."),
+            Some(Environment::Sandbox)
+        );
+        assert_eq!(Environment::from_host("localhost"), None);
+    }
+}

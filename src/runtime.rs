@@ -1,0 +1,118 @@
+//! What every listener shares at run time (settings, engine, journal, TLS configs) and the
+//! accept loops that hand each connection to its protocol's loop.
+
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::journal::Journal;
+use crate::legacy::frame::Limits;
+use crate::model::Environment;
+use crate::settings::Settings;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+/// State shared by all listeners of one emulator.
+pub(crate) struct Core {
+    pub settings: Settings,
+    pub engine: Engine,
+    pub journal: Journal,
+    pub clock: Clock,
+    pub legacy_tls: crate::tls::ListenerTls,
+    pub legacy_limits: Limits,
+    next_id: AtomicU64,
+}
+
+impl Core {
+    pub fn new(
+        settings: Settings,
+        engine: Engine,
+        journal: Journal,
+        clock: Clock,
+        legacy_tls: crate::tls::ListenerTls,
+    ) -> Self {
+        let legacy_limits = limits_from(&settings);
+        Core {
+            settings,
+            engine,
+            journal,
+            clock,
+            legacy_tls,
+            legacy_limits,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh connection id (journal `connection` field).
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The codec limits the settings imply (PROTOCOL.md Part 3).
+pub(crate) fn limits_from(s: &Settings) -> Limits {
+    Limits {
+        token_len: s.legacy_token_length,
+        max_payload: s.legacy_max_payload,
+        max_frame: s.legacy_max_frame,
+    }
+}
+
+/// A cloneable "the emulator is stopping" signal.
+#[derive(Clone)]
+pub(crate) struct Shutdown(pub watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once shutdown has begun.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// Runs an accept loop: each connection is served by `serve` under the connection bound.
+pub(crate) fn spawn_listener<F, Fut>(
+    tracker: &TaskTracker,
+    listener: TcpListener,
+    core: Arc<Core>,
+    env: Environment,
+    shutdown: Shutdown,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<Core>, Environment, Shutdown) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(core.settings.max_connections.max(1)));
+    let conns = tracker.clone();
+    tracker.spawn(async move {
+        let mut stop = shutdown.clone();
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = stop.wait() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            // Bounded connections: over the limit, the connection is closed at once.
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                warn!(%peer, "connection limit reached; closing");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let fut = serve(stream, peer, core.clone(), env, shutdown.clone());
+            conns.spawn(async move {
+                fut.await;
+                drop(permit);
+            });
+        }
+    });
+}
