@@ -793,7 +793,6 @@ mod der {
 /// PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) for both bags and an HMAC-SHA256 MAC.
 mod pkcs12 {
     use super::{der, CertError};
-    use aes::cipher::{BlockEncrypt, KeyInit};
     use rand::RngCore;
     use std::num::NonZeroU32;
 
@@ -972,22 +971,11 @@ mod pkcs12 {
         Ok((alg, ciphertext))
     }
 
-    /// AES-256-CBC with PKCS#7 padding.
+    /// AES-256-CBC with PKCS#7 padding (RustCrypto `cbc`, not a hand-rolled mode).
     pub fn aes256_cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], plain: &[u8]) -> Vec<u8> {
-        let cipher = aes::Aes256::new(&(*key).into());
-        let pad = 16 - plain.len() % 16;
-        let mut data = plain.to_vec();
-        data.extend(std::iter::repeat(pad as u8).take(pad));
-        let mut prev = *iv;
-        for chunk in data.chunks_exact_mut(16) {
-            for (b, p) in chunk.iter_mut().zip(prev.iter()) {
-                *b ^= p;
-            }
-            let block = aes::Block::from_mut_slice(chunk);
-            cipher.encrypt_block(block);
-            prev.copy_from_slice(chunk);
-        }
-        data
+        use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
+        cbc::Encryptor::<aes::Aes256>::new(key.into(), iv.into())
+            .encrypt_padded_vec_mut::<Pkcs7>(plain)
     }
 
     /// RFC 7292 appendix B key derivation with SHA-256 (u = 32, v = 64), producing one 32-byte block.

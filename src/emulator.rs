@@ -241,7 +241,7 @@ impl EmulatorBuilder {
                     core.clone(),
                     env,
                     shutdown.clone(),
-                    |s, p, c, e, sd| crate::legacy::gateway::serve(s, p, c, e, sd),
+                    crate::legacy::gateway::serve,
                 );
             } else {
                 spawn_listener(

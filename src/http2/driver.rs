@@ -5,6 +5,7 @@
 use crate::http2::conn::{ConnConfig, Connection, Event, Request, SettingsUpdate};
 use crate::http2::frame::ErrorCode;
 use bytes::{Buf, Bytes, BytesMut};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +177,8 @@ where
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut conn = Connection::new(cfg);
     let mut tasks: JoinSet<(u32, Option<Response>)> = JoinSet::new();
+    // Which stream each handler task answers, so a panicking handler still gets its stream reset.
+    let mut task_streams: HashMap<tokio::task::Id, u32> = HashMap::new();
     for cmd in handler.on_open(&handle) {
         if apply(&mut conn, cmd) {
             return Ending::Abrupt;
@@ -193,7 +196,8 @@ where
                     let h = handler.clone();
                     let hd = handle.clone();
                     let id = req.stream_id;
-                    tasks.spawn(async move { (id, h.on_request(req, hd).await) });
+                    let ah = tasks.spawn(async move { (id, h.on_request(req, hd).await) });
+                    task_streams.insert(ah.id(), id);
                 }
                 other => handler.on_event(&other, &handle),
             }
@@ -243,19 +247,28 @@ where
                     break Ending::Abrupt;
                 }
             }
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok((id, Some(resp))) = joined {
-                    if apply(&mut conn, Command::Respond { stream_id: id, response: resp }) {
-                        break Ending::Abrupt;
+            Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
+                Ok((tid, (id, resp))) => {
+                    task_streams.remove(&tid);
+                    if let Some(resp) = resp {
+                        if apply(&mut conn, Command::Respond { stream_id: id, response: resp }) {
+                            break Ending::Abrupt;
+                        }
                     }
                 }
-            }
+                Err(e) => {
+                    if let Some(id) = task_streams.remove(&e.id()) {
+                        let _ = conn.reset_stream(id, ErrorCode::INTERNAL_ERROR);
+                    }
+                }
+            },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 conn.on_timeout(std::time::Instant::now());
             }
             _ = tokio::time::sleep_until(stall_at.unwrap_or_else(Instant::now)), if stall_at.is_some() && !wbuf.is_empty() => {
                 break Ending::WriteStalled;
             }
+            else => break Ending::Closed,
         }
     };
     if ending == Ending::Closed {
@@ -554,6 +567,32 @@ mod tests {
             Frame::Settings {
                 ack: false,
                 params: vec![(crate::http2::frame::setting::MAX_CONCURRENT_STREAMS, 1)]
+            }
+        );
+    }
+
+    struct Panics;
+    impl Handler for Panics {
+        async fn on_request(&self, _req: Request, _handle: ConnHandle) -> Option<Response> {
+            panic!("handler bug")
+        }
+    }
+
+    #[tokio::test]
+    async fn panicking_handler_resets_its_stream() {
+        let (mut io, _h, _t) = spawn_server(Panics, ConnConfig::default());
+        io.write_all(&client_start()).await.unwrap();
+        io.write_all(&request_bytes(&mut Encoder::new(), 1))
+            .await
+            .unwrap();
+        let f = until(&mut io, |f| matches!(f, Frame::RstStream { .. }))
+            .await
+            .unwrap();
+        assert_eq!(
+            f,
+            Frame::RstStream {
+                stream_id: 1,
+                code: ErrorCode::INTERNAL_ERROR
             }
         );
     }

@@ -315,14 +315,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
     /// Journals the queued events.
     fn flush(&mut self) {
         if !self.pending.is_empty() {
+            compact(&mut self.pending);
             self.core.journal.record_batch(self.pending.drain(..));
         }
     }
 
     /// Journals one event after everything queued before it.
     fn record(&mut self, e: NewEvent) {
+        self.pending.push(e);
         self.flush();
-        self.core.journal.record(e);
     }
 
     fn event(&self, kind: EventKind) -> NewEvent {
@@ -336,19 +337,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
 }
 
 /// Lifts a decoded legacy frame into the protocol-neutral notification the engine and journal use.
-/// Token and payload are copied once, together, out of the read buffer (so the journal never pins
-/// a whole read buffer), then shared as slices of that one copy.
+/// Token and payload still share the read buffer here; [`compact`] copies them out before the
+/// journal keeps them.
 pub fn to_notification(n: &LegacyNotification, topic: Option<&Arc<str>>) -> Notification {
-    let (token, payload) = (n.token_bytes(), n.payload_bytes());
-    let mut both = BytesMut::with_capacity(token.len() + payload.len());
-    both.extend_from_slice(token);
-    both.extend_from_slice(payload);
-    let mut both = both.freeze();
-    let payload = both.split_off(token.len());
     let simple = n.command == Command::Simple;
     Notification {
-        token: crate::model::DeviceToken::from_bytes(both),
-        payload,
+        token: crate::model::DeviceToken::from_bytes(n.token.clone()),
+        payload: n.payload.clone(),
         identifier: (!simple).then_some(Identifier(n.identifier)),
         expiry: (!simple).then_some(n.expiry),
         priority: n.priority,
@@ -357,5 +352,29 @@ pub fn to_notification(n: &LegacyNotification, topic: Option<&Arc<str>>) -> Noti
         collapse_id: None,
         apns_id: None,
         command: Some(n.command.byte()),
+    }
+}
+
+/// Copies the tokens and payloads of a batch of events into one exact-size buffer and re-points
+/// them at it: one allocation per read instead of two per notification, and the journal never
+/// pins a read buffer (whose capacity can be far larger than the frames it held).
+fn compact(events: &mut [NewEvent]) {
+    let total: usize = events
+        .iter()
+        .filter_map(|e| e.notification.as_ref())
+        .map(|n| n.token.len() + n.payload.len())
+        .sum();
+    let mut arena = BytesMut::with_capacity(total);
+    for n in events.iter().filter_map(|e| e.notification.as_ref()) {
+        arena.extend_from_slice(n.token.as_bytes());
+        arena.extend_from_slice(&n.payload);
+    }
+    let arena = arena.freeze();
+    let mut at = 0;
+    for n in events.iter_mut().filter_map(|e| e.notification.as_mut()) {
+        let (t, p) = (n.token.len(), n.payload.len());
+        n.token = crate::model::DeviceToken::from_bytes(arena.slice(at..at + t));
+        n.payload = arena.slice(at + t..at + t + p);
+        at += t + p;
     }
 }

@@ -1224,3 +1224,102 @@ fn frames_are_reported_on_request() {
     c.recv(&window_update(0, 5), now);
     assert!(events(&mut c).is_empty());
 }
+
+#[test]
+fn client_settings_are_validated() {
+    let bad = [
+        ((setting::ENABLE_PUSH, 2), ErrorCode::PROTOCOL_ERROR),
+        ((setting::MAX_FRAME_SIZE, 16_383), ErrorCode::PROTOCOL_ERROR),
+        (
+            (setting::MAX_FRAME_SIZE, 1 << 24),
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
+            (setting::INITIAL_WINDOW_SIZE, 1 << 31),
+            ErrorCode::FLOW_CONTROL_ERROR,
+        ),
+    ];
+    for (param, code) in bad {
+        let (mut c, _cl, now) = open();
+        c.recv(&settings(&[param]), now);
+        assert_eq!(goaway_code(&frames(&mut c)), Some(code), "{param:?}");
+    }
+    // Unknown identifiers are ignored and acknowledged.
+    let (mut c, _cl, now) = open();
+    c.recv(&settings(&[(0x99, 7)]), now);
+    assert_eq!(
+        frames(&mut c),
+        vec![Frame::Settings {
+            ack: true,
+            params: vec![]
+        }]
+    );
+}
+
+#[test]
+fn larger_client_frames_allow_larger_data() {
+    let (mut c, mut cl, now) = open_with(
+        ConnConfig::default(),
+        &[
+            (setting::MAX_FRAME_SIZE, 100_000),
+            (setting::INITIAL_WINDOW_SIZE, 200_000),
+        ],
+    );
+    c.recv(&window_update(0, 200_000), now);
+    c.recv(&cl.post(1, b""), now);
+    let _ = frames(&mut c);
+    c.respond(1, 200, &[], Some(Bytes::from(vec![1; 90_000])))
+        .unwrap();
+    let fs = frames(&mut c);
+    assert!(matches!(&fs[1], Frame::Data { data, end_stream: true, .. } if data.len() == 90_000));
+}
+
+#[test]
+fn our_frame_size_limit_applies() {
+    let (mut c, mut cl, now) = open();
+    c.recv(&cl.headers(1, &post_fields(), false), now);
+    c.recv(&data(1, &vec![0; 16_385], false), now);
+    assert_eq!(
+        goaway_code(&frames(&mut c)),
+        Some(ErrorCode::FRAME_SIZE_ERROR)
+    );
+    // Once a larger SETTINGS_MAX_FRAME_SIZE is advertised, larger frames pass.
+    let (mut c, mut cl, now) = open();
+    c.update_settings(SettingsUpdate {
+        max_frame_size: Some(32_768),
+        ..Default::default()
+    });
+    c.recv(&cl.headers(1, &post_fields(), false), now);
+    c.recv(&data(1, &vec![0; 20_000], true), now);
+    assert_eq!(requests(&mut c).len(), 1);
+}
+
+#[test]
+fn client_table_size_change_reaches_our_encoder() {
+    let (mut c, mut cl, now) = open_with(ConnConfig::default(), &[(setting::HEADER_TABLE_SIZE, 0)]);
+    c.recv(&cl.post(1, b""), now);
+    let _ = frames(&mut c);
+    c.respond(1, 200, &[("apns-id", "x")], None).unwrap();
+    let fs = frames(&mut c);
+    let Frame::Headers { fragment, .. } = &fs[0] else {
+        panic!("{fs:?}")
+    };
+    // RFC 7541 6.3: the block starts with a dynamic table size update to 0.
+    assert_eq!(fragment[0], 0x20);
+}
+
+#[test]
+fn partial_frames_wait_for_more_bytes() {
+    let (mut c, _cl, now) = open();
+    let p = ping(*b"abcdefgh");
+    for b in p.iter() {
+        c.recv(&[*b], now);
+    }
+    assert_eq!(
+        frames(&mut c),
+        vec![Frame::Ping {
+            ack: true,
+            data: *b"abcdefgh"
+        }]
+    );
+}
