@@ -220,6 +220,21 @@ impl fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
+    /// Loads `token-key.p8` with the key id and team id from `manifest.json`.
+    pub fn load(dir: &Path) -> Result<Self, CertError> {
+        let manifest = Manifest::load(dir)?;
+        let pem = read_string(&dir.join("token-key.p8"))?;
+        let key = KeyPair::from_pem(&pem)?;
+        Ok(TokenKey {
+            key_id: manifest.key_id,
+            team_id: manifest.team_id,
+            private_pem: pem,
+            private_der: key.serialize_der(),
+            public_pem: key.public_key_pem(),
+            public_raw: key.public_key_raw().to_vec(),
+        })
+    }
+
     /// A fresh key with random ids, for in-process emulators and tests.
     pub fn generate() -> Result<Self, CertError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;

@@ -1,7 +1,11 @@
 //! The embedding API: start a whole emulator in-process (ephemeral ports, in-memory certificates)
 //! from a Rust test, and reach its addresses, identities, registry, journal and clock.
 
-use crate::certs::{Authority, Identity, ProviderSpec};
+use crate::certs::{Authority, Identity, ProviderSpec, TokenKey};
+use crate::http2::auth::{KeyRegistry, ProviderKey};
+use crate::http2::driver::Command;
+use crate::http2::reason::Reason;
+use crate::http2::server::{ConnectionInfo, Http2State};
 use crate::clock::Clock;
 use crate::engine::{Engine, Registry};
 use crate::journal::Journal;
@@ -46,6 +50,14 @@ pub enum CertSource {
     Dir(PathBuf),
 }
 
+/// Which protocol a listener serves.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Gateway,
+    Feedback,
+    Http2,
+}
+
 /// Which provider identity to hand a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -83,6 +95,8 @@ pub struct EmulatorBuilder {
     feedback_port: Option<u16>,
     sandbox_legacy_port: Option<u16>,
     sandbox_feedback_port: Option<u16>,
+    http2_port: Option<u16>,
+    sandbox_http2_port: Option<u16>,
     certs: CertSource,
     topic: String,
     settings: Settings,
@@ -98,6 +112,8 @@ impl Default for EmulatorBuilder {
             feedback_port: Some(0),
             sandbox_legacy_port: Some(0),
             sandbox_feedback_port: Some(0),
+            http2_port: Some(0),
+            sandbox_http2_port: Some(0),
             certs: CertSource::InMemory,
             topic: crate::DEFAULT_TOPIC.to_string(),
             settings: Settings::default(),
@@ -135,6 +151,18 @@ impl EmulatorBuilder {
     /// Sandbox feedback port.
     pub fn sandbox_feedback_port(mut self, port: Option<u16>) -> Self {
         self.sandbox_feedback_port = port;
+        self
+    }
+
+    /// Production HTTP/2 API port (PROTOCOL.md 2.1: 443 or 2197).
+    pub fn http2_port(mut self, port: Option<u16>) -> Self {
+        self.http2_port = port;
+        self
+    }
+
+    /// Sandbox HTTP/2 API port.
+    pub fn sandbox_http2_port(mut self, port: Option<u16>) -> Self {
+        self.sandbox_http2_port = port;
         self
     }
 
@@ -189,6 +217,23 @@ impl EmulatorBuilder {
             }
         };
         let legacy_tls = legacy_tls(&authority, &server, &self.settings)?;
+        let http2_tls = crate::tls::ListenerTls::new(
+            &authority.ca_pem(),
+            &server,
+            crate::tls::TlsOptions::http2(),
+        )
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+        let token_key = match &self.certs {
+            CertSource::InMemory => TokenKey::generate(),
+            CertSource::Dir(dir) => TokenKey::load(dir),
+        }
+        .map_err(|e| StartError::Certs(e.to_string()))?;
+        // The generated key is registered by default (issue 4), valid in both environments.
+        let mut keys = KeyRegistry::new();
+        keys.insert(
+            ProviderKey::from_pem(&token_key.key_id, &token_key.team_id, &token_key.private_pem)
+                .map_err(|e| StartError::Certs(e.to_string()))?,
+        );
         let journal = Journal::new(self.settings.journal_capacity, self.clock.clone());
         let engine = Engine::new(self.settings.clone(), self.registry.clone());
         let core = Arc::new(Core::new(
@@ -196,7 +241,8 @@ impl EmulatorBuilder {
             engine,
             journal,
             self.clock.clone(),
-            legacy_tls,
+            (legacy_tls, http2_tls),
+            Http2State::new(keys),
         ));
         let (stop_tx, stop_rx) = watch::channel(false);
         let shutdown = Shutdown(stop_rx);
@@ -204,27 +250,14 @@ impl EmulatorBuilder {
         let mut addrs = BTreeMap::new();
 
         let plan = [
-            ("legacy", self.legacy_port, Environment::Production, true),
-            (
-                "feedback",
-                self.feedback_port,
-                Environment::Production,
-                false,
-            ),
-            (
-                "sandbox_legacy",
-                self.sandbox_legacy_port,
-                Environment::Sandbox,
-                true,
-            ),
-            (
-                "sandbox_feedback",
-                self.sandbox_feedback_port,
-                Environment::Sandbox,
-                false,
-            ),
+            ("legacy", self.legacy_port, Environment::Production, Kind::Gateway),
+            ("feedback", self.feedback_port, Environment::Production, Kind::Feedback),
+            ("sandbox_legacy", self.sandbox_legacy_port, Environment::Sandbox, Kind::Gateway),
+            ("sandbox_feedback", self.sandbox_feedback_port, Environment::Sandbox, Kind::Feedback),
+            ("http2", self.http2_port, Environment::Production, Kind::Http2),
+            ("sandbox_http2", self.sandbox_http2_port, Environment::Sandbox, Kind::Http2),
         ];
-        for (key, port, env, gateway) in plan {
+        for (key, port, env, kind) in plan {
             let Some(port) = port else { continue };
             let addr = SocketAddr::new(self.bind, port);
             let listener = TcpListener::bind(addr)
@@ -234,24 +267,19 @@ impl EmulatorBuilder {
                 .local_addr()
                 .map_err(|source| StartError::Bind { addr, source })?;
             addrs.insert(key.to_string(), local);
-            if gateway {
-                spawn_listener(
-                    &tracker,
-                    listener,
-                    core.clone(),
-                    env,
-                    shutdown.clone(),
-                    crate::legacy::gateway::serve,
-                );
-            } else {
-                spawn_listener(
-                    &tracker,
-                    listener,
-                    core.clone(),
-                    env,
-                    shutdown.clone(),
-                    |s, p, c, e, _sd| crate::legacy::feedback::serve(s, p, c, e),
-                );
+            let (core, sd) = (core.clone(), shutdown.clone());
+            match kind {
+                Kind::Gateway => {
+                    spawn_listener(&tracker, listener, core, env, sd, crate::legacy::gateway::serve)
+                }
+                Kind::Feedback => {
+                    spawn_listener(&tracker, listener, core, env, sd, |s, p, c, e, _| {
+                        crate::legacy::feedback::serve(s, p, c, e)
+                    })
+                }
+                Kind::Http2 => {
+                    spawn_listener(&tracker, listener, core, env, sd, crate::http2::server::serve)
+                }
             }
         }
         let mut identities = Vec::new();
@@ -264,6 +292,7 @@ impl EmulatorBuilder {
             );
         }
         Ok(Emulator {
+            token_key,
             identities,
             addrs,
             core,
@@ -289,6 +318,7 @@ pub fn legacy_tls(
 
 /// A running emulator. Dropping it without `shutdown` leaves its tasks to end with the runtime.
 pub struct Emulator {
+    token_key: TokenKey,
     identities: Vec<Identity>,
     addrs: BTreeMap<String, SocketAddr>,
     core: Arc<Core>,
@@ -321,6 +351,11 @@ impl Emulator {
     /// The production gateway's address.
     pub fn legacy_addr(&self) -> SocketAddr {
         self.addrs["legacy"]
+    }
+
+    /// The production HTTP/2 API's address.
+    pub fn http2_addr(&self) -> SocketAddr {
+        self.addrs["http2"]
     }
 
     /// The production feedback service's address.
@@ -365,6 +400,34 @@ impl Emulator {
     /// The emulator's clock (advance it to age JWTs and registrations).
     pub fn clock(&self) -> &Clock {
         &self.core.clock
+    }
+
+    /// The ES256 provider-token key registered by default (the `.p8`, key id and team id).
+    pub fn token_key(&self) -> &TokenKey {
+        &self.token_key
+    }
+
+    /// Registers another provider-token key (or replaces one with the same key id).
+    pub fn register_key(&self, key: ProviderKey) {
+        self.core.http2.keys.write().insert(key);
+        self.core.http2.cache.clear();
+    }
+
+    /// Answers every HTTP/2 request with `reason` until set back to `None` (IdleTimeout, Forbidden,
+    /// InternalServerError, ServiceUnavailable, Shutdown, TooManyRequests… on demand).
+    pub fn force_http2_reason(&self, reason: Option<Reason>) {
+        *self.core.http2.forced.write() = reason;
+    }
+
+    /// The open HTTP/2 connections and what was observed on each.
+    pub fn http2_connections(&self) -> Vec<ConnectionInfo> {
+        self.core.http2.connections()
+    }
+
+    /// Sends a hook to a live HTTP/2 connection (GOAWAY with any code, last-stream-id and debug
+    /// data; RST_STREAM; new SETTINGS; ignore PINGs; close abruptly). False if it is gone.
+    pub fn http2_command(&self, connection: u64, command: Command) -> bool {
+        self.core.http2.command(connection, command)
     }
 
     /// The settings it runs with.

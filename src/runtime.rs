@@ -23,6 +23,8 @@ pub(crate) struct Core {
     pub journal: Journal,
     pub clock: Clock,
     pub legacy_tls: crate::tls::ListenerTls,
+    pub http2_tls: crate::tls::ListenerTls,
+    pub http2: crate::http2::server::Http2State,
     pub legacy_limits: Limits,
     next_id: AtomicU64,
 }
@@ -33,15 +35,19 @@ impl Core {
         engine: Engine,
         journal: Journal,
         clock: Clock,
-        legacy_tls: crate::tls::ListenerTls,
+        tls: (crate::tls::ListenerTls, crate::tls::ListenerTls),
+        http2: crate::http2::server::Http2State,
     ) -> Self {
         let legacy_limits = limits_from(&settings);
+        let (legacy_tls, http2_tls) = tls;
         Core {
             settings,
             engine,
             journal,
             clock,
             legacy_tls,
+            http2_tls,
+            http2,
             legacy_limits,
             next_id: AtomicU64::new(1),
         }

@@ -42,6 +42,24 @@ pub struct Settings {
     pub max_connections: usize,
     /// Bound on bytes buffered from one legacy connection before it is read further.
     pub legacy_read_buffer: usize,
+    /// HTTP/2 device tokens must be exactly 64 hex digits (PROTOCOL.md Part 3: default 64 to 200).
+    pub http2_strict_token_length: bool,
+    /// HTTP/2 payload limit (PROTOCOL.md 2.5: 4096).
+    pub http2_max_payload: usize,
+    /// HTTP/2 VoIP payload limit (PROTOCOL.md 2.5: 5120).
+    pub http2_max_payload_voip: usize,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS on a token connection before its first valid JWT (PROTOCOL.md 2.2: 1).
+    pub http2_streams_before_auth: u32,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS once trusted, and on certificate connections (PROTOCOL.md Part 3: 1000).
+    pub http2_max_streams: u32,
+    /// Generated apns-id values in uppercase (PROTOCOL.md 2.6 saw both; default lowercase).
+    pub http2_uppercase_apns_id: bool,
+    /// Close an idle HTTP/2 connection with GOAWAY `{"reason":"IdleTimeout"}` after this many seconds (0 = never).
+    pub http2_idle_timeout_secs: u64,
+    /// JWT `iat` this far in the future is still accepted (PROTOCOL.md Part 3: 60 s).
+    pub jwt_future_tolerance_secs: u64,
+    /// Which newer reasons are emitted; older clients can be served their older equivalents (PROTOCOL.md 2.7).
+    pub http2_reasons: crate::http2::reason::CompatSettings,
 }
 
 impl Default for Settings {
@@ -58,6 +76,15 @@ impl Default for Settings {
             journal_capacity: crate::journal::DEFAULT_CAPACITY,
             max_connections: 1024,
             legacy_read_buffer: 256 * 1024,
+            http2_strict_token_length: false,
+            http2_max_payload: 4096,
+            http2_max_payload_voip: 5120,
+            http2_streams_before_auth: 1,
+            http2_max_streams: 1000,
+            http2_uppercase_apns_id: false,
+            http2_idle_timeout_secs: 0,
+            jwt_future_tolerance_secs: 60,
+            http2_reasons: crate::http2::reason::CompatSettings::default(),
         }
     }
 }

@@ -86,6 +86,12 @@ pub struct ServeArgs {
     /// Sandbox feedback port [default: 2296].
     #[arg(long, env = "APNSIM_SANDBOX_FEEDBACK_PORT")]
     sandbox_feedback_port: Option<Port>,
+    /// Production HTTP/2 API port [default: 2197].
+    #[arg(long, env = "APNSIM_HTTP2_PORT")]
+    http2_port: Option<Port>,
+    /// Sandbox HTTP/2 API port [default: 2297].
+    #[arg(long, env = "APNSIM_SANDBOX_HTTP2_PORT")]
+    sandbox_http2_port: Option<Port>,
     /// Certificate directory; generated on first run [default: certs].
     #[arg(long, env = "APNSIM_CERTS")]
     certs: Option<PathBuf>,
@@ -121,6 +127,8 @@ struct ConfigFile {
     feedback_port: Option<Port>,
     sandbox_legacy_port: Option<Port>,
     sandbox_feedback_port: Option<Port>,
+    http2_port: Option<Port>,
+    sandbox_http2_port: Option<Port>,
     certs: Option<PathBuf>,
     topic: Option<String>,
     ready_file: Option<PathBuf>,
@@ -185,6 +193,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
             file.sandbox_feedback_port,
             2296,
         ))
+        .http2_port(port(args.http2_port, file.http2_port, 2197))
+        .sandbox_http2_port(port(args.sandbox_http2_port, file.sandbox_http2_port, 2297))
         .certs(CertSource::Dir(certs.clone()))
         .topic(topic)
         .settings(settings)
@@ -196,6 +206,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ("feedback", "feedback service (production)"),
         ("sandbox_legacy", "legacy gateway (sandbox)"),
         ("sandbox_feedback", "feedback service (sandbox)"),
+        ("http2", "HTTP/2 API (production)"),
+        ("sandbox_http2", "HTTP/2 API (sandbox)"),
     ];
     for (key, name) in names {
         if let Some(addr) = emu.addr(key) {

@@ -7,3 +7,4 @@ pub mod frame;
 pub mod hpack;
 pub mod reason;
 pub mod request;
+pub mod server;

@@ -790,6 +790,79 @@ pub fn decode(
     Ok(Some(build(&frame, &layout)))
 }
 
+/// A complete frame seen in place: token and payload borrow the buffer it was scanned in.
+/// What [`peek`] returns, so a server can validate, decide and copy a frame straight into its
+/// own storage without a reference-counted view of the read buffer per frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// Bytes the frame occupies at the start of the buffer (what to skip past it).
+    pub len: usize,
+    /// See [`LegacyNotification::command`].
+    pub command: Command,
+    /// See [`LegacyNotification::identifier`].
+    pub identifier: [u8; 4],
+    /// See [`LegacyNotification::expiry`].
+    pub expiry: u32,
+    /// See [`LegacyNotification::priority`].
+    pub priority: u8,
+    /// The device token; `None` only when a command-2 frame had no item 1.
+    pub token: Option<&'a [u8]>,
+    /// The payload; `None` only when a command-2 frame had no item 2.
+    pub payload: Option<&'a [u8]>,
+}
+
+impl<'a> FrameRef<'a> {
+    /// The token as it counts for validation: empty when item 1 was absent.
+    pub fn token_bytes(&self) -> &'a [u8] {
+        self.token.unwrap_or_default()
+    }
+
+    /// The payload as it counts for validation: empty when item 2 was absent.
+    pub fn payload_bytes(&self) -> &'a [u8] {
+        self.payload.unwrap_or_default()
+    }
+
+    /// The same checks, in the same order, as [`validate`].
+    pub fn validate(&self, limits: &Limits) -> Result<(), Status> {
+        validate_parts(self.token_bytes(), self.payload_bytes(), limits)
+    }
+
+    /// An owned copy, equal to what [`decode`] returns for the same bytes.
+    pub fn to_notification(&self) -> LegacyNotification {
+        LegacyNotification {
+            command: self.command,
+            identifier: self.identifier,
+            expiry: self.expiry,
+            priority: self.priority,
+            token: Bytes::copy_from_slice(self.token_bytes()),
+            payload: Bytes::copy_from_slice(self.payload_bytes()),
+            has_token: self.token.is_some(),
+            has_payload: self.payload.is_some(),
+        }
+    }
+}
+
+/// Sans-IO, borrowing: the complete frame at the start of `buf` without taking it off. `Ok(None)`
+/// when more bytes are needed; errors are exactly [`decode`]'s. The caller advances past
+/// [`FrameRef::len`] bytes once done with the frame.
+pub fn peek<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<FrameRef<'a>>, FrameError> {
+    let layout = match scan(buf, limits) {
+        Ok(layout) => layout,
+        Err(FrameError::Incomplete) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let part = |r: Option<Range<usize>>| r.map(|r| buf.get(r).unwrap_or_default());
+    Ok(Some(FrameRef {
+        len: layout.len,
+        command: layout.command,
+        identifier: layout.identifier,
+        expiry: layout.expiry,
+        priority: layout.priority,
+        token: part(layout.token),
+        payload: part(layout.payload),
+    }))
+}
+
 /// Reads one feedback tuple off the front of `buf` (PROTOCOL.md 1.8), for clients and tests;
 /// `Ok(None)` when incomplete. Every complete tuple is valid, so no error is currently produced.
 pub fn decode_feedback(buf: &mut BytesMut) -> Result<Option<FeedbackTuple>, FrameError> {
@@ -814,14 +887,17 @@ pub fn decode_feedback(buf: &mut BytesMut) -> Result<Option<FeedbackTuple>, Fram
 /// checking the token first matches the item order on the wire. [inferred]
 // PROTOCOL.md 1.6 and Part 3 for the status mapping.
 pub fn validate(n: &LegacyNotification, limits: &Limits) -> Result<(), Status> {
-    let token = n.token_bytes();
+    validate_parts(n.token_bytes(), n.payload_bytes(), limits)
+}
+
+/// [`validate`] on the parts, shared with [`FrameRef::validate`] so both paths judge alike.
+fn validate_parts(token: &[u8], payload: &[u8], limits: &Limits) -> Result<(), Status> {
     if token.is_empty() {
         return Err(Status::MissingDeviceToken);
     }
     if !limits.token_len.accepts(token.len()) {
         return Err(Status::InvalidTokenSize);
     }
-    let payload = n.payload_bytes();
     if payload.is_empty() {
         return Err(Status::MissingPayload);
     }
@@ -1450,6 +1526,23 @@ mod tests {
             let back = decode(&mut b, &lim()).unwrap().unwrap();
             prop_assert!(b.is_empty());
             prop_assert_eq!(back, n);
+        }
+
+        #[test]
+        fn peek_agrees_with_decode(items in proptest::collection::vec(arb_item(), 0..8), cut in any::<usize>()) {
+            let mut b = frame_of(&items);
+            b.truncate(cut % (b.len() + 1));
+            let borrowed = b.clone();
+            let peeked = peek(&borrowed, &lim());
+            let decoded = decode(&mut b, &lim());
+            match (peeked, decoded) {
+                (Ok(Some(r)), Ok(Some(n))) => {
+                    prop_assert_eq!(r.len, borrowed.len() - b.len());
+                    prop_assert_eq!(r.validate(&lim()), validate(&n, &lim()));
+                    prop_assert_eq!(r.to_notification(), n);
+                }
+                (p, d) => prop_assert_eq!(p.map(|o| o.map(|r| r.len)), d.map(|o| o.map(|_| 0))),
+            }
         }
 
         #[test]

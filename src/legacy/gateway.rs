@@ -3,12 +3,12 @@
 
 use crate::engine::{ConnState, Refusal, Verdict};
 use crate::journal::{EventKind, NewEvent};
-use crate::legacy::frame::{self, Command, ErrorResponse, FrameError, LegacyNotification};
+use crate::legacy::frame::{self, Command, ErrorResponse, FrameError, FrameRef, LegacyNotification};
 use crate::legacy::status::Status;
 use crate::model::{Environment, Identifier, Notification, Protocol};
 use crate::runtime::{Core, Shutdown};
 use crate::settings::UnknownCommand;
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,6 +105,7 @@ pub(crate) async fn serve(
             io: tls,
             buf: BytesMut::with_capacity(64 * 1024),
             pending: Vec::new(),
+            run: Vec::new(),
         };
         let ending = conn.run(shutdown).await;
         debug!(ending = %ending.as_str(), "closed");
@@ -124,7 +125,35 @@ struct GatewayConn<'a, IO> {
     last_accepted: [u8; 4],
     io: IO,
     buf: BytesMut,
-    pending: Vec<NewEvent>,
+    /// Accepted notifications not yet journaled (see [`GatewayConn::flush`]); reused across reads.
+    pending: Vec<Notification>,
+    /// Scratch for [`GatewayConn::accept_run`]: where the frames of one run lie in `buf`.
+    run: Vec<Slot>,
+}
+
+/// One complete, valid frame of a run, as offsets into the read buffer (small and `Copy`, so a
+/// run costs no reference counts until its bytes are copied out).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    command: Command,
+    identifier: [u8; 4],
+    expiry: u32,
+    priority: u8,
+    /// Frame start and length in `buf`.
+    start: u32,
+    len: u32,
+    /// Token and payload as (start, len) in `buf`.
+    token: (u32, u32),
+    payload: (u32, u32),
+}
+
+/// Why [`GatewayConn::accept_run`] stopped before the end of the buffer's complete frames.
+enum RunEnd {
+    /// The next buffered frame is incomplete, malformed or invalid (or there is none): the
+    /// frame-by-frame path takes it from here.
+    SlowPath,
+    /// The engine did not accept this (complete, valid) frame; `buf` already starts after it.
+    Verdict(Verdict, Slot, Notification),
 }
 
 /// What to do after decoding what is buffered.
@@ -169,46 +198,115 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         ending
     }
 
-    /// Decodes and decides every complete frame buffered.
+    /// Decodes and decides every complete frame buffered: runs of valid frames in bulk
+    /// ([`Self::accept_run`]), anything else one frame at a time.
     async fn process_buffer(&mut self) -> Step {
         let limits = self.core.legacy_limits;
         loop {
-            let decoded = match frame::decode(&mut self.buf, &limits) {
-                Ok(Some(n)) => n,
+            if let RunEnd::Verdict(verdict, slot, notification) = self.accept_run(&limits) {
+                return Step::End(self.carry_out(verdict, slot, notification).await);
+            }
+            let (slot, notification, valid) = match frame::peek(&self.buf, &limits) {
+                Ok(Some(f)) => (
+                    slot_of(&f, 0),
+                    owned_notification(&f, self.topic.as_ref()),
+                    f.validate(&limits),
+                ),
                 Ok(None) => {
                     self.flush();
                     return Step::NeedMore;
                 }
                 Err(e) => return Step::End(self.protocol_error(e).await),
             };
-            let notification = to_notification(&decoded, self.topic.as_ref());
-            if let Err(status) = frame::validate(&decoded, &limits) {
-                return Step::End(self.refuse(&decoded, notification, status).await);
+            self.buf.advance(slot.len as usize);
+            if let Err(status) = valid {
+                return Step::End(self.refuse(slot, notification, status).await);
             }
             let verdict = self.core.engine.decide(&self.state, &notification);
             self.state.decided += 1;
-            match verdict {
-                Verdict::Accept => {
-                    self.accepted(notification);
-                    self.last_accepted = decoded.identifier;
+            if verdict == Verdict::Accept {
+                self.last_accepted = slot.identifier;
+                self.pending.push(notification);
+            } else {
+                return Step::End(self.carry_out(verdict, slot, notification).await);
+            }
+        }
+    }
+
+    /// The hot path. Finds the leading run of complete, valid frames in `buf` without copying,
+    /// copies all their tokens and payloads into one exact-size buffer (so the journal never pins
+    /// the read buffer), then decides them in order, queueing the accepted in `pending`, and takes
+    /// them off `buf`. Stops at the first frame the engine does not accept, or at the end of the
+    /// run. If the engine stops it early, the bytes of the frames after that one stay in the
+    /// copy unused: at most one read's worth, once per connection, since the connection ends.
+    fn accept_run(&mut self, limits: &frame::Limits) -> RunEnd {
+        self.run.clear();
+        let mut at = 0usize;
+        let mut copy_len = 0usize;
+        // Offsets are u32: the read buffer is bounded far below 4 GiB (legacy_read_buffer).
+        while let Ok(Some(f)) = frame::peek(&self.buf[at..], limits) {
+            if f.validate(limits).is_err() || at + f.len > u32::MAX as usize {
+                break;
+            }
+            let slot = slot_of(&f, at);
+            copy_len += f.token_bytes().len() + f.payload_bytes().len();
+            at += f.len;
+            self.run.push(slot);
+        }
+        if self.run.is_empty() {
+            return RunEnd::SlowPath;
+        }
+        let mut arena = BytesMut::with_capacity(copy_len);
+        for s in &self.run {
+            arena.extend_from_slice(&self.buf[range(s.token)]);
+            arena.extend_from_slice(&self.buf[range(s.payload)]);
+        }
+        let arena = arena.freeze();
+        let mut offset = 0;
+        let mut end = RunEnd::SlowPath;
+        let mut consumed = at;
+        self.pending.reserve(self.run.len());
+        for s in &self.run {
+            let token = arena.slice(offset..offset + s.token.1 as usize);
+            offset += s.token.1 as usize;
+            let payload = arena.slice(offset..offset + s.payload.1 as usize);
+            offset += s.payload.1 as usize;
+            let notification = notification_of(s, token, payload, self.topic.as_ref());
+            let verdict = self.core.engine.decide(&self.state, &notification);
+            self.state.decided += 1;
+            if verdict != Verdict::Accept {
+                consumed = (s.start + s.len) as usize;
+                end = RunEnd::Verdict(verdict, *s, notification);
+                break;
+            }
+            self.last_accepted = s.identifier;
+            self.pending.push(notification);
+        }
+        self.buf.advance(consumed);
+        end
+    }
+
+    /// Carries out a verdict other than a plain accept for a frame already taken off `buf`.
+    async fn carry_out(&mut self, verdict: Verdict, slot: Slot, notification: Notification) -> Ending {
+        match verdict {
+            // PROTOCOL.md 1.6 status 8: unknown (strict) or other-environment token.
+            Verdict::Reject(Refusal::InvalidToken) => {
+                self.refuse(slot, notification, Status::InvalidToken).await
+            }
+            // Legacy has no topic or unregistered answer; the engine does not send these here.
+            Verdict::Accept | Verdict::Reject(Refusal::TokenNotForTopic | Refusal::Unregistered(_)) => {
+                self.last_accepted = slot.identifier;
+                self.pending.push(notification);
+                // Nothing ends the connection here: go on with what is buffered.
+                match Box::pin(self.process_buffer()).await {
+                    Step::End(ending) => ending,
+                    Step::NeedMore => Ending::Continue,
                 }
-                // PROTOCOL.md 1.6 status 8: unknown (strict) or other-environment token.
-                Verdict::Reject(Refusal::InvalidToken) => {
-                    return Step::End(
-                        self.refuse(&decoded, notification, Status::InvalidToken)
-                            .await,
-                    )
-                }
-                // Legacy has no topic or unregistered answer; the engine does not send these here.
-                Verdict::Reject(Refusal::TokenNotForTopic | Refusal::Unregistered(_)) => {
-                    self.accepted(notification);
-                    self.last_accepted = decoded.identifier;
-                }
-                Verdict::Drop => {
-                    self.record(self.event(EventKind::Dropped).notification(notification));
-                    self.discard_rest().await;
-                    return Step::End(Ending::Dropped);
-                }
+            }
+            Verdict::Drop => {
+                self.record(self.event(EventKind::Dropped).notification(notification));
+                self.discard_rest().await;
+                Ending::Dropped
             }
         }
     }

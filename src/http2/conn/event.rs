@@ -34,6 +34,8 @@ pub struct ConnConfig {
     pub max_input_buffer: usize,
     /// Close with GOAWAY(NO_ERROR) after this long without frames and without open streams.
     pub idle_timeout: Option<Duration>,
+    /// Debug data of that idle GOAWAY (APNs: `{"reason":"IdleTimeout"}`, PROTOCOL.md 2.2, 2.7).
+    pub idle_debug: Bytes,
     /// Connection error SETTINGS_TIMEOUT when our SETTINGS are not acknowledged in time.
     pub settings_ack_timeout: Option<Duration>,
     /// How many closed streams are remembered to judge late frames on them.
@@ -60,6 +62,7 @@ impl Default for ConnConfig {
             max_output_buffer: 1024 * 1024,
             max_input_buffer: 256 * 1024,
             idle_timeout: None,
+            idle_debug: Bytes::new(),
             settings_ack_timeout: Some(Duration::from_secs(30)),
             closed_streams_remembered: 4096,
             write_stall_timeout: Some(Duration::from_secs(30)),

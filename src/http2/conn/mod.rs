@@ -441,7 +441,8 @@ impl Connection {
         if let (Some(d), Some(t)) = (self.cfg.idle_timeout, self.last_activity) {
             if self.streams.is_empty() && t.checked_add(d).is_some_and(|x| now >= x) {
                 self.send_preface_settings();
-                self.write_goaway(ErrorCode::NO_ERROR, None, Bytes::new());
+                let debug = self.cfg.idle_debug.clone();
+                self.write_goaway(ErrorCode::NO_ERROR, None, debug);
                 self.phase = Phase::Closed;
             }
         }

@@ -1,0 +1,478 @@
+//! APNs over HTTP/2 (PROTOCOL.md Part 2) on one TLS connection: the handler turns each request
+//! into a `Notification` or a `Reason`, asks the engine, journals, and answers as Apple does.
+//! Framing and flow control live in `conn`; validation in `request` and `auth`; this file wires.
+
+use crate::engine::{ConnState, Refusal, Verdict};
+use crate::http2::auth::{AuthSettings, KeyRegistry, TokenAuth, VerifyCache};
+use crate::http2::conn::{ConnConfig, Event, Request, SettingsUpdate};
+use crate::http2::driver::{self, Command, ConnHandle, Handler, Response};
+use crate::http2::frame::ErrorCode;
+use crate::http2::hpack::HeaderField;
+use crate::http2::reason::{self, Reason};
+use crate::http2::request::{self, ConnAuth, RequestContext, RequestSettings};
+use crate::journal::{EventKind, NewEvent};
+use crate::model::{AuthKind, DeviceToken, Environment, Notification, Protocol};
+use crate::runtime::{Core, Shutdown};
+use crate::settings::Settings;
+use crate::tls::ClientIdentity;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tracing::{debug, info_span, Instrument};
+
+/// How many observation records of one kind a connection keeps (bounded, like everything else).
+const MAX_OBSERVATIONS: usize = 64;
+
+/// HTTP/2 state shared by every connection of one emulator.
+pub struct Http2State {
+    /// Provider-token keys (key id → public key, team, scope).
+    pub keys: RwLock<KeyRegistry>,
+    /// Verified JWTs, shared so each distinct token is verified once.
+    pub cache: VerifyCache,
+    /// When set, every request is answered with this reason (the Rust API's way to produce
+    /// IdleTimeout, Forbidden, InternalServerError, ServiceUnavailable, Shutdown, TooManyRequests).
+    pub forced: RwLock<Option<Reason>>,
+    live: Mutex<HashMap<u64, LiveConn>>,
+}
+
+impl Http2State {
+    /// Empty state with `keys` registered.
+    pub fn new(keys: KeyRegistry) -> Self {
+        Http2State {
+            keys: RwLock::new(keys),
+            cache: VerifyCache::new(),
+            forced: RwLock::new(None),
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The open HTTP/2 connections with what was observed on each.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let mut out: Vec<_> = self
+            .live
+            .lock()
+            .iter()
+            .map(|(id, c)| c.info(*id))
+            .collect();
+        out.sort_by_key(|c| c.id);
+        out
+    }
+
+    /// Sends a hook command (GOAWAY, RST_STREAM, SETTINGS, ignore PING, close) to a live connection.
+    pub fn command(&self, connection: u64, cmd: Command) -> bool {
+        let handle = self.live.lock().get(&connection).map(|c| c.handle.clone());
+        handle.is_some_and(|h| h.try_send(cmd).is_ok())
+    }
+}
+
+/// What the control API and tests see of one open HTTP/2 connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionInfo {
+    /// Connection id (journal `connection`).
+    pub id: u64,
+    /// Environment served.
+    pub environment: Environment,
+    /// Certificate or token.
+    pub auth: AuthKind,
+    /// What was observed so far.
+    pub observations: Observations,
+}
+
+/// What a connection did that conformance grades (PROTOCOL.md 2.2: PRIORITY ignored, HPACK advice).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Observations {
+    /// Whether the client negotiated ALPN `h2` (false: HTTP/2 straight after the handshake).
+    pub alpn: bool,
+    /// SNI as sent.
+    pub sni: Option<String>,
+    /// The client's SETTINGS, in wire order, id → value.
+    pub client_settings: Vec<(u16, u32)>,
+    /// PRIORITY information received (frames or HEADERS flags), counted.
+    pub priority_frames: u64,
+    /// PINGs received from the client.
+    pub pings: u64,
+    /// Requests seen.
+    pub requests: u64,
+    /// How `authorization`, `apns-topic`, `apns-id` and `:path` were encoded, request by request
+    /// (first requests only, bounded).
+    pub hpack: BTreeMap<String, Vec<String>>,
+    /// JWT deviations from Apple's minimal form (iat as float or string, extra claims, DER signatures).
+    pub jwt: serde_json::Value,
+    /// GOAWAY or RST_STREAM the client sent.
+    pub client_resets: u64,
+}
+
+struct LiveConn {
+    handle: ConnHandle,
+    environment: Environment,
+    auth: AuthKind,
+    observations: Arc<Mutex<Observations>>,
+}
+
+impl LiveConn {
+    fn info(&self, id: u64) -> ConnectionInfo {
+        ConnectionInfo {
+            id,
+            environment: self.environment,
+            auth: self.auth,
+            observations: self.observations.lock().clone(),
+        }
+    }
+}
+
+/// The request settings the emulator's settings imply (PROTOCOL.md 2.3–2.5, Part 3).
+fn request_settings(s: &Settings) -> RequestSettings {
+    RequestSettings {
+        strict_token_len: s.http2_strict_token_length,
+        max_payload: s.http2_max_payload,
+        max_payload_voip: s.http2_max_payload_voip,
+        ..RequestSettings::default()
+    }
+}
+
+/// Serves one TCP connection of an HTTP/2 listener until it ends.
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, listener_env: Environment, shutdown: Shutdown) {
+    let id = core.next_connection_id();
+    async move {
+        let accepted = tokio::time::timeout(Duration::from_secs(10), crate::tls::accept(stream, &core.http2_tls, listener_env)).await;
+        let (tls, hs) = match accepted {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(e)) => return refused(&core, id, listener_env, peer, e.to_string()),
+            Err(_) => return refused(&core, id, listener_env, peer, "handshake timeout".into()),
+        };
+        let env = hs.environment;
+        let auth = if hs.client.is_some() { AuthKind::Certificate } else { AuthKind::Token };
+        let observations = Arc::new(Mutex::new(Observations {
+            alpn: hs.alpn.as_deref() == Some(b"h2"),
+            sni: hs.sni.clone(),
+            ..Observations::default()
+        }));
+        let s = &core.settings;
+        let cfg = ConnConfig {
+            // PROTOCOL.md 2.2 / Part 3: one stream on a token connection until a valid JWT.
+            max_concurrent_streams: match auth {
+                AuthKind::Token => s.http2_streams_before_auth,
+                _ => s.http2_max_streams,
+            },
+            idle_timeout: (s.http2_idle_timeout_secs > 0).then(|| Duration::from_secs(s.http2_idle_timeout_secs)),
+            idle_debug: Bytes::from(reason::goaway_debug(Reason::IdleTimeout)),
+            ..ConnConfig::default()
+        };
+        core.journal.record(NewEvent::new(EventKind::ConnectionOpened, id, Protocol::Http2, env).detail(json!({
+            "peer": peer.to_string(),
+            "sni": hs.sni,
+            "alpn": hs.alpn.as_ref().map(|a| String::from_utf8_lossy(a).into_owned()),
+            "tls_version": hs.tls_version,
+            "auth": auth,
+            "topics": hs.client.as_ref().map(|c| c.topics.clone()),
+            "certificate_environments": hs.client.as_ref().map(|c| c.environments.clone()),
+        })));
+        let (handle, commands) = driver::command_channel(64);
+        core.http2.live.lock().insert(id, LiveConn { handle: handle.clone(), environment: env, auth, observations: observations.clone() });
+        let handler = Arc::new(ApnsHandler {
+            core: core.clone(),
+            id,
+            environment: env,
+            client: hs.client.clone(),
+            observations: observations.clone(),
+            state: Mutex::new(AuthState {
+                token: TokenAuth::with_settings(AuthSettings {
+                    future_tolerance_secs: core.settings.jwt_future_tolerance_secs,
+                    ..AuthSettings::default()
+                }),
+                raised: auth == AuthKind::Certificate,
+            }),
+            settings: request_settings(&core.settings),
+        });
+        // Graceful shutdown: GOAWAY {"reason":"Shutdown"}, in-flight streams finish (issue 4).
+        let stopper = {
+            let handle = handle.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown.wait().await;
+                let _ = handle
+                    .send(Command::GoAway { code: ErrorCode::NO_ERROR, last_stream_id: None, debug: Bytes::from(reason::goaway_debug(Reason::Shutdown)) })
+                    .await;
+            })
+        };
+        let ending = driver::serve_connection(tls, cfg, handler, handle, commands).await;
+        stopper.abort();
+        core.http2.live.lock().remove(&id);
+        let obs = observations.lock().clone();
+        debug!(?ending, "closed");
+        core.journal.record(NewEvent::new(EventKind::ConnectionClosed, id, Protocol::Http2, env).detail(json!({
+            "cause": format!("{ending:?}").to_lowercase(),
+            "observations": obs,
+        })));
+    }
+    .instrument(info_span!("http2", conn = id, %peer))
+    .await
+}
+
+fn refused(core: &Core, id: u64, env: Environment, peer: SocketAddr, error: String) {
+    debug!(%error, "handshake failed");
+    core.journal.record(
+        NewEvent::new(EventKind::ConnectionRefused, id, Protocol::Http2, env).detail(json!({ "peer": peer.to_string(), "error": error })),
+    );
+}
+
+struct AuthState {
+    token: TokenAuth,
+    /// Whether the stream limit has been raised (certificate connections start raised).
+    raised: bool,
+}
+
+/// The APNs semantics of one connection.
+struct ApnsHandler {
+    core: Arc<Core>,
+    id: u64,
+    environment: Environment,
+    client: Option<ClientIdentity>,
+    observations: Arc<Mutex<Observations>>,
+    state: Mutex<AuthState>,
+    settings: RequestSettings,
+}
+
+/// The outcome of one request before it is written.
+struct Answer {
+    status: u16,
+    reason: Option<Reason>,
+    apns_id: String,
+    timestamp_ms: Option<u64>,
+    then: Vec<Command>,
+}
+
+impl ApnsHandler {
+    fn event(&self, kind: EventKind) -> NewEvent {
+        NewEvent::new(kind, self.id, Protocol::Http2, self.environment)
+    }
+
+    fn observe(&self, f: impl FnOnce(&mut Observations)) {
+        f(&mut self.observations.lock());
+    }
+
+    fn observe_request(&self, req: &Request) {
+        self.observe(|o| {
+            o.requests += 1;
+            for name in ["authorization", "apns-topic", "apns-id", ":path"] {
+                if let Some(field) = req.headers.iter().find(|f| &f.name[..] == name.as_bytes()) {
+                    let seen = o.hpack.entry(name.to_string()).or_default();
+                    if seen.len() < MAX_OBSERVATIONS {
+                        seen.push(representation(field));
+                    }
+                }
+            }
+        });
+    }
+
+    fn generate_id(&self) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        if self.core.settings.http2_uppercase_apns_id {
+            id.to_uppercase()
+        } else {
+            id
+        }
+    }
+
+    /// Decides one request: validation (PROTOCOL.md 2.3–2.5, 2.8, 2.9), then the engine.
+    fn decide(&self, req: Request) -> (Answer, Option<Notification>) {
+        let headers: Vec<(Bytes, Bytes)> = req.headers.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
+        let requested_id = req.header("apns-id").and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned);
+        if let Some(forced) = *self.core.http2.forced.read() {
+            return (self.reject(forced, requested_id, None), partial_notification(&headers, &req.body));
+        }
+        // PROTOCOL.md 2.9: a certificate of the other environment gets 403, then GOAWAY and close.
+        if let Some(client) = &self.client {
+            if !client.covers(self.environment) {
+                let mut a = self.reject(Reason::BadCertificateEnvironment, requested_id, None);
+                a.then.push(goaway(Reason::BadCertificateEnvironment));
+                return (a, partial_notification(&headers, &req.body));
+            }
+        }
+        let auth = match &self.client {
+            Some(c) => ConnAuth::Certificate { topics: c.topics.clone(), environments: c.environments.clone() },
+            None => ConnAuth::Token,
+        };
+        let ctx = RequestContext { environment: self.environment, auth: &auth, settings: &self.settings };
+        let now = self.core.clock.now_secs();
+        let body = req.body.clone();
+        let (validated, raise) = {
+            let mut st = self.state.lock();
+            let keys = self.core.http2.keys.read();
+            let v = request::validate(&headers, body, &ctx, &mut st.token, &keys, &self.core.http2.cache, now);
+            self.observe(|o| o.jwt = serde_json::to_value(st.token.quirks()).unwrap_or_default());
+            // PROTOCOL.md 2.2: the first valid JWT lifts the one-stream limit.
+            let raise = !st.raised && st.token.first_valid_seen();
+            st.raised |= raise;
+            (v, raise)
+        };
+        let mut answer = match validated {
+            Err(rej) => {
+                let id = rej.apns_id.or(requested_id);
+                (self.reject(rej.reason, id, None), partial_notification(&headers, &req.body))
+            }
+            Ok(v) => self.judge(v.request.into_notification()),
+        };
+        if raise {
+            answer.0.then.insert(0, Command::Settings(SettingsUpdate { max_concurrent_streams: Some(self.core.settings.http2_max_streams), ..SettingsUpdate::default() }));
+        }
+        answer
+    }
+
+    /// Asks the engine about a well-formed, authenticated notification.
+    fn judge(&self, mut n: Notification) -> (Answer, Option<Notification>) {
+        let conn = ConnState { id: self.id, protocol: Protocol::Http2, environment: self.environment, decided: 0 };
+        let apns_id = n.apns_id.clone();
+        match self.core.engine.decide(&conn, &n) {
+            Verdict::Accept => {
+                let id = apns_id.unwrap_or_else(|| self.generate_id());
+                n.apns_id = Some(id.clone());
+                (Answer { status: 200, reason: None, apns_id: id, timestamp_ms: None, then: Vec::new() }, Some(n))
+            }
+            // PROTOCOL.md Part 3: a token of the other environment (or unknown under strict) is BadDeviceToken.
+            Verdict::Reject(Refusal::InvalidToken) => (self.reject(Reason::BadDeviceToken, apns_id, None), Some(n)),
+            Verdict::Reject(Refusal::TokenNotForTopic) => (self.reject(Reason::DeviceTokenNotForTopic, apns_id, None), Some(n)),
+            // PROTOCOL.md 2.6: 410 with the time APNs learnt the token was gone, in ms.
+            Verdict::Reject(Refusal::Unregistered(at)) => (self.reject(Reason::Unregistered, apns_id, Some(at)), Some(n)),
+            Verdict::Drop => {
+                let id = apns_id.unwrap_or_else(|| self.generate_id());
+                (Answer { status: 0, reason: None, apns_id: id, timestamp_ms: None, then: vec![Command::CloseAbruptly] }, Some(n))
+            }
+        }
+    }
+
+    fn reject(&self, reason: Reason, apns_id: Option<String>, timestamp_ms: Option<u64>) -> Answer {
+        let reason = reason.effective(self.core.settings.http2_reasons);
+        Answer {
+            status: reason.status(),
+            reason: Some(reason),
+            apns_id: apns_id.unwrap_or_else(|| self.generate_id()),
+            timestamp_ms: timestamp_ms.filter(|_| reason == Reason::Unregistered || reason == Reason::ExpiredToken),
+            then: Vec::new(),
+        }
+    }
+
+    /// Journals the outcome (before the client can see it: ARCHITECTURE "Nothing lost") and builds the response.
+    fn answer(&self, a: Answer, n: Option<Notification>) -> Option<Response> {
+        let mut e = match a.reason {
+            None if a.status == 200 => self.event(EventKind::Accepted),
+            None => self.event(EventKind::Dropped),
+            Some(r) => self.event(EventKind::Rejected).reason(r.as_str()).detail(json!({ "status": a.status, "apns_id": a.apns_id })),
+        };
+        if let Some(n) = n {
+            e = e.notification(n);
+        }
+        self.core.journal.record(e);
+        if a.status == 0 {
+            return None;
+        }
+        let mut headers = Vec::with_capacity(3);
+        let body = match a.reason {
+            // PROTOCOL.md 2.6: success is one HEADERS frame; apns-unique-id on sandbox only.
+            None => {
+                headers.push(("apns-id".to_string(), a.apns_id));
+                if self.environment == Environment::Sandbox {
+                    headers.push(("apns-unique-id".to_string(), uuid::Uuid::new_v4().to_string()));
+                }
+                None
+            }
+            // PROTOCOL.md 2.6: error = HEADERS with content-type and apns-id, then DATA {"reason":…}.
+            Some(r) => {
+                headers.push(("content-type".to_string(), "application/json".to_string()));
+                headers.push(("apns-id".to_string(), a.apns_id));
+                Some(Bytes::from(reason::body(r, a.timestamp_ms)))
+            }
+        };
+        Some(Response { status: a.status, headers, body, then: a.then })
+    }
+}
+
+impl Handler for ApnsHandler {
+    fn on_event(&self, event: &Event, _handle: &ConnHandle) {
+        let note = match event {
+            Event::ClientSettings(values) => {
+                self.observe(|o| o.client_settings = values.clone());
+                Some(json!({ "client_settings": values }))
+            }
+            Event::Priority { stream_id, .. } => {
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.priority_frames += 1;
+                    o.priority_frames
+                };
+                // Journal the first few only: a client may send thousands.
+                (n <= MAX_OBSERVATIONS as u64).then(|| json!({ "priority": { "stream_id": stream_id } }))
+            }
+            Event::Ping { ack: false, .. } => {
+                self.observe(|o| o.pings += 1);
+                Some(json!({ "ping": true }))
+            }
+            Event::GoAwayReceived { last_stream_id, code, .. } => {
+                self.observe(|o| o.client_resets += 1);
+                Some(json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } }))
+            }
+            Event::StreamReset { stream_id, code } => {
+                self.observe(|o| o.client_resets += 1);
+                Some(json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } }))
+            }
+            Event::ConnectionError { code, message } => Some(json!({ "connection_error": { "code": code.0, "message": message } })),
+            _ => None,
+        };
+        if let Some(detail) = note {
+            self.core.journal.record(self.event(EventKind::Observation).detail(detail));
+        }
+    }
+
+    fn on_request(&self, req: Request, handle: ConnHandle) -> impl Future<Output = Option<Response>> + Send {
+        self.observe_request(&req);
+        let (answer, notification) = self.decide(req);
+        let dropped = answer.status == 0;
+        let response = self.answer(answer, notification);
+        if dropped {
+            // The engine chose a silent drop: cut the transport with no answer.
+            let _ = handle.try_send(Command::CloseAbruptly);
+        }
+        std::future::ready(response)
+    }
+}
+
+/// GOAWAY carrying `{"reason":…}` (PROTOCOL.md 2.2).
+fn goaway(r: Reason) -> Command {
+    Command::GoAway { code: ErrorCode::NO_ERROR, last_stream_id: None, debug: Bytes::from(reason::goaway_debug(r)) }
+}
+
+/// The notification as far as a rejected request lets us read it, so the journal can be filtered
+/// by token even for refusals.
+fn partial_notification(headers: &[(Bytes, Bytes)], body: &Bytes) -> Option<Notification> {
+    let get = |name: &str| headers.iter().find(|(n, _)| &n[..] == name.as_bytes()).and_then(|(_, v)| std::str::from_utf8(v).ok());
+    let token = get(":path")?.strip_prefix("/3/device/").and_then(DeviceToken::from_hex)?;
+    Some(Notification {
+        token,
+        payload: body.clone(),
+        identifier: None,
+        expiry: get("apns-expiration").and_then(|v| v.parse().ok()),
+        priority: get("apns-priority").and_then(|v| v.parse().ok()).unwrap_or(10),
+        topic: get("apns-topic").map(Into::into),
+        push_type: get("apns-push-type").map(str::to_owned),
+        collapse_id: get("apns-collapse-id").map(str::to_owned),
+        apns_id: get("apns-id").map(str::to_owned),
+        command: None,
+    })
+}
+
+/// How a field was encoded, as conformance reports it.
+fn representation(f: &HeaderField) -> String {
+    let r = serde_json::to_value(f.representation).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    if f.huffman {
+        format!("{r}+huffman")
+    } else {
+        r
+    }
+}
