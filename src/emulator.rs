@@ -2,12 +2,12 @@
 //! from a Rust test, and reach its addresses, identities, registry, journal and clock.
 
 use crate::certs::{Authority, Identity, ProviderSpec, TokenKey};
+use crate::clock::Clock;
+use crate::engine::{Engine, Registry};
 use crate::http2::auth::{KeyRegistry, ProviderKey};
 use crate::http2::driver::Command;
 use crate::http2::reason::Reason;
 use crate::http2::server::{ConnectionInfo, Http2State};
-use crate::clock::Clock;
-use crate::engine::{Engine, Registry};
 use crate::journal::Journal;
 use crate::model::Environment;
 use crate::runtime::{spawn_listener, Core, Shutdown};
@@ -231,8 +231,12 @@ impl EmulatorBuilder {
         // The generated key is registered by default (issue 4), valid in both environments.
         let mut keys = KeyRegistry::new();
         keys.insert(
-            ProviderKey::from_pem(&token_key.key_id, &token_key.team_id, &token_key.private_pem)
-                .map_err(|e| StartError::Certs(e.to_string()))?,
+            ProviderKey::from_pem(
+                &token_key.key_id,
+                &token_key.team_id,
+                &token_key.private_pem,
+            )
+            .map_err(|e| StartError::Certs(e.to_string()))?,
         );
         let journal = Journal::new(self.settings.journal_capacity, self.clock.clone());
         let engine = Engine::new(self.settings.clone(), self.registry.clone());
@@ -250,12 +254,42 @@ impl EmulatorBuilder {
         let mut addrs = BTreeMap::new();
 
         let plan = [
-            ("legacy", self.legacy_port, Environment::Production, Kind::Gateway),
-            ("feedback", self.feedback_port, Environment::Production, Kind::Feedback),
-            ("sandbox_legacy", self.sandbox_legacy_port, Environment::Sandbox, Kind::Gateway),
-            ("sandbox_feedback", self.sandbox_feedback_port, Environment::Sandbox, Kind::Feedback),
-            ("http2", self.http2_port, Environment::Production, Kind::Http2),
-            ("sandbox_http2", self.sandbox_http2_port, Environment::Sandbox, Kind::Http2),
+            (
+                "legacy",
+                self.legacy_port,
+                Environment::Production,
+                Kind::Gateway,
+            ),
+            (
+                "feedback",
+                self.feedback_port,
+                Environment::Production,
+                Kind::Feedback,
+            ),
+            (
+                "sandbox_legacy",
+                self.sandbox_legacy_port,
+                Environment::Sandbox,
+                Kind::Gateway,
+            ),
+            (
+                "sandbox_feedback",
+                self.sandbox_feedback_port,
+                Environment::Sandbox,
+                Kind::Feedback,
+            ),
+            (
+                "http2",
+                self.http2_port,
+                Environment::Production,
+                Kind::Http2,
+            ),
+            (
+                "sandbox_http2",
+                self.sandbox_http2_port,
+                Environment::Sandbox,
+                Kind::Http2,
+            ),
         ];
         for (key, port, env, kind) in plan {
             let Some(port) = port else { continue };
@@ -269,17 +303,27 @@ impl EmulatorBuilder {
             addrs.insert(key.to_string(), local);
             let (core, sd) = (core.clone(), shutdown.clone());
             match kind {
-                Kind::Gateway => {
-                    spawn_listener(&tracker, listener, core, env, sd, crate::legacy::gateway::serve)
-                }
+                Kind::Gateway => spawn_listener(
+                    &tracker,
+                    listener,
+                    core,
+                    env,
+                    sd,
+                    crate::legacy::gateway::serve,
+                ),
                 Kind::Feedback => {
                     spawn_listener(&tracker, listener, core, env, sd, |s, p, c, e, _| {
                         crate::legacy::feedback::serve(s, p, c, e)
                     })
                 }
-                Kind::Http2 => {
-                    spawn_listener(&tracker, listener, core, env, sd, crate::http2::server::serve)
-                }
+                Kind::Http2 => spawn_listener(
+                    &tracker,
+                    listener,
+                    core,
+                    env,
+                    sd,
+                    crate::http2::server::serve,
+                ),
             }
         }
         let mut identities = Vec::new();

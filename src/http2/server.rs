@@ -55,12 +55,7 @@ impl Http2State {
 
     /// The open HTTP/2 connections with what was observed on each.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        let mut out: Vec<_> = self
-            .live
-            .lock()
-            .iter()
-            .map(|(id, c)| c.info(*id))
-            .collect();
+        let mut out: Vec<_> = self.live.lock().iter().map(|(id, c)| c.info(*id)).collect();
         out.sort_by_key(|c| c.id);
         out
     }
@@ -138,17 +133,31 @@ fn request_settings(s: &Settings) -> RequestSettings {
 }
 
 /// Serves one TCP connection of an HTTP/2 listener until it ends.
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, listener_env: Environment, shutdown: Shutdown) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    core: Arc<Core>,
+    listener_env: Environment,
+    shutdown: Shutdown,
+) {
     let id = core.next_connection_id();
     async move {
-        let accepted = tokio::time::timeout(Duration::from_secs(10), crate::tls::accept(stream, &core.http2_tls, listener_env)).await;
+        let accepted = tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::tls::accept(stream, &core.http2_tls, listener_env),
+        )
+        .await;
         let (tls, hs) = match accepted {
             Ok(Ok(ok)) => ok,
             Ok(Err(e)) => return refused(&core, id, listener_env, peer, e.to_string()),
             Err(_) => return refused(&core, id, listener_env, peer, "handshake timeout".into()),
         };
         let env = hs.environment;
-        let auth = if hs.client.is_some() { AuthKind::Certificate } else { AuthKind::Token };
+        let auth = if hs.client.is_some() {
+            AuthKind::Certificate
+        } else {
+            AuthKind::Token
+        };
         let observations = Arc::new(Mutex::new(Observations {
             alpn: hs.alpn.as_deref() == Some(b"h2"),
             sni: hs.sni.clone(),
@@ -161,21 +170,32 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, 
                 AuthKind::Token => s.http2_streams_before_auth,
                 _ => s.http2_max_streams,
             },
-            idle_timeout: (s.http2_idle_timeout_secs > 0).then(|| Duration::from_secs(s.http2_idle_timeout_secs)),
+            idle_timeout: (s.http2_idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(s.http2_idle_timeout_secs)),
             idle_debug: Bytes::from(reason::goaway_debug(Reason::IdleTimeout)),
             ..ConnConfig::default()
         };
-        core.journal.record(NewEvent::new(EventKind::ConnectionOpened, id, Protocol::Http2, env).detail(json!({
-            "peer": peer.to_string(),
-            "sni": hs.sni,
-            "alpn": hs.alpn.as_ref().map(|a| String::from_utf8_lossy(a).into_owned()),
-            "tls_version": hs.tls_version,
-            "auth": auth,
-            "topics": hs.client.as_ref().map(|c| c.topics.clone()),
-            "certificate_environments": hs.client.as_ref().map(|c| c.environments.clone()),
-        })));
+        core.journal.record(
+            NewEvent::new(EventKind::ConnectionOpened, id, Protocol::Http2, env).detail(json!({
+                "peer": peer.to_string(),
+                "sni": hs.sni,
+                "alpn": hs.alpn.as_ref().map(|a| String::from_utf8_lossy(a).into_owned()),
+                "tls_version": hs.tls_version,
+                "auth": auth,
+                "topics": hs.client.as_ref().map(|c| c.topics.clone()),
+                "certificate_environments": hs.client.as_ref().map(|c| c.environments.clone()),
+            })),
+        );
         let (handle, commands) = driver::command_channel(64);
-        core.http2.live.lock().insert(id, LiveConn { handle: handle.clone(), environment: env, auth, observations: observations.clone() });
+        core.http2.live.lock().insert(
+            id,
+            LiveConn {
+                handle: handle.clone(),
+                environment: env,
+                auth,
+                observations: observations.clone(),
+            },
+        );
         let handler = Arc::new(ApnsHandler {
             core: core.clone(),
             id,
@@ -198,7 +218,11 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, 
             tokio::spawn(async move {
                 shutdown.wait().await;
                 let _ = handle
-                    .send(Command::GoAway { code: ErrorCode::NO_ERROR, last_stream_id: None, debug: Bytes::from(reason::goaway_debug(Reason::Shutdown)) })
+                    .send(Command::GoAway {
+                        code: ErrorCode::NO_ERROR,
+                        last_stream_id: None,
+                        debug: Bytes::from(reason::goaway_debug(Reason::Shutdown)),
+                    })
                     .await;
             })
         };
@@ -207,10 +231,12 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, 
         core.http2.live.lock().remove(&id);
         let obs = observations.lock().clone();
         debug!(?ending, "closed");
-        core.journal.record(NewEvent::new(EventKind::ConnectionClosed, id, Protocol::Http2, env).detail(json!({
-            "cause": format!("{ending:?}").to_lowercase(),
-            "observations": obs,
-        })));
+        core.journal.record(
+            NewEvent::new(EventKind::ConnectionClosed, id, Protocol::Http2, env).detail(json!({
+                "cause": format!("{ending:?}").to_lowercase(),
+                "observations": obs,
+            })),
+        );
     }
     .instrument(info_span!("http2", conn = id, %peer))
     .await
@@ -219,7 +245,8 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, 
 fn refused(core: &Core, id: u64, env: Environment, peer: SocketAddr, error: String) {
     debug!(%error, "handshake failed");
     core.journal.record(
-        NewEvent::new(EventKind::ConnectionRefused, id, Protocol::Http2, env).detail(json!({ "peer": peer.to_string(), "error": error })),
+        NewEvent::new(EventKind::ConnectionRefused, id, Protocol::Http2, env)
+            .detail(json!({ "peer": peer.to_string(), "error": error })),
     );
 }
 
@@ -283,10 +310,20 @@ impl ApnsHandler {
 
     /// Decides one request: validation (PROTOCOL.md 2.3–2.5, 2.8, 2.9), then the engine.
     fn decide(&self, req: Request) -> (Answer, Option<Notification>) {
-        let headers: Vec<(Bytes, Bytes)> = req.headers.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
-        let requested_id = req.header("apns-id").and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned);
+        let headers: Vec<(Bytes, Bytes)> = req
+            .headers
+            .iter()
+            .map(|f| (f.name.clone(), f.value.clone()))
+            .collect();
+        let requested_id = req
+            .header("apns-id")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned);
         if let Some(forced) = *self.core.http2.forced.read() {
-            return (self.reject(forced, requested_id, None), partial_notification(&headers, &req.body));
+            return (
+                self.reject(forced, requested_id, None),
+                partial_notification(&headers, &req.body),
+            );
         }
         // PROTOCOL.md 2.9: a certificate of the other environment gets 403, then GOAWAY and close.
         if let Some(client) = &self.client {
@@ -297,16 +334,31 @@ impl ApnsHandler {
             }
         }
         let auth = match &self.client {
-            Some(c) => ConnAuth::Certificate { topics: c.topics.clone(), environments: c.environments.clone() },
+            Some(c) => ConnAuth::Certificate {
+                topics: c.topics.clone(),
+                environments: c.environments.clone(),
+            },
             None => ConnAuth::Token,
         };
-        let ctx = RequestContext { environment: self.environment, auth: &auth, settings: &self.settings };
+        let ctx = RequestContext {
+            environment: self.environment,
+            auth: &auth,
+            settings: &self.settings,
+        };
         let now = self.core.clock.now_secs();
         let body = req.body.clone();
         let (validated, raise) = {
             let mut st = self.state.lock();
             let keys = self.core.http2.keys.read();
-            let v = request::validate(&headers, body, &ctx, &mut st.token, &keys, &self.core.http2.cache, now);
+            let v = request::validate(
+                &headers,
+                body,
+                &ctx,
+                &mut st.token,
+                &keys,
+                &self.core.http2.cache,
+                now,
+            );
             self.observe(|o| o.jwt = serde_json::to_value(st.token.quirks()).unwrap_or_default());
             // PROTOCOL.md 2.2: the first valid JWT lifts the one-stream limit.
             let raise = !st.raised && st.token.first_valid_seen();
@@ -316,34 +368,74 @@ impl ApnsHandler {
         let mut answer = match validated {
             Err(rej) => {
                 let id = rej.apns_id.or(requested_id);
-                (self.reject(rej.reason, id, None), partial_notification(&headers, &req.body))
+                (
+                    self.reject(rej.reason, id, None),
+                    partial_notification(&headers, &req.body),
+                )
             }
             Ok(v) => self.judge(v.request.into_notification()),
         };
         if raise {
-            answer.0.then.insert(0, Command::Settings(SettingsUpdate { max_concurrent_streams: Some(self.core.settings.http2_max_streams), ..SettingsUpdate::default() }));
+            answer.0.then.insert(
+                0,
+                Command::Settings(SettingsUpdate {
+                    max_concurrent_streams: Some(self.core.settings.http2_max_streams),
+                    ..SettingsUpdate::default()
+                }),
+            );
         }
         answer
     }
 
     /// Asks the engine about a well-formed, authenticated notification.
     fn judge(&self, mut n: Notification) -> (Answer, Option<Notification>) {
-        let conn = ConnState { id: self.id, protocol: Protocol::Http2, environment: self.environment, decided: 0 };
+        let conn = ConnState {
+            id: self.id,
+            protocol: Protocol::Http2,
+            environment: self.environment,
+            decided: 0,
+        };
         let apns_id = n.apns_id.clone();
         match self.core.engine.decide(&conn, &n) {
             Verdict::Accept => {
                 let id = apns_id.unwrap_or_else(|| self.generate_id());
                 n.apns_id = Some(id.clone());
-                (Answer { status: 200, reason: None, apns_id: id, timestamp_ms: None, then: Vec::new() }, Some(n))
+                (
+                    Answer {
+                        status: 200,
+                        reason: None,
+                        apns_id: id,
+                        timestamp_ms: None,
+                        then: Vec::new(),
+                    },
+                    Some(n),
+                )
             }
             // PROTOCOL.md Part 3: a token of the other environment (or unknown under strict) is BadDeviceToken.
-            Verdict::Reject(Refusal::InvalidToken) => (self.reject(Reason::BadDeviceToken, apns_id, None), Some(n)),
-            Verdict::Reject(Refusal::TokenNotForTopic) => (self.reject(Reason::DeviceTokenNotForTopic, apns_id, None), Some(n)),
+            Verdict::Reject(Refusal::InvalidToken) => {
+                (self.reject(Reason::BadDeviceToken, apns_id, None), Some(n))
+            }
+            Verdict::Reject(Refusal::TokenNotForTopic) => (
+                self.reject(Reason::DeviceTokenNotForTopic, apns_id, None),
+                Some(n),
+            ),
             // PROTOCOL.md 2.6: 410 with the time APNs learnt the token was gone, in ms.
-            Verdict::Reject(Refusal::Unregistered(at)) => (self.reject(Reason::Unregistered, apns_id, Some(at)), Some(n)),
+            Verdict::Reject(Refusal::Unregistered(at)) => (
+                self.reject(Reason::Unregistered, apns_id, Some(at)),
+                Some(n),
+            ),
             Verdict::Drop => {
                 let id = apns_id.unwrap_or_else(|| self.generate_id());
-                (Answer { status: 0, reason: None, apns_id: id, timestamp_ms: None, then: vec![Command::CloseAbruptly] }, Some(n))
+                (
+                    Answer {
+                        status: 0,
+                        reason: None,
+                        apns_id: id,
+                        timestamp_ms: None,
+                        then: vec![Command::CloseAbruptly],
+                    },
+                    Some(n),
+                )
             }
         }
     }
@@ -354,7 +446,8 @@ impl ApnsHandler {
             status: reason.status(),
             reason: Some(reason),
             apns_id: apns_id.unwrap_or_else(|| self.generate_id()),
-            timestamp_ms: timestamp_ms.filter(|_| reason == Reason::Unregistered || reason == Reason::ExpiredToken),
+            timestamp_ms: timestamp_ms
+                .filter(|_| reason == Reason::Unregistered || reason == Reason::ExpiredToken),
             then: Vec::new(),
         }
     }
@@ -364,7 +457,10 @@ impl ApnsHandler {
         let mut e = match a.reason {
             None if a.status == 200 => self.event(EventKind::Accepted),
             None => self.event(EventKind::Dropped),
-            Some(r) => self.event(EventKind::Rejected).reason(r.as_str()).detail(json!({ "status": a.status, "apns_id": a.apns_id })),
+            Some(r) => self
+                .event(EventKind::Rejected)
+                .reason(r.as_str())
+                .detail(json!({ "status": a.status, "apns_id": a.apns_id })),
         };
         if let Some(n) = n {
             e = e.notification(n);
@@ -379,7 +475,10 @@ impl ApnsHandler {
             None => {
                 headers.push(("apns-id".to_string(), a.apns_id));
                 if self.environment == Environment::Sandbox {
-                    headers.push(("apns-unique-id".to_string(), uuid::Uuid::new_v4().to_string()));
+                    headers.push((
+                        "apns-unique-id".to_string(),
+                        uuid::Uuid::new_v4().to_string(),
+                    ));
                 }
                 None
             }
@@ -390,7 +489,12 @@ impl ApnsHandler {
                 Some(Bytes::from(reason::body(r, a.timestamp_ms)))
             }
         };
-        Some(Response { status: a.status, headers, body, then: a.then })
+        Some(Response {
+            status: a.status,
+            headers,
+            body,
+            then: a.then,
+        })
     }
 }
 
@@ -408,29 +512,44 @@ impl Handler for ApnsHandler {
                     o.priority_frames
                 };
                 // Journal the first few only: a client may send thousands.
-                (n <= MAX_OBSERVATIONS as u64).then(|| json!({ "priority": { "stream_id": stream_id } }))
+                (n <= MAX_OBSERVATIONS as u64)
+                    .then(|| json!({ "priority": { "stream_id": stream_id } }))
             }
             Event::Ping { ack: false, .. } => {
                 self.observe(|o| o.pings += 1);
                 Some(json!({ "ping": true }))
             }
-            Event::GoAwayReceived { last_stream_id, code, .. } => {
+            Event::GoAwayReceived {
+                last_stream_id,
+                code,
+                ..
+            } => {
                 self.observe(|o| o.client_resets += 1);
-                Some(json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } }))
+                Some(
+                    json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } }),
+                )
             }
             Event::StreamReset { stream_id, code } => {
                 self.observe(|o| o.client_resets += 1);
                 Some(json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } }))
             }
-            Event::ConnectionError { code, message } => Some(json!({ "connection_error": { "code": code.0, "message": message } })),
+            Event::ConnectionError { code, message } => {
+                Some(json!({ "connection_error": { "code": code.0, "message": message } }))
+            }
             _ => None,
         };
         if let Some(detail) = note {
-            self.core.journal.record(self.event(EventKind::Observation).detail(detail));
+            self.core
+                .journal
+                .record(self.event(EventKind::Observation).detail(detail));
         }
     }
 
-    fn on_request(&self, req: Request, handle: ConnHandle) -> impl Future<Output = Option<Response>> + Send {
+    fn on_request(
+        &self,
+        req: Request,
+        handle: ConnHandle,
+    ) -> impl Future<Output = Option<Response>> + Send {
         self.observe_request(&req);
         let (answer, notification) = self.decide(req);
         let dropped = answer.status == 0;
@@ -445,20 +564,33 @@ impl Handler for ApnsHandler {
 
 /// GOAWAY carrying `{"reason":…}` (PROTOCOL.md 2.2).
 fn goaway(r: Reason) -> Command {
-    Command::GoAway { code: ErrorCode::NO_ERROR, last_stream_id: None, debug: Bytes::from(reason::goaway_debug(r)) }
+    Command::GoAway {
+        code: ErrorCode::NO_ERROR,
+        last_stream_id: None,
+        debug: Bytes::from(reason::goaway_debug(r)),
+    }
 }
 
 /// The notification as far as a rejected request lets us read it, so the journal can be filtered
 /// by token even for refusals.
 fn partial_notification(headers: &[(Bytes, Bytes)], body: &Bytes) -> Option<Notification> {
-    let get = |name: &str| headers.iter().find(|(n, _)| &n[..] == name.as_bytes()).and_then(|(_, v)| std::str::from_utf8(v).ok());
-    let token = get(":path")?.strip_prefix("/3/device/").and_then(DeviceToken::from_hex)?;
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| &n[..] == name.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    let token = get(":path")?
+        .strip_prefix("/3/device/")
+        .and_then(DeviceToken::from_hex)?;
     Some(Notification {
         token,
         payload: body.clone(),
         identifier: None,
         expiry: get("apns-expiration").and_then(|v| v.parse().ok()),
-        priority: get("apns-priority").and_then(|v| v.parse().ok()).unwrap_or(10),
+        priority: get("apns-priority")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
         topic: get("apns-topic").map(Into::into),
         push_type: get("apns-push-type").map(str::to_owned),
         collapse_id: get("apns-collapse-id").map(str::to_owned),
@@ -469,7 +601,10 @@ fn partial_notification(headers: &[(Bytes, Bytes)], body: &Bytes) -> Option<Noti
 
 /// How a field was encoded, as conformance reports it.
 fn representation(f: &HeaderField) -> String {
-    let r = serde_json::to_value(f.representation).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let r = serde_json::to_value(f.representation)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     if f.huffman {
         format!("{r}+huffman")
     } else {

@@ -3,7 +3,9 @@
 
 use crate::engine::{ConnState, Refusal, Verdict};
 use crate::journal::{EventKind, NewEvent};
-use crate::legacy::frame::{self, Command, ErrorResponse, FrameError, FrameRef, LegacyNotification};
+use crate::legacy::frame::{
+    self, Command, ErrorResponse, FrameError, FrameRef, LegacyNotification,
+};
 use crate::legacy::status::Status;
 use crate::model::{Environment, Identifier, Notification, Protocol};
 use crate::runtime::{Core, Shutdown};
@@ -153,7 +155,28 @@ enum RunEnd {
     /// frame-by-frame path takes it from here.
     SlowPath,
     /// The engine did not accept this (complete, valid) frame; `buf` already starts after it.
-    Verdict(Verdict, Slot, Notification),
+    Stop(Stop, Slot, Notification),
+}
+
+/// A verdict that ends the connection, in legacy terms.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// Answer with this status (unless command 0), discard what follows, close.
+    Refuse(Status),
+    /// Journal as dropped, cut the connection with no answer.
+    Drop,
+}
+
+/// What a verdict means on the legacy gateway; `None` = accepted.
+fn stop_for(verdict: Verdict) -> Option<Stop> {
+    match verdict {
+        Verdict::Accept => None,
+        // PROTOCOL.md 1.6 status 8: unknown (strict) or other-environment token.
+        Verdict::Reject(Refusal::InvalidToken) => Some(Stop::Refuse(Status::InvalidToken)),
+        // Legacy has no topic or unregistered answer; the engine does not send these here.
+        Verdict::Reject(Refusal::TokenNotForTopic | Refusal::Unregistered(_)) => None,
+        Verdict::Drop => Some(Stop::Drop),
+    }
 }
 
 /// What to do after decoding what is buffered.
@@ -203,12 +226,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
     async fn process_buffer(&mut self) -> Step {
         let limits = self.core.legacy_limits;
         loop {
-            if let RunEnd::Verdict(verdict, slot, notification) = self.accept_run(&limits) {
-                return Step::End(self.carry_out(verdict, slot, notification).await);
+            if let RunEnd::Stop(stop, slot, notification) = self.accept_run(&limits) {
+                return Step::End(self.carry_out(stop, slot, notification).await);
             }
             let (slot, notification, valid) = match frame::peek(&self.buf, &limits) {
                 Ok(Some(f)) => (
-                    slot_of(&f, 0),
+                    header(&f),
                     owned_notification(&f, self.topic.as_ref()),
                     f.validate(&limits),
                 ),
@@ -224,11 +247,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             }
             let verdict = self.core.engine.decide(&self.state, &notification);
             self.state.decided += 1;
-            if verdict == Verdict::Accept {
-                self.last_accepted = slot.identifier;
-                self.pending.push(notification);
-            } else {
-                return Step::End(self.carry_out(verdict, slot, notification).await);
+            match stop_for(verdict) {
+                None => {
+                    self.last_accepted = slot.identifier;
+                    self.pending.push(notification);
+                }
+                Some(stop) => return Step::End(self.carry_out(stop, slot, notification).await),
             }
         }
     }
@@ -248,7 +272,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             if f.validate(limits).is_err() || at + f.len > u32::MAX as usize {
                 break;
             }
-            let slot = slot_of(&f, at);
+            let slot = slot_of(&self.buf, &f, at);
             copy_len += f.token_bytes().len() + f.payload_bytes().len();
             at += f.len;
             self.run.push(slot);
@@ -274,9 +298,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             let notification = notification_of(s, token, payload, self.topic.as_ref());
             let verdict = self.core.engine.decide(&self.state, &notification);
             self.state.decided += 1;
-            if verdict != Verdict::Accept {
+            if let Some(stop) = stop_for(verdict) {
                 consumed = (s.start + s.len) as usize;
-                end = RunEnd::Verdict(verdict, *s, notification);
+                end = RunEnd::Stop(stop, *s, notification);
                 break;
             }
             self.last_accepted = s.identifier;
@@ -286,24 +310,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         end
     }
 
-    /// Carries out a verdict other than a plain accept for a frame already taken off `buf`.
-    async fn carry_out(&mut self, verdict: Verdict, slot: Slot, notification: Notification) -> Ending {
-        match verdict {
-            // PROTOCOL.md 1.6 status 8: unknown (strict) or other-environment token.
-            Verdict::Reject(Refusal::InvalidToken) => {
-                self.refuse(slot, notification, Status::InvalidToken).await
-            }
-            // Legacy has no topic or unregistered answer; the engine does not send these here.
-            Verdict::Accept | Verdict::Reject(Refusal::TokenNotForTopic | Refusal::Unregistered(_)) => {
-                self.last_accepted = slot.identifier;
-                self.pending.push(notification);
-                // Nothing ends the connection here: go on with what is buffered.
-                match Box::pin(self.process_buffer()).await {
-                    Step::End(ending) => ending,
-                    Step::NeedMore => Ending::Continue,
-                }
-            }
-            Verdict::Drop => {
+    /// Carries out a verdict that ends the connection, for a frame already taken off `buf`.
+    async fn carry_out(&mut self, stop: Stop, slot: Slot, notification: Notification) -> Ending {
+        match stop {
+            Stop::Refuse(status) => self.refuse(slot, notification, status).await,
+            Stop::Drop => {
                 self.record(self.event(EventKind::Dropped).notification(notification));
                 self.discard_rest().await;
                 Ending::Dropped
@@ -312,13 +323,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
     }
 
     /// Refuses one notification: error-response (never for command 0: PROTOCOL.md 1.7), discard what followed, close.
-    async fn refuse(
-        &mut self,
-        decoded: &LegacyNotification,
-        notification: Notification,
-        status: Status,
-    ) -> Ending {
-        let silent = !decoded.command.reports_errors();
+    async fn refuse(&mut self, slot: Slot, notification: Notification, status: Status) -> Ending {
+        let silent = !slot.command.reports_errors();
         self.record(
             self.event(EventKind::Rejected)
                 .notification(notification)
@@ -329,7 +335,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             self.discard_rest().await;
             let _ = self.io.shutdown().await;
         } else {
-            let resp = ErrorResponse::new(status, decoded.identifier);
+            let resp = ErrorResponse::new(status, slot.identifier);
             self.delay_then_discard().await;
             let _ = self.write_then_close(&resp.encode()).await;
         }
@@ -389,8 +395,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
     /// Journals the frames already buffered behind a refusal as `discarded` (issue 2: never as accepted).
     async fn discard_rest(&mut self) {
         let limits = self.core.legacy_limits;
-        while let Ok(Some(n)) = frame::decode(&mut self.buf, &limits) {
-            let notification = to_notification(&n, self.topic.as_ref());
+        while let Ok(Some(f)) = frame::peek(&self.buf, &limits) {
+            let (len, notification) = (f.len, owned_notification(&f, self.topic.as_ref()));
+            self.buf.advance(len);
             self.record(self.event(EventKind::Discarded).notification(notification));
         }
         self.buf.clear();
@@ -403,25 +410,35 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         self.io.shutdown().await
     }
 
-    /// Queues an `accepted` event; queued events are journaled, in order, before the next read and
-    /// before any answer or other event, so nothing the provider can observe precedes them.
-    fn accepted(&mut self, notification: Notification) {
-        let e = self.event(EventKind::Accepted).notification(notification);
-        self.pending.push(e);
-    }
-
-    /// Journals the queued events.
+    /// Journals the queued accepted notifications, in order, under one journal lock.
+    ///
+    /// The guarantee: everything decided from one read is journaled here before the next read
+    /// and before any answer or other event ([`Self::record`] flushes first), so nothing the
+    /// provider can observe precedes it. Every queued notification already owns an exact-size
+    /// copy of its bytes ([`Self::accept_run`], [`owned_notification`]), never the read buffer.
     fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            compact(&mut self.pending);
-            self.core.journal.record_batch(self.pending.drain(..));
+        if self.pending.is_empty() {
+            return;
         }
+        let (connection, environment) = (self.state.id, self.state.environment);
+        self.core
+            .journal
+            .record_batch(self.pending.drain(..).map(|n| NewEvent {
+                connection,
+                protocol: Protocol::Legacy,
+                environment,
+                kind: EventKind::Accepted,
+                notification: Some(n),
+                status: None,
+                reason: None,
+                detail: None,
+            }));
     }
 
     /// Journals one event after everything queued before it.
     fn record(&mut self, e: NewEvent) {
-        self.pending.push(e);
         self.flush();
+        self.core.journal.record(e);
     }
 
     fn event(&self, kind: EventKind) -> NewEvent {
@@ -435,8 +452,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
 }
 
 /// Lifts a decoded legacy frame into the protocol-neutral notification the engine and journal use.
-/// Token and payload still share the read buffer here; [`compact`] copies them out before the
-/// journal keeps them.
+/// Token and payload keep sharing `n`'s storage (the gateway itself journals exact-size copies
+/// instead; see [`GatewayConn::flush`]).
 pub fn to_notification(n: &LegacyNotification, topic: Option<&Arc<str>>) -> Notification {
     let simple = n.command == Command::Simple;
     Notification {
@@ -453,26 +470,76 @@ pub fn to_notification(n: &LegacyNotification, topic: Option<&Arc<str>>) -> Noti
     }
 }
 
-/// Copies the tokens and payloads of a batch of events into one exact-size buffer and re-points
-/// them at it: one allocation per read instead of two per notification, and the journal never
-/// pins a read buffer (whose capacity can be far larger than the frames it held).
-fn compact(events: &mut [NewEvent]) {
-    let total: usize = events
-        .iter()
-        .filter_map(|e| e.notification.as_ref())
-        .map(|n| n.token.len() + n.payload.len())
-        .sum();
-    let mut arena = BytesMut::with_capacity(total);
-    for n in events.iter().filter_map(|e| e.notification.as_ref()) {
-        arena.extend_from_slice(n.token.as_bytes());
-        arena.extend_from_slice(&n.payload);
+/// The slot of frame `f`, which [`frame::peek`] found at offset `at` of `buf`.
+fn slot_of(buf: &[u8], f: &FrameRef<'_>, at: usize) -> Slot {
+    // Offsets fit in u32: runs stop before 4 GiB (and read buffers stay far below it).
+    let place = |p: Option<&[u8]>| {
+        p.map_or((0, 0), |p| {
+            let start = (p.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
+            (start as u32, p.len() as u32)
+        })
+    };
+    Slot {
+        start: at as u32,
+        token: place(f.token),
+        payload: place(f.payload),
+        ..header(f)
     }
-    let arena = arena.freeze();
-    let mut at = 0;
-    for n in events.iter_mut().filter_map(|e| e.notification.as_mut()) {
-        let (t, p) = (n.token.len(), n.payload.len());
-        n.token = crate::model::DeviceToken::from_bytes(arena.slice(at..at + t));
-        n.payload = arena.slice(at + t..at + t + p);
-        at += t + p;
+}
+
+/// The fields of `f` that are not bytes, as a slot (offsets left at 0).
+fn header(f: &FrameRef<'_>) -> Slot {
+    Slot {
+        command: f.command,
+        identifier: f.identifier,
+        expiry: f.expiry,
+        priority: f.priority,
+        start: 0,
+        len: f.len as u32,
+        token: (0, 0),
+        payload: (0, 0),
     }
+}
+
+/// A (start, len) pair as a range.
+fn range((start, len): (u32, u32)) -> std::ops::Range<usize> {
+    start as usize..start as usize + len as usize
+}
+
+/// The notification of a run slot whose token and payload were copied out to `token`, `payload`.
+fn notification_of(
+    s: &Slot,
+    token: Bytes,
+    payload: Bytes,
+    topic: Option<&Arc<str>>,
+) -> Notification {
+    let simple = s.command == Command::Simple;
+    Notification {
+        token: crate::model::DeviceToken::from_bytes(token),
+        payload,
+        identifier: (!simple).then_some(Identifier(s.identifier)),
+        expiry: (!simple).then_some(s.expiry),
+        priority: s.priority,
+        topic: topic.cloned(),
+        push_type: None,
+        collapse_id: None,
+        apns_id: None,
+        command: Some(s.command.byte()),
+    }
+}
+
+/// The notification of one frame, its token and payload copied into one exact-size buffer of
+/// their own (the frame-by-frame path: refusals, discards, and frames at a read's edge).
+fn owned_notification(f: &FrameRef<'_>, topic: Option<&Arc<str>>) -> Notification {
+    let (t, p) = (f.token_bytes(), f.payload_bytes());
+    let mut bytes = BytesMut::with_capacity(t.len() + p.len());
+    bytes.extend_from_slice(t);
+    bytes.extend_from_slice(p);
+    let bytes = bytes.freeze();
+    notification_of(
+        &header(f),
+        bytes.slice(..t.len()),
+        bytes.slice(t.len()..),
+        topic,
+    )
 }
