@@ -19,6 +19,11 @@ pub struct Cli {
 enum Command {
     /// Run the emulator (legacy gateway, feedback service).
     Serve(Box<serve::ServeArgs>),
+    /// Validate a scenario file (TOML, or JSON by extension); errors come as file:line:col.
+    CheckScenario {
+        /// The scenario file.
+        file: PathBuf,
+    },
     /// Write a CA, a server certificate and provider identities (PEM, combined PEM, .p12).
     Certs {
         /// Directory to write into (created if missing; existing files are replaced).
@@ -34,6 +39,31 @@ enum Command {
 pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
+        Command::CheckScenario { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            let parsed = if json {
+                apnsim::engine::scenario::parse_json(&text)
+            } else {
+                apnsim::engine::scenario::parse_toml(&text)
+            };
+            match parsed {
+                Ok(s) => {
+                    println!(
+                        "{}: ok ({} rules, {} tokens, {} keys)",
+                        file.display(),
+                        s.rules.len(),
+                        s.tokens.len(),
+                        s.keys.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{}", e.with_file(file.display().to_string()));
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Certs { dir, topic } => {
             let manifest = apnsim::certs::generate(&dir, &topic)?;
             println!(

@@ -2,6 +2,8 @@
 //! Every protocol funnels into `decide`, so a rule written once applies to both.
 
 pub mod registry;
+pub mod rules;
+pub mod scenario;
 
 use crate::model::{Environment, Notification, Protocol};
 use crate::settings::Settings;

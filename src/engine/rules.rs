@@ -1,0 +1,1447 @@
+//! Scripted faults: rules that turn "this connection, this notification" into a misbehaviour.
+//!
+//! Sans-IO and deterministic: counters and a seeded RNG live in [`RuleSet`], rules are evaluated in
+//! file order, and the RNG is drawn only when every other condition of a rule matched, so the same
+//! scenario, seed and input always give the same verdicts. Listeners carry the [`Fired`] actions out.
+
+use crate::http2::reason::Reason;
+use crate::legacy::status::Status;
+use crate::model::{DeviceToken, Environment, Notification, Protocol};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Every push type Apple defines (PROTOCOL.md 2.4), so a misspelt `push_type` is caught at load time.
+pub const PUSH_TYPES: [&str; 11] = [
+    "alert",
+    "background",
+    "voip",
+    "complication",
+    "fileprovider",
+    "location",
+    "liveactivity",
+    "pushtotalk",
+    "widgets",
+    "controls",
+    "mdm",
+];
+
+/// Bound on connections whose counters are kept when the caller never reports them closed.
+pub const MAX_TRACKED_CONNECTIONS: usize = 100_000;
+
+/// Largest stream id HTTP/2 allows (RFC 9113 5.1.1), the bound for a given GOAWAY last-stream-id.
+pub const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+
+/// One scripted fault: when the matcher holds, carry out the action (at most `times` times).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    /// A label for the journal and the control API, so a fired fault can be traced to its rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The conditions; all given must hold.
+    pub when: Matcher,
+    /// What apnsim does instead of its default.
+    pub then: Action,
+    /// Fire this many times, then heal (the rule is skipped afterwards); `None` = forever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub times: Option<u32>,
+    /// Wait this long before carrying out the action (e.g. Apple's 200–500 ms error delay, PROTOCOL.md 1.7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+impl Rule {
+    /// A rule with no name, limit or delay, for the Rust API.
+    pub fn new(when: Matcher, then: Action) -> Self {
+        Rule {
+            name: None,
+            when,
+            then,
+            times: None,
+            delay_ms: None,
+        }
+    }
+
+    /// Names the rule.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Limits the rule to `n` firings.
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// Delays the action by `ms`.
+    pub fn delay_ms(mut self, ms: u64) -> Self {
+        self.delay_ms = Some(ms);
+        self
+    }
+
+    /// The event the rule is evaluated on: explicit `on`, else connect for the actions that only
+    /// make sense before any request (ignore_ping, goaway before SETTINGS) when no notification
+    /// condition is given, else notification.
+    pub fn event(&self) -> Event {
+        if let Some(on) = self.when.on {
+            return on;
+        }
+        let connect_action = match &self.then {
+            Action::IgnorePing => true,
+            Action::Goaway {
+                before_settings, ..
+            } => *before_settings,
+            _ => false,
+        };
+        if connect_action && !self.when.has_notification_conditions() {
+            Event::Connect
+        } else {
+            Event::Notification
+        }
+    }
+
+    /// Semantic problems, as (field path inside the rule, message), so files and the Rust API
+    /// refuse the same nonsense. Empty when the rule is sound.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut bad = |path: &str, msg: String| out.push((path.to_string(), msg));
+        let w = &self.when;
+        if self.times == Some(0) {
+            bad(
+                "times",
+                "times must be at least 1 (remove the rule to disable it)".into(),
+            );
+        }
+        for (field, v) in [
+            ("nth", w.nth),
+            ("nth_overall", w.nth_overall),
+            ("every", w.every),
+            ("every_overall", w.every_overall),
+            ("connection", w.connection),
+            ("connection_overall", w.connection_overall),
+        ] {
+            if v == Some(0) {
+                bad(
+                    &format!("when.{field}"),
+                    format!("{field} counts from 1, so 0 never matches"),
+                );
+            }
+        }
+        if let Some(p) = w.probability {
+            if !(0.0..=1.0).contains(&p) {
+                bad(
+                    "when.probability",
+                    format!("probability must be between 0 and 1, got {p}"),
+                );
+            }
+        }
+        if let Some(pt) = &w.push_type {
+            if !PUSH_TYPES.contains(&pt.as_str()) {
+                bad(
+                    "when.push_type",
+                    format!(
+                        "unknown push type {pt:?} (expected one of {})",
+                        PUSH_TYPES.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(tokens) = &w.token {
+            if tokens.is_empty() {
+                bad(
+                    "when.token",
+                    "token list is empty: the rule could never match".into(),
+                );
+            }
+            if tokens.iter().any(DeviceToken::is_empty) {
+                bad("when.token", "a device token cannot be empty".into());
+            }
+        }
+        let protocols = self.then.protocols();
+        if let Some(p) = w.protocol {
+            if !protocols.contains(&p) {
+                bad(
+                    "then.action",
+                    format!(
+                        "action {:?} does not apply to protocol {:?} (it applies to {})",
+                        self.then.name(),
+                        p.as_str(),
+                        protocols
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+        match self.event() {
+            Event::Connect => {
+                if let Some(field) = w.notification_condition_names().first() {
+                    bad(
+                        &format!("when.{field}"),
+                        format!(
+                            "{field} looks at a notification, but the rule is on = \"connect\""
+                        ),
+                    );
+                }
+                if !self.then.connection_capable() {
+                    bad(
+                        "then.action",
+                        format!(
+                            "action {:?} answers a notification and cannot run on connect",
+                            self.then.name()
+                        ),
+                    );
+                }
+            }
+            Event::Notification => {
+                if let Action::Goaway {
+                    before_settings: true,
+                    ..
+                } = self.then
+                {
+                    bad(
+                        "then.before_settings",
+                        "GOAWAY before SETTINGS only happens on connect; a notification arrives after SETTINGS"
+                            .into(),
+                    );
+                }
+            }
+        }
+        out.extend(self.then.check());
+        out
+    }
+}
+
+/// When a rule is evaluated: once per connection, or once per notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// When the connection is set up (legacy: before the first byte is read; HTTP/2: around SETTINGS).
+    Connect,
+    /// When a well-formed notification is about to be decided.
+    Notification,
+}
+
+/// The conditions of a rule: every field is optional and every given field must match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Matcher {
+    /// Evaluate on connect or per notification (default: see [`Rule::event`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<Event>,
+    /// Wire protocol of the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// Environment of the connection (SNI or listener).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+    /// The notification's token is one of these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Vec<DeviceToken>>,
+    /// The token is registered for the other environment (PROTOCOL.md 1.6 status 8: the classic bug).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_environment_mismatch: Option<bool>,
+    /// The notification's topic, exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The notification's apns-push-type (PROTOCOL.md 2.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_type: Option<String>,
+    /// Exactly the nth notification on its connection (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nth: Option<u64>,
+    /// Exactly the nth notification since the scenario was loaded (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nth_overall: Option<u64>,
+    /// Every k-th notification on its connection (k, 2k, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every: Option<u64>,
+    /// Every k-th notification overall.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every_overall: Option<u64>,
+    /// Notifications after the first n on their connection (n+1, n+2, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// Notifications after the first n overall.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_overall: Option<u64>,
+    /// The nth connection of this protocol (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<u64>,
+    /// The nth connection of any protocol (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_overall: Option<u64>,
+    /// Fire with this probability, drawn from the scenario's seeded RNG after all else matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+}
+
+impl Matcher {
+    /// The given fields that only a notification can satisfy.
+    fn notification_condition_names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let mut add = |set: bool, name| {
+            if set {
+                v.push(name)
+            }
+        };
+        add(self.token.is_some(), "token");
+        add(
+            self.token_environment_mismatch.is_some(),
+            "token_environment_mismatch",
+        );
+        add(self.topic.is_some(), "topic");
+        add(self.push_type.is_some(), "push_type");
+        add(self.nth.is_some(), "nth");
+        add(self.nth_overall.is_some(), "nth_overall");
+        add(self.every.is_some(), "every");
+        add(self.every_overall.is_some(), "every_overall");
+        add(self.after.is_some(), "after");
+        add(self.after_overall.is_some(), "after_overall");
+        v
+    }
+
+    /// Whether any field looks at a notification (so the rule cannot run on connect).
+    pub fn has_notification_conditions(&self) -> bool {
+        !self.notification_condition_names().is_empty()
+    }
+
+    /// The connection-level conditions (everything but probability).
+    fn connection_matches(&self, c: &ConnCounters, protocol: Protocol, env: Environment) -> bool {
+        self.protocol.map_or(true, |p| p == protocol)
+            && self.environment.map_or(true, |e| e == env)
+            && self.connection.map_or(true, |n| n == c.index)
+            && self
+                .connection_overall
+                .map_or(true, |n| n == c.index_overall)
+    }
+
+    /// The notification-level conditions (everything but probability).
+    fn notification_matches(&self, ctx: &NotificationCtx<'_>, on_conn: u64, overall: u64) -> bool {
+        let n = ctx.notification;
+        self.token.as_ref().map_or(true, |ts| ts.contains(&n.token))
+            && self
+                .token_environment_mismatch
+                .map_or(true, |m| m == ctx.token_environment_mismatch)
+            && self
+                .topic
+                .as_deref()
+                .map_or(true, |t| n.topic.as_deref() == Some(t))
+            && self
+                .push_type
+                .as_deref()
+                .map_or(true, |t| n.push_type.as_deref() == Some(t))
+            && self.nth.map_or(true, |k| on_conn == k)
+            && self.nth_overall.map_or(true, |k| overall == k)
+            && self.every.map_or(true, |k| k != 0 && on_conn % k == 0)
+            && self
+                .every_overall
+                .map_or(true, |k| k != 0 && overall % k == 0)
+            && self.after.map_or(true, |k| on_conn > k)
+            && self.after_overall.map_or(true, |k| overall > k)
+    }
+}
+
+/// An HTTP/2 error code (RFC 9113 7), kept as a plain number so this module does not depend on the
+/// frame codec; converts 1:1 to `http2::frame::ErrorCode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct H2ErrorCode(pub u32);
+
+impl H2ErrorCode {
+    /// NO_ERROR (graceful GOAWAY).
+    pub const NO_ERROR: H2ErrorCode = H2ErrorCode(0x0);
+    /// INTERNAL_ERROR.
+    pub const INTERNAL_ERROR: H2ErrorCode = H2ErrorCode(0x2);
+    /// REFUSED_STREAM (safe to retry).
+    pub const REFUSED_STREAM: H2ErrorCode = H2ErrorCode(0x7);
+    /// CANCEL.
+    pub const CANCEL: H2ErrorCode = H2ErrorCode(0x8);
+    /// ENHANCE_YOUR_CALM.
+    pub const ENHANCE_YOUR_CALM: H2ErrorCode = H2ErrorCode(0xb);
+
+    /// RFC 9113 names, in code order (same spelling as `http2::frame::ErrorCode::name`).
+    pub const NAMES: [&'static str; 14] = [
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
+    ];
+
+    /// The RFC name of a known code.
+    pub fn name(self) -> Option<&'static str> {
+        usize::try_from(self.0)
+            .ok()
+            .and_then(|i| Self::NAMES.get(i))
+            .copied()
+    }
+
+    /// Reads an RFC name, case-insensitively (scenario files and the control API).
+    pub fn from_name(name: &str) -> Option<H2ErrorCode> {
+        Self::NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))
+            .and_then(|i| u32::try_from(i).ok())
+            .map(H2ErrorCode)
+    }
+}
+
+impl fmt::Display for H2ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "0x{:x}", self.0),
+        }
+    }
+}
+
+impl Serialize for H2ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.name() {
+            Some(n) => s.serialize_str(n),
+            None => s.serialize_u32(self.0),
+        }
+    }
+}
+
+/// The Last-Stream-ID of a scripted GOAWAY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LastStreamId {
+    /// The highest stream the connection processed (an honest GOAWAY).
+    #[default]
+    Auto,
+    /// Exactly this id (e.g. lower than processed, to test pushy#807-style resends).
+    Id(u32),
+}
+
+impl Serialize for LastStreamId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LastStreamId::Auto => s.serialize_str("auto"),
+            LastStreamId::Id(id) => s.serialize_u32(*id),
+        }
+    }
+}
+
+/// SETTINGS parameters a rule may send mid-connection (RFC 9113 6.5.2); absent ones are not sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Http2Settings {
+    /// SETTINGS_HEADER_TABLE_SIZE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_table_size: Option<u32>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (Apple drops it to 1 after a rejection: PROTOCOL.md 2.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_streams: Option<u32>,
+    /// SETTINGS_INITIAL_WINDOW_SIZE (at most 2^31-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_window_size: Option<u32>,
+    /// SETTINGS_MAX_FRAME_SIZE (16384..=16777215).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_size: Option<u32>,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_header_list_size: Option<u32>,
+}
+
+impl Http2Settings {
+    /// True when no parameter is set (a SETTINGS action with nothing to send).
+    pub fn is_empty(&self) -> bool {
+        *self == Http2Settings::default()
+    }
+}
+
+/// What apnsim does when a rule fires, instead of its Apple-exact default.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Both protocols: accept, overriding a default refusal (e.g. a token of the other environment).
+    Accept,
+    /// Legacy: answer an error-response with this status (PROTOCOL.md 1.6), then close unless `close` is false.
+    Error {
+        /// The status byte.
+        status: Status,
+        /// Close after the packet (Apple always did: PROTOCOL.md 1.7).
+        close: bool,
+    },
+    /// Legacy: close with no error-response (PROTOCOL.md 1.7, the silent drop).
+    Drop {
+        /// Abort with a TCP reset instead of a clean close.
+        reset: bool,
+    },
+    /// Legacy: stop reading (the provider's writes eventually block).
+    Stall {
+        /// Resume reading after this long; `None` = never.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+    },
+    /// Legacy: read at most this many bytes per second.
+    Throttle {
+        /// The rate.
+        bytes_per_sec: u64,
+    },
+    /// HTTP/2: refuse the request with this reason (PROTOCOL.md 2.7).
+    Reject {
+        /// Apple's reason.
+        reason: Reason,
+        /// `:status` override (default: the reason's own status).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// The 410 body timestamp in ms (default: now, for Unregistered/ExpiredToken).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timestamp_ms: Option<u64>,
+        /// Then send SETTINGS_MAX_CONCURRENT_STREAMS = this (Apple sends 1: PROTOCOL.md 2.2).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_concurrent_streams: Option<u32>,
+    },
+    /// HTTP/2: send GOAWAY and close (PROTOCOL.md 2.2).
+    Goaway {
+        /// Debug data `{"reason":…}`; `None` = empty debug data.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<Reason>,
+        /// GOAWAY error code.
+        code: H2ErrorCode,
+        /// Last-Stream-ID.
+        last_stream_id: LastStreamId,
+        /// Send it instead of the server's first SETTINGS (pushy#831).
+        before_settings: bool,
+    },
+    /// HTTP/2: reset the request's stream.
+    RstStream {
+        /// RST_STREAM error code.
+        code: H2ErrorCode,
+    },
+    /// HTTP/2: hold the response this long, then answer as apnsim would have.
+    Delay {
+        /// The delay.
+        ms: u64,
+    },
+    /// HTTP/2: close the TCP connection with no GOAWAY.
+    Close {
+        /// Abort with a TCP reset instead of a clean close.
+        reset: bool,
+    },
+    /// HTTP/2: send a SETTINGS frame with these values (then carry on as usual).
+    Settings(Http2Settings),
+    /// HTTP/2: never answer PING from now on.
+    IgnorePing,
+}
+
+impl Action {
+    /// The action's name as written in `then = { action = "…" }`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Accept => "accept",
+            Action::Error { .. } => "error",
+            Action::Drop { .. } => "drop",
+            Action::Stall { .. } => "stall",
+            Action::Throttle { .. } => "throttle",
+            Action::Reject { .. } => "reject",
+            Action::Goaway { .. } => "goaway",
+            Action::RstStream { .. } => "rst_stream",
+            Action::Delay { .. } => "delay",
+            Action::Close { .. } => "close",
+            Action::Settings(_) => "settings",
+            Action::IgnorePing => "ignore_ping",
+        }
+    }
+
+    /// The protocols the action can be carried out on; a rule never fires elsewhere.
+    pub fn protocols(&self) -> &'static [Protocol] {
+        match self {
+            Action::Accept => &[Protocol::Legacy, Protocol::Http2],
+            Action::Error { .. } => &[Protocol::Legacy],
+            // The feedback service is the same binary TLS transport, so transport faults apply.
+            Action::Drop { .. } | Action::Stall { .. } | Action::Throttle { .. } => {
+                &[Protocol::Legacy, Protocol::Feedback]
+            }
+            _ => &[Protocol::Http2],
+        }
+    }
+
+    /// Whether the action makes sense with no notification to answer.
+    pub fn connection_capable(&self) -> bool {
+        matches!(
+            self,
+            Action::Drop { .. }
+                | Action::Stall { .. }
+                | Action::Throttle { .. }
+                | Action::Goaway { .. }
+                | Action::Close { .. }
+                | Action::Settings(_)
+                | Action::IgnorePing
+        )
+    }
+
+    /// Field-level problems, as (field path inside the rule, message).
+    fn check(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut bad = |path: &str, msg: &str| out.push((path.to_string(), msg.to_string()));
+        match self {
+            Action::Throttle { bytes_per_sec: 0 } => bad(
+                "then.bytes_per_sec",
+                "bytes_per_sec must be at least 1 (use stall to stop reading)",
+            ),
+            Action::Reject {
+                status: Some(s), ..
+            } if !(400..=599).contains(s) => {
+                bad("then.status", "a rejection status must be 400–599")
+            }
+            Action::Goaway {
+                last_stream_id: LastStreamId::Id(id),
+                ..
+            } if *id > MAX_STREAM_ID => bad(
+                "then.last_stream_id",
+                "last_stream_id must be at most 2147483647 (RFC 9113 5.1.1)",
+            ),
+            Action::Settings(s) => {
+                if s.is_empty() {
+                    bad(
+                        "then",
+                        "settings needs at least one parameter, e.g. max_concurrent_streams = 1",
+                    );
+                }
+                if s.initial_window_size.is_some_and(|w| w > MAX_STREAM_ID) {
+                    bad(
+                        "then.initial_window_size",
+                        "initial_window_size must be at most 2147483647 (RFC 9113 6.5.2)",
+                    );
+                }
+                if s.max_frame_size
+                    .is_some_and(|f| !(16_384..=16_777_215).contains(&f))
+                {
+                    bad(
+                        "then.max_frame_size",
+                        "max_frame_size must be 16384–16777215 (RFC 9113 6.5.2)",
+                    );
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// A rule that fired: what the listener must do, and which rule said so (for the journal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    /// Index of the rule in the rule set (file order).
+    pub rule: usize,
+    /// The rule's name.
+    pub name: Option<String>,
+    /// The action to carry out.
+    pub action: Action,
+    /// Wait this long first.
+    pub delay: Option<Duration>,
+}
+
+/// What the rules may look at when a connection is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCtx {
+    /// Connection id, as in the journal (the key for later notifications).
+    pub id: u64,
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// The connection's environment.
+    pub environment: Environment,
+}
+
+/// What the rules may look at when a notification is decided.
+#[derive(Debug, Clone, Copy)]
+pub struct NotificationCtx<'a> {
+    /// Connection id (as given to [`RuleSet::on_connection`]).
+    pub connection_id: u64,
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// The connection's environment.
+    pub environment: Environment,
+    /// The notification.
+    pub notification: &'a Notification,
+    /// The token is registered for the other environment; see [`token_environment_mismatch`].
+    pub token_environment_mismatch: bool,
+}
+
+/// Whether `token` is registered for an environment other than `connection_env` (the caller
+/// passes the result in [`NotificationCtx`]).
+pub fn token_environment_mismatch(
+    registry: &crate::engine::registry::Registry,
+    token: &DeviceToken,
+    connection_env: Environment,
+) -> bool {
+    registry.with(token, |r| {
+        r.and_then(|r| r.environment)
+            .is_some_and(|e| e != connection_env)
+    })
+}
+
+/// Per-connection counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConnCounters {
+    index: u64,
+    index_overall: u64,
+    notifications: u64,
+}
+
+/// The runtime state of a scenario's rules: fire counts, notification and connection counters,
+/// and the seeded RNG. Replace it (not the rules inside) to restart a scenario from scratch.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    fired: Vec<u32>,
+    seed: u64,
+    rng: StdRng,
+    conns: BTreeMap<u64, ConnCounters>,
+    connections_by_protocol: [u64; 3],
+    connections_overall: u64,
+    notifications_overall: u64,
+}
+
+fn protocol_slot(p: Protocol) -> usize {
+    match p {
+        Protocol::Legacy => 0,
+        Protocol::Feedback => 1,
+        Protocol::Http2 => 2,
+    }
+}
+
+impl RuleSet {
+    /// A fresh rule set; `seed` drives every `probability` (one seed per scenario).
+    pub fn new(rules: Vec<Rule>, seed: u64) -> Self {
+        let fired = vec![0; rules.len()];
+        RuleSet {
+            rules,
+            fired,
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+            conns: BTreeMap::new(),
+            connections_by_protocol: [0; 3],
+            connections_overall: 0,
+            notifications_overall: 0,
+        }
+    }
+
+    /// An empty rule set: apnsim behaves as Apple documents.
+    pub fn empty() -> Self {
+        RuleSet::new(Vec::new(), 0)
+    }
+
+    /// The rules, in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The seed the RNG started from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// How many times each rule fired (same order as [`RuleSet::rules`]).
+    pub fn fired_counts(&self) -> &[u32] {
+        &self.fired
+    }
+
+    /// Whether rule `i` has used up its `times` (healed).
+    pub fn is_exhausted(&self, i: usize) -> bool {
+        match (self.rules.get(i), self.fired.get(i)) {
+            (Some(r), Some(&n)) => r.times.is_some_and(|t| n >= t),
+            _ => true,
+        }
+    }
+
+    /// Appends a rule at runtime (the control API's "add a toxic"); returns its index.
+    pub fn push(&mut self, rule: Rule) -> usize {
+        self.rules.push(rule);
+        self.fired.push(0);
+        self.rules.len() - 1
+    }
+
+    /// Removes rule `i` at runtime; later rules shift down by one.
+    pub fn remove(&mut self, i: usize) -> Option<Rule> {
+        if i >= self.rules.len() {
+            return None;
+        }
+        self.fired.remove(i);
+        Some(self.rules.remove(i))
+    }
+
+    /// Removes every rule called `name`; returns how many.
+    pub fn remove_named(&mut self, name: &str) -> usize {
+        let mut removed = 0;
+        let mut i = 0;
+        while i < self.rules.len() {
+            if self.rules[i].name.as_deref() == Some(name) {
+                self.rules.remove(i);
+                self.fired.remove(i);
+                removed += 1;
+            } else {
+                i += 1;
+            }
+        }
+        removed
+    }
+
+    /// Forgets a closed connection's counters (they are also bounded by [`MAX_TRACKED_CONNECTIONS`]).
+    pub fn connection_closed(&mut self, id: u64) {
+        self.conns.remove(&id);
+    }
+
+    /// Registers a new connection and returns every connect-time rule that fires, in file order.
+    /// Calling it again for the same id evaluates nothing and returns no action.
+    pub fn on_connection(&mut self, ctx: &ConnectionCtx) -> Vec<Fired> {
+        if self.conns.contains_key(&ctx.id) {
+            return Vec::new();
+        }
+        let c = self.register(ctx.id, ctx.protocol);
+        let mut out = Vec::new();
+        for i in 0..self.rules.len() {
+            let ok = {
+                let r = &self.rules[i];
+                r.event() == Event::Connect
+                    && r.then.protocols().contains(&ctx.protocol)
+                    && r.when.connection_matches(&c, ctx.protocol, ctx.environment)
+            };
+            if ok && !self.is_exhausted(i) && self.draw(i) {
+                out.push(self.fire(i));
+            }
+        }
+        out
+    }
+
+    /// Counts the notification and returns the first notification rule that fires (file order).
+    pub fn on_notification(&mut self, ctx: &NotificationCtx<'_>) -> Option<Fired> {
+        let c = match self.conns.get_mut(&ctx.connection_id) {
+            Some(c) => {
+                c.notifications = c.notifications.saturating_add(1);
+                *c
+            }
+            None => {
+                // The caller skipped on_connection: count the connection without connect rules.
+                let mut c = self.register(ctx.connection_id, ctx.protocol);
+                c.notifications = 1;
+                if let Some(slot) = self.conns.get_mut(&ctx.connection_id) {
+                    *slot = c;
+                }
+                c
+            }
+        };
+        self.notifications_overall = self.notifications_overall.saturating_add(1);
+        let overall = self.notifications_overall;
+        for i in 0..self.rules.len() {
+            let ok = {
+                let r = &self.rules[i];
+                r.event() == Event::Notification
+                    && r.then.protocols().contains(&ctx.protocol)
+                    && r.when.connection_matches(&c, ctx.protocol, ctx.environment)
+                    && r.when.notification_matches(ctx, c.notifications, overall)
+            };
+            if ok && !self.is_exhausted(i) && self.draw(i) {
+                return Some(self.fire(i));
+            }
+        }
+        None
+    }
+
+    fn register(&mut self, id: u64, protocol: Protocol) -> ConnCounters {
+        let slot = &mut self.connections_by_protocol[protocol_slot(protocol)];
+        *slot = slot.saturating_add(1);
+        self.connections_overall = self.connections_overall.saturating_add(1);
+        let c = ConnCounters {
+            index: *slot,
+            index_overall: self.connections_overall,
+            notifications: 0,
+        };
+        if self.conns.len() >= MAX_TRACKED_CONNECTIONS {
+            // Oldest ids first: the caller most likely forgot to report them closed.
+            self.conns.pop_first();
+        }
+        self.conns.insert(id, c);
+        c
+    }
+
+    /// Draws the RNG for rule `i` only if it has a probability (so rules without one never shift
+    /// the sequence).
+    fn draw(&mut self, i: usize) -> bool {
+        match self.rules.get(i).and_then(|r| r.when.probability) {
+            None => true,
+            Some(p) if p >= 1.0 => true,
+            Some(p) if p.is_nan() || p <= 0.0 => false,
+            Some(p) => self.rng.gen::<f64>() < p,
+        }
+    }
+
+    fn fire(&mut self, i: usize) -> Fired {
+        if let Some(n) = self.fired.get_mut(i) {
+            *n = n.saturating_add(1);
+        }
+        let r = &self.rules[i];
+        Fired {
+            rule: i,
+            name: r.name.clone(),
+            action: r.then.clone(),
+            delay: r.delay_ms.map(Duration::from_millis),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(b: u8) -> DeviceToken {
+        DeviceToken::from_bytes(vec![b; 32])
+    }
+
+    fn note(token: u8, topic: Option<&str>, push_type: Option<&str>) -> Notification {
+        Notification {
+            token: tok(token),
+            payload: bytes::Bytes::from_static(b"{}"),
+            identifier: None,
+            expiry: None,
+            priority: 10,
+            topic: topic.map(Into::into),
+            push_type: push_type.map(Into::into),
+            collapse_id: None,
+            apns_id: None,
+            command: None,
+        }
+    }
+
+    fn drop_() -> Action {
+        Action::Drop { reset: false }
+    }
+
+    fn reject(reason: Reason) -> Action {
+        Action::Reject {
+            reason,
+            status: None,
+            timestamp_ms: None,
+            max_concurrent_streams: None,
+        }
+    }
+
+    /// Feeds `n` notifications from connection `conn` and returns which fired (rule index or None).
+    fn run(rs: &mut RuleSet, conn: u64, p: Protocol, notes: &[Notification]) -> Vec<Option<usize>> {
+        notes
+            .iter()
+            .map(|n| {
+                rs.on_notification(&NotificationCtx {
+                    connection_id: conn,
+                    protocol: p,
+                    environment: Environment::Production,
+                    notification: n,
+                    token_environment_mismatch: false,
+                })
+                .map(|f| f.rule)
+            })
+            .collect()
+    }
+
+    fn one(rs: &mut RuleSet, ctx: NotificationCtx<'_>) -> Option<Fired> {
+        rs.on_notification(&ctx)
+    }
+
+    fn ctx<'a>(
+        n: &'a Notification,
+        p: Protocol,
+        e: Environment,
+        mismatch: bool,
+    ) -> NotificationCtx<'a> {
+        NotificationCtx {
+            connection_id: 1,
+            protocol: p,
+            environment: e,
+            notification: n,
+            token_environment_mismatch: mismatch,
+        }
+    }
+
+    #[test]
+    fn classic_silent_drop_rule() {
+        let rule = Rule::new(
+            Matcher {
+                protocol: Some(Protocol::Legacy),
+                token_environment_mismatch: Some(true),
+                ..Matcher::default()
+            },
+            drop_(),
+        );
+        assert!(rule.check().is_empty());
+        let mut rs = RuleSet::new(vec![rule], 0);
+        let n = note(1, None, None);
+        assert!(one(
+            &mut rs,
+            ctx(&n, Protocol::Legacy, Environment::Production, false)
+        )
+        .is_none());
+        let f = one(
+            &mut rs,
+            ctx(&n, Protocol::Legacy, Environment::Production, true),
+        )
+        .unwrap();
+        assert_eq!(f.action, drop_());
+        assert_eq!(f.rule, 0);
+        assert!(one(
+            &mut rs,
+            ctx(&n, Protocol::Http2, Environment::Production, true)
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn each_matcher_field_filters() {
+        let n = note(1, Some("com.a"), Some("alert"));
+        let base = |m: Matcher| RuleSet::new(vec![Rule::new(m, Action::Accept)], 0);
+        let cases: Vec<(Matcher, bool)> = vec![
+            (
+                Matcher {
+                    environment: Some(Environment::Production),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    environment: Some(Environment::Sandbox),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Matcher {
+                    protocol: Some(Protocol::Legacy),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    protocol: Some(Protocol::Http2),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Matcher {
+                    token: Some(vec![tok(2), tok(1)]),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    token: Some(vec![tok(2)]),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Matcher {
+                    topic: Some("com.a".into()),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    topic: Some("com.a.voip".into()),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Matcher {
+                    push_type: Some("alert".into()),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    push_type: Some("voip".into()),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Matcher {
+                    token_environment_mismatch: Some(false),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    token_environment_mismatch: Some(true),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Matcher {
+                    connection: Some(1),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    connection: Some(2),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Matcher {
+                    connection_overall: Some(1),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    probability: Some(1.0),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Matcher {
+                    probability: Some(0.0),
+                    ..Default::default()
+                },
+                false,
+            ),
+        ];
+        for (m, want) in cases {
+            let mut rs = base(m.clone());
+            let got = one(
+                &mut rs,
+                ctx(&n, Protocol::Legacy, Environment::Production, false),
+            );
+            assert_eq!(got.is_some(), want, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn nth_every_after_on_connection_and_overall() {
+        let notes: Vec<_> = (0..7).map(|_| note(1, None, None)).collect();
+        let m = |f: fn(&mut Matcher)| {
+            let mut m = Matcher::default();
+            f(&mut m);
+            RuleSet::new(vec![Rule::new(m, Action::Accept)], 0)
+        };
+        let fired = |v: Vec<Option<usize>>| -> Vec<usize> {
+            v.iter()
+                .enumerate()
+                .filter(|(_, f)| f.is_some())
+                .map(|(i, _)| i + 1)
+                .collect()
+        };
+        let mut rs = m(|m| m.nth = Some(3));
+        assert_eq!(fired(run(&mut rs, 1, Protocol::Legacy, &notes)), vec![3]);
+        assert_eq!(
+            fired(run(&mut rs, 2, Protocol::Legacy, &notes)),
+            vec![3],
+            "per connection"
+        );
+        let mut rs = m(|m| m.every = Some(3));
+        assert_eq!(fired(run(&mut rs, 1, Protocol::Legacy, &notes)), vec![3, 6]);
+        let mut rs = m(|m| m.after = Some(5));
+        assert_eq!(fired(run(&mut rs, 1, Protocol::Legacy, &notes)), vec![6, 7]);
+        let mut rs = m(|m| m.nth_overall = Some(9));
+        assert!(fired(run(&mut rs, 1, Protocol::Legacy, &notes)).is_empty());
+        assert_eq!(fired(run(&mut rs, 2, Protocol::Legacy, &notes)), vec![2]);
+        let mut rs = m(|m| m.every_overall = Some(4));
+        run(&mut rs, 1, Protocol::Legacy, &notes[..3]);
+        assert_eq!(fired(run(&mut rs, 2, Protocol::Legacy, &notes)), vec![1, 5]);
+        let mut rs = m(|m| m.after_overall = Some(8));
+        run(&mut rs, 1, Protocol::Legacy, &notes);
+        assert_eq!(
+            fired(run(&mut rs, 2, Protocol::Legacy, &notes)),
+            vec![2, 3, 4, 5, 6, 7]
+        );
+    }
+
+    #[test]
+    fn times_heals_and_first_match_wins() {
+        let rules = vec![
+            Rule::new(Matcher::default(), reject(Reason::TooManyRequests)).times(2),
+            Rule::new(Matcher::default(), reject(Reason::BadDeviceToken)).named("fallback"),
+        ];
+        let mut rs = RuleSet::new(rules, 0);
+        let notes: Vec<_> = (0..4).map(|_| note(1, None, None)).collect();
+        assert_eq!(
+            run(&mut rs, 1, Protocol::Http2, &notes),
+            vec![Some(0), Some(0), Some(1), Some(1)]
+        );
+        assert!(rs.is_exhausted(0));
+        assert!(!rs.is_exhausted(1));
+        assert_eq!(rs.fired_counts(), &[2, 2]);
+        assert_eq!(rs.remove_named("fallback"), 1);
+        assert_eq!(run(&mut rs, 1, Protocol::Http2, &notes), vec![None; 4]);
+    }
+
+    #[test]
+    fn actions_only_fire_on_their_protocol() {
+        let rules = vec![
+            Rule::new(
+                Matcher::default(),
+                Action::Error {
+                    status: Status::InvalidToken,
+                    close: true,
+                },
+            ),
+            Rule::new(Matcher::default(), reject(Reason::BadDeviceToken)),
+        ];
+        let mut rs = RuleSet::new(rules, 0);
+        let n = [note(1, None, None)];
+        assert_eq!(run(&mut rs, 1, Protocol::Legacy, &n), vec![Some(0)]);
+        assert_eq!(run(&mut rs, 2, Protocol::Http2, &n), vec![Some(1)]);
+        assert_eq!(run(&mut rs, 3, Protocol::Feedback, &n), vec![None]);
+    }
+
+    #[test]
+    fn delay_and_name_travel_with_the_action() {
+        let r = Rule::new(Matcher::default(), Action::Delay { ms: 5 })
+            .named("slow")
+            .delay_ms(250);
+        let mut rs = RuleSet::new(vec![r], 0);
+        let n = note(1, None, None);
+        let f = one(
+            &mut rs,
+            ctx(&n, Protocol::Http2, Environment::Sandbox, false),
+        )
+        .unwrap();
+        assert_eq!(f.delay, Some(Duration::from_millis(250)));
+        assert_eq!(f.name.as_deref(), Some("slow"));
+        assert_eq!(f.action, Action::Delay { ms: 5 });
+    }
+
+    #[test]
+    fn connection_rules_fire_on_connect_only() {
+        let rules = vec![
+            Rule::new(
+                Matcher {
+                    connection: Some(2),
+                    ..Default::default()
+                },
+                Action::Goaway {
+                    reason: None,
+                    code: H2ErrorCode::NO_ERROR,
+                    last_stream_id: LastStreamId::Auto,
+                    before_settings: true,
+                },
+            ),
+            Rule::new(Matcher::default(), Action::IgnorePing),
+            Rule::new(
+                Matcher {
+                    on: Some(Event::Connect),
+                    protocol: Some(Protocol::Legacy),
+                    ..Default::default()
+                },
+                Action::Throttle { bytes_per_sec: 10 },
+            ),
+            Rule::new(
+                Matcher {
+                    on: Some(Event::Connect),
+                    ..Default::default()
+                },
+                Action::Settings(Http2Settings {
+                    max_concurrent_streams: Some(1),
+                    ..Default::default()
+                }),
+            )
+            .times(1),
+        ];
+        for r in &rules {
+            assert!(r.check().is_empty(), "{r:?}: {:?}", r.check());
+            assert_eq!(r.event(), Event::Connect);
+        }
+        let mut rs = RuleSet::new(rules, 0);
+        let c = |id, protocol| ConnectionCtx {
+            id,
+            protocol,
+            environment: Environment::Production,
+        };
+        let names = |v: Vec<Fired>| v.into_iter().map(|f| f.action.name()).collect::<Vec<_>>();
+        assert_eq!(
+            names(rs.on_connection(&c(1, Protocol::Http2))),
+            vec!["ignore_ping", "settings"]
+        );
+        assert_eq!(
+            names(rs.on_connection(&c(2, Protocol::Http2))),
+            vec!["goaway", "ignore_ping"]
+        );
+        assert!(
+            rs.on_connection(&c(2, Protocol::Http2)).is_empty(),
+            "idempotent"
+        );
+        assert_eq!(
+            names(rs.on_connection(&c(3, Protocol::Legacy))),
+            vec!["throttle"]
+        );
+        // Connect rules never fire on notifications.
+        let n = [note(1, None, None)];
+        assert_eq!(run(&mut rs, 1, Protocol::Http2, &n), vec![None]);
+    }
+
+    #[test]
+    fn check_refuses_nonsense() {
+        let paths = |r: Rule| r.check().into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+        let http2_drop = Rule::new(
+            Matcher {
+                protocol: Some(Protocol::Http2),
+                ..Default::default()
+            },
+            drop_(),
+        );
+        assert_eq!(paths(http2_drop), vec!["then.action"]);
+        let p = Rule::new(
+            Matcher {
+                probability: Some(1.5),
+                ..Default::default()
+            },
+            drop_(),
+        );
+        assert_eq!(paths(p), vec!["when.probability"]);
+        let z = Rule::new(
+            Matcher {
+                every: Some(0),
+                ..Default::default()
+            },
+            drop_(),
+        )
+        .times(0);
+        assert_eq!(paths(z), vec!["times", "when.every"]);
+        let c = Rule::new(
+            Matcher {
+                on: Some(Event::Connect),
+                nth: Some(1),
+                ..Default::default()
+            },
+            reject(Reason::Shutdown),
+        );
+        assert_eq!(paths(c), vec!["when.nth", "then.action"]);
+        let g = Rule::new(
+            Matcher {
+                nth: Some(1),
+                ..Default::default()
+            },
+            Action::Goaway {
+                reason: None,
+                code: H2ErrorCode(0),
+                last_stream_id: LastStreamId::Id(u32::MAX),
+                before_settings: true,
+            },
+        );
+        assert_eq!(
+            paths(g),
+            vec!["then.before_settings", "then.last_stream_id"]
+        );
+        let s = Rule::new(
+            Matcher::default(),
+            Action::Settings(Http2Settings::default()),
+        );
+        assert_eq!(paths(s), vec!["then"]);
+        let pt = Rule::new(
+            Matcher {
+                push_type: Some("Alert".into()),
+                ..Default::default()
+            },
+            Action::Accept,
+        );
+        assert_eq!(paths(pt), vec!["when.push_type"]);
+    }
+
+    fn flaky(seed: u64, n: usize) -> Vec<bool> {
+        let r = Rule::new(
+            Matcher {
+                probability: Some(0.1),
+                ..Default::default()
+            },
+            drop_(),
+        );
+        let mut rs = RuleSet::new(vec![r], seed);
+        let notes = vec![note(1, None, None); n];
+        run(&mut rs, 1, Protocol::Legacy, &notes)
+            .into_iter()
+            .map(|f| f.is_some())
+            .collect()
+    }
+
+    #[test]
+    fn probability_is_seeded_deterministic_and_about_right() {
+        let a = flaky(42, 10_000);
+        assert_eq!(a, flaky(42, 10_000), "same seed, same sequence");
+        assert_ne!(a, flaky(43, 10_000), "different seed, different sequence");
+        let hits = a.iter().filter(|&&b| b).count();
+        assert!((800..=1200).contains(&hits), "10% of 10000, got {hits}");
+    }
+
+    #[test]
+    fn probability_is_drawn_only_when_the_rest_matches() {
+        // A non-matching notification in between must not shift the random sequence.
+        let r = Rule::new(
+            Matcher {
+                probability: Some(0.5),
+                token: Some(vec![tok(1)]),
+                ..Default::default()
+            },
+            drop_(),
+        );
+        let mut plain = RuleSet::new(vec![r.clone()], 7);
+        let mut mixed = RuleSet::new(vec![r], 7);
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for _ in 0..200 {
+            a.extend(run(&mut plain, 1, Protocol::Legacy, &[note(1, None, None)]));
+            run(&mut mixed, 1, Protocol::Legacy, &[note(2, None, None)]);
+            b.extend(run(&mut mixed, 1, Protocol::Legacy, &[note(1, None, None)]));
+        }
+        assert_eq!(a, b);
+        assert!(a.iter().any(Option::is_some) && a.iter().any(Option::is_none));
+    }
+
+    #[test]
+    fn error_code_names() {
+        assert_eq!(
+            H2ErrorCode::from_name("enhance_your_calm"),
+            Some(H2ErrorCode(0xb))
+        );
+        assert_eq!(H2ErrorCode::from_name("NOPE"), None);
+        for (i, n) in H2ErrorCode::NAMES.iter().enumerate() {
+            let c = H2ErrorCode(i as u32);
+            assert_eq!(c.name(), Some(*n));
+            assert_eq!(H2ErrorCode::from_name(n), Some(c));
+        }
+        assert_eq!(H2ErrorCode(0x99).to_string(), "0x99");
+    }
+
+    #[test]
+    fn connection_counters_are_bounded_and_forgettable() {
+        let mut rs = RuleSet::empty();
+        for id in 0..(MAX_TRACKED_CONNECTIONS as u64 + 10) {
+            rs.on_connection(&ConnectionCtx {
+                id,
+                protocol: Protocol::Legacy,
+                environment: Environment::Sandbox,
+            });
+        }
+        assert_eq!(rs.conns.len(), MAX_TRACKED_CONNECTIONS);
+        rs.connection_closed(MAX_TRACKED_CONNECTIONS as u64 + 9);
+        assert_eq!(rs.conns.len(), MAX_TRACKED_CONNECTIONS - 1);
+    }
+}
