@@ -3,6 +3,7 @@
 
 use crate::certs::{Authority, Identity, ProviderSpec, TokenKey};
 use crate::clock::Clock;
+use crate::control::{ControlState, Metrics};
 use crate::engine::{Engine, Registry};
 use crate::http2::auth::{KeyRegistry, ProviderKey};
 use crate::http2::driver::Command;
@@ -102,6 +103,8 @@ pub struct EmulatorBuilder {
     settings: Settings,
     registry: Registry,
     clock: Clock,
+    control_port: Option<u16>,
+    control_token: Option<String>,
 }
 
 impl Default for EmulatorBuilder {
@@ -119,6 +122,8 @@ impl Default for EmulatorBuilder {
             settings: Settings::default(),
             registry: Registry::new(),
             clock: Clock::new(),
+            control_port: Some(0),
+            control_token: None,
         }
     }
 }
@@ -193,6 +198,18 @@ impl EmulatorBuilder {
     /// Shares a clock (e.g. one a test advances).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Control API port (`0` = ephemeral, the default; `None` = off; `serve` uses 2199).
+    pub fn control_port(mut self, port: Option<u16>) -> Self {
+        self.control_port = port;
+        self
+    }
+
+    /// Bearer token the control API requires (`None` = open, fine on loopback).
+    pub fn control_token(mut self, token: Option<String>) -> Self {
+        self.control_token = token;
         self
     }
 
@@ -326,6 +343,33 @@ impl EmulatorBuilder {
                 ),
             }
         }
+        // Metrics follow the journal from the first event whether or not the control port is on,
+        // so a router mounted later (`control_router`) still reports everything.
+        let metrics = Arc::new(Metrics::new());
+        tracker.spawn(
+            metrics
+                .clone()
+                .follow(core.journal.clone(), shutdown.clone()),
+        );
+        // The control port opens last, so `/readyz` answering means every listener is bound.
+        if let Some(port) = self.control_port {
+            let addr = SocketAddr::new(self.bind, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            addrs.insert("control".to_string(), local);
+            let state = ControlState::new(core.clone(), metrics.clone(), shutdown.clone());
+            let mut stop = shutdown.clone();
+            tracker.spawn(crate::control::serve(
+                listener,
+                state,
+                self.control_token.clone(),
+                async move { stop.wait().await },
+            ));
+        }
         let mut identities = Vec::new();
         for kind in ProviderKind::ALL {
             let spec = ProviderSpec::new(&self.topic, kind.environments());
@@ -344,6 +388,8 @@ impl EmulatorBuilder {
             stop_tx,
             tracker,
             topic: self.topic,
+            metrics,
+            control_token: self.control_token,
         })
     }
 }
@@ -370,6 +416,8 @@ pub struct Emulator {
     stop_tx: watch::Sender<bool>,
     tracker: TaskTracker,
     topic: String,
+    metrics: Arc<Metrics>,
+    control_token: Option<String>,
 }
 
 /// The bound addresses, keyed as in the ready file (`legacy`, `feedback`, `sandbox_legacy`, …).
@@ -400,6 +448,22 @@ impl Emulator {
     /// The production HTTP/2 API's address.
     pub fn http2_addr(&self) -> SocketAddr {
         self.addrs["http2"]
+    }
+
+    /// The control API's address (`None` when its port is off); serve it `http://` + this.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.addrs.get("control").copied()
+    }
+
+    /// The control API as an axum router (same token), to mount inside another server.
+    pub fn control_router(&self) -> axum::Router {
+        let state = ControlState::new(
+            self.core.clone(),
+            self.metrics.clone(),
+            Shutdown(self.stop_tx.subscribe()),
+        )
+        .with_token(self.control_token.clone());
+        crate::control::router(state)
     }
 
     /// The production feedback service's address.

@@ -40,8 +40,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
         Command::CheckScenario { file } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let json = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
             let parsed = if json {
                 apnsim::engine::scenario::parse_json(&text)
             } else {

@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Sandbox HTTP/2 API port [default: 2297].
     #[arg(long, env = "APNSIM_SANDBOX_HTTP2_PORT")]
     sandbox_http2_port: Option<Port>,
+    /// Control API port (HTTP; bound to --bind) [default: 2199].
+    #[arg(long, env = "APNSIM_CONTROL_PORT")]
+    control_port: Option<Port>,
+    /// Bearer token the control API requires (except /livez and /readyz) [default: none].
+    #[arg(long, env = "APNSIM_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
     /// Certificate directory; generated on first run [default: certs].
     #[arg(long, env = "APNSIM_CERTS")]
     certs: Option<PathBuf>,
@@ -129,6 +135,8 @@ struct ConfigFile {
     sandbox_feedback_port: Option<Port>,
     http2_port: Option<Port>,
     sandbox_http2_port: Option<Port>,
+    control_port: Option<Port>,
+    control_token: Option<String>,
     certs: Option<PathBuf>,
     topic: Option<String>,
     ready_file: Option<PathBuf>,
@@ -174,13 +182,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         .or(file.topic)
         .unwrap_or_else(|| apnsim::DEFAULT_TOPIC.to_string());
     let ready_file = args.ready_file.or(file.ready_file);
+    let bind = args
+        .bind
+        .or(file.bind)
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let control_token = args.control_token.or(file.control_token);
 
     let emu = Emulator::builder()
-        .bind(
-            args.bind
-                .or(file.bind)
-                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
-        )
+        .bind(bind)
         .legacy_port(port(args.legacy_port, file.legacy_port, 2195))
         .feedback_port(port(args.feedback_port, file.feedback_port, 2196))
         .sandbox_legacy_port(port(
@@ -195,6 +204,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ))
         .http2_port(port(args.http2_port, file.http2_port, 2197))
         .sandbox_http2_port(port(args.sandbox_http2_port, file.sandbox_http2_port, 2297))
+        .control_port(port(
+            args.control_port,
+            file.control_port,
+            apnsim::control::DEFAULT_PORT,
+        ))
+        .control_token(control_token.clone())
         .certs(CertSource::Dir(certs.clone()))
         .topic(topic)
         .settings(settings)
@@ -212,6 +227,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     for (key, name) in names {
         if let Some(addr) = emu.addr(key) {
             println!("apnsim {name} ready on {addr}");
+        }
+    }
+    if let Some(addr) = emu.addr("control") {
+        println!("apnsim control API ready on http://{addr}");
+        if control_token.is_none() && !bind.is_loopback() {
+            println!("apnsim warning: the control API is reachable beyond loopback with no --control-token");
         }
     }
     println!(

@@ -7,7 +7,10 @@ use crate::http2::frame::ErrorCode;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -137,7 +140,7 @@ impl Handler for DefaultHandler {
             .header("apns-id")
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(fast_uuid_v4);
         std::future::ready(Some(Response {
             status: 200,
             headers: vec![("apns-id".into(), id)],
@@ -145,6 +148,14 @@ impl Handler for DefaultHandler {
             then: Vec::new(),
         }))
     }
+}
+
+/// A random (v4) UUID from the thread-local generator: `Uuid::new_v4` asks the kernel for every
+/// id, a system call per answer.
+pub fn fast_uuid_v4() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 /// How a connection ended, for logs and tests.
@@ -161,6 +172,10 @@ pub enum Ending {
 }
 
 /// Serves one HTTP/2 connection (TLS with ALPN h2, or prior knowledge) until it ends.
+///
+/// Handler futures are polled once in place and only spawned if they are not ready, and all
+/// answers to one read go out in one write: a task and a write per request would cost more than
+/// the HTTP/2 work of a small APNs request.
 pub async fn serve_connection<IO, H>(
     io: IO,
     cfg: ConnConfig,
@@ -185,19 +200,44 @@ where
         }
     }
     conn.send_preface_settings();
+    let waker = Waker::from(Arc::new(NoopWake));
     let mut wbuf = BytesMut::new();
     let mut rbuf = vec![0u8; 16 * 1024];
     let mut eof = false;
     let mut last_write = Instant::now();
-    let ending = loop {
+    // One timer for every deadline, re-armed only when an earlier one appears: a later deadline
+    // lets it fire early, which is harmless (`on_timeout` checks the time itself).
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
+    let ending = 'serve: loop {
         while let Some(ev) = conn.poll_event() {
             match ev {
                 Event::Request(req) => {
+                    let id = req.stream_id;
                     let h = handler.clone();
                     let hd = handle.clone();
-                    let id = req.stream_id;
-                    let ah = tasks.spawn(async move { (id, h.on_request(req, hd).await) });
-                    task_streams.insert(ah.id(), id);
+                    let mut fut = Box::pin(async move { h.on_request(req, hd).await });
+                    match poll_once(fut.as_mut(), &waker) {
+                        Some(Poll::Ready(Some(response))) => {
+                            let cmd = Command::Respond {
+                                stream_id: id,
+                                response,
+                            };
+                            if apply(&mut conn, cmd) {
+                                break 'serve Ending::Abrupt;
+                            }
+                        }
+                        Some(Poll::Ready(None)) => {}
+                        Some(Poll::Pending) => {
+                            let ah = tasks.spawn(async move { (id, fut.await) });
+                            task_streams.insert(ah.id(), id);
+                        }
+                        // The handler panicked: reset its stream, keep the connection.
+                        None => {
+                            let _ = conn.reset_stream(id, ErrorCode::INTERNAL_ERROR);
+                        }
+                    }
                 }
                 other => handler.on_event(&other, &handle),
             }
@@ -218,30 +258,23 @@ where
             continue;
         }
         let reading = !eof && conn.wants_read() && wbuf.len() <= max_out;
-        let deadline = conn.next_timeout().map(Instant::from_std);
-        let stall_at = stall.and_then(|d| last_write.checked_add(d));
+        let stall_at = stall
+            .filter(|_| !wbuf.is_empty())
+            .and_then(|d| last_write.checked_add(d));
+        let due = match (conn.next_timeout().map(Instant::from_std), stall_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(d) = due {
+            if !matches!(armed, Some(a) if a <= d) {
+                timer.as_mut().reset(d);
+                armed = Some(d);
+            }
+        }
+        // Biased: commands and finished handlers first, then output before more input, so a
+        // read's answers leave together and input cannot starve output.
         tokio::select! {
-            r = rd.read(&mut rbuf), if reading => match r {
-                Ok(0) => {
-                    eof = true;
-                    conn.recv_eof();
-                }
-                Ok(n) => conn.recv(rbuf.get(..n).unwrap_or_default(), std::time::Instant::now()),
-                Err(_) => break Ending::Io,
-            },
-            w = wr.write(&wbuf), if !wbuf.is_empty() => match w {
-                Ok(0) | Err(_) => break Ending::Io,
-                Ok(n) => {
-                    wbuf.advance(n.min(wbuf.len()));
-                    last_write = Instant::now();
-                    if wbuf.is_empty() {
-                        let t = stall.unwrap_or(Duration::from_secs(30));
-                        if !matches!(tokio::time::timeout(t, wr.flush()).await, Ok(Ok(()))) {
-                            break Ending::Io;
-                        }
-                    }
-                }
-            },
+            biased;
             Some(cmd) = commands.recv() => {
                 if apply(&mut conn, cmd) {
                     break Ending::Abrupt;
@@ -262,11 +295,31 @@ where
                     }
                 }
             },
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                conn.on_timeout(std::time::Instant::now());
-            }
-            _ = tokio::time::sleep_until(stall_at.unwrap_or_else(Instant::now)), if stall_at.is_some() && !wbuf.is_empty() => {
-                break Ending::WriteStalled;
+            w = wr.write(&wbuf), if !wbuf.is_empty() => match w {
+                Ok(0) | Err(_) => break Ending::Io,
+                Ok(n) => {
+                    wbuf.advance(n.min(wbuf.len()));
+                    last_write = Instant::now();
+                    if wbuf.is_empty() && !flush(&mut wr, &waker, stall).await {
+                        break Ending::Io;
+                    }
+                }
+            },
+            r = rd.read(&mut rbuf), if reading => match r {
+                Ok(0) => {
+                    eof = true;
+                    conn.recv_eof();
+                }
+                Ok(n) => conn.recv(rbuf.get(..n).unwrap_or_default(), std::time::Instant::now()),
+                Err(_) => break Ending::Io,
+            },
+            _ = &mut timer, if armed.is_some() => {
+                armed = None;
+                let now = Instant::now();
+                if stall_at.is_some_and(|s| now >= s) {
+                    break Ending::WriteStalled;
+                }
+                conn.on_timeout(now.into_std());
             }
             else => break Ending::Closed,
         }
@@ -288,6 +341,33 @@ where
     }
     tasks.abort_all();
     ending
+}
+
+/// A waker that does nothing, for polling a future once in place before deciding to spawn it.
+struct NoopWake;
+
+impl Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Polls a future once; `None` if it panicked (the panic is contained, as a spawned task's is).
+fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> Option<Poll<F::Output>> {
+    let mut cx = Context::from_waker(waker);
+    std::panic::catch_unwind(AssertUnwindSafe(move || fut.poll(&mut cx))).ok()
+}
+
+/// Flushes the transport; `false` if it failed or stayed stuck past the stall timeout. Most
+/// flushes finish at once, so the timeout's timer is only set up for those that do not.
+async fn flush<W: AsyncWrite + Unpin>(wr: &mut W, waker: &Waker, stall: Option<Duration>) -> bool {
+    let mut f = std::pin::pin!(wr.flush());
+    match poll_once(f.as_mut(), waker) {
+        Some(Poll::Ready(r)) => r.is_ok(),
+        None => false,
+        Some(Poll::Pending) => {
+            let t = stall.unwrap_or(Duration::from_secs(30));
+            matches!(tokio::time::timeout(t, f).await, Ok(Ok(())))
+        }
+    }
 }
 
 /// Carries out one command; `true` means close the transport at once.

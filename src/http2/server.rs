@@ -318,10 +318,13 @@ impl ApnsHandler {
         let requested_id = req
             .header("apns-id")
             .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|v| is_canonical_uuid(v))
             .map(str::to_owned);
         if let Some(forced) = *self.core.http2.forced.read() {
+            // PROTOCOL.md 2.6: every 410 body carries a timestamp (ms); a forced one says "now".
+            let timestamp_ms = (forced.status() == 410).then(|| self.core.clock.now_ms());
             return (
-                self.reject(forced, requested_id, None),
+                self.reject(forced, requested_id, timestamp_ms),
                 partial_notification(&headers, &req.body),
             );
         }
@@ -367,7 +370,9 @@ impl ApnsHandler {
         };
         let mut answer = match validated {
             Err(rej) => {
-                let id = rej.apns_id.or(requested_id);
+                // PROTOCOL.md 2.6: `request` decided whether the id may be echoed
+                // (a malformed or repeated apns-id is not).
+                let id = rej.apns_id;
                 (
                     self.reject(rej.reason, id, None),
                     partial_notification(&headers, &req.body),
@@ -560,6 +565,11 @@ impl Handler for ApnsHandler {
         }
         std::future::ready(response)
     }
+}
+
+/// Whether an apns-id is the canonical 8-4-4-4-12 UUID that may be echoed (PROTOCOL.md 2.3, 2.6).
+fn is_canonical_uuid(v: &str) -> bool {
+    v.len() == 36 && uuid::Uuid::try_parse(v).is_ok()
 }
 
 /// GOAWAY carrying `{"reason":…}` (PROTOCOL.md 2.2).

@@ -155,7 +155,8 @@ enum RunEnd {
     /// frame-by-frame path takes it from here.
     SlowPath,
     /// The engine did not accept this (complete, valid) frame; `buf` already starts after it.
-    Stop(Stop, Slot, Notification),
+    /// Boxed: this happens at most once per connection, and keeps the common return small.
+    Stop(Stop, Slot, Box<Notification>),
 }
 
 /// A verdict that ends the connection, in legacy terms.
@@ -227,7 +228,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         let limits = self.core.legacy_limits;
         loop {
             if let RunEnd::Stop(stop, slot, notification) = self.accept_run(&limits) {
-                return Step::End(self.carry_out(stop, slot, notification).await);
+                return Step::End(self.carry_out(stop, slot, *notification).await);
             }
             let (slot, notification, valid) = match frame::peek(&self.buf, &limits) {
                 Ok(Some(f)) => (
@@ -259,8 +260,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
 
     /// The hot path. Finds the leading run of complete, valid frames in `buf` without copying,
     /// copies all their tokens and payloads into one exact-size buffer (so the journal never pins
-    /// the read buffer), then decides them in order, queueing the accepted in `pending`, and takes
-    /// them off `buf`. Stops at the first frame the engine does not accept, or at the end of the
+    /// the read buffer), then decides and journals them in order, and takes them off `buf`. Stops at the first frame the engine does not accept, or at the end of the
     /// run. If the engine stops it early, the bytes of the frames after that one stay in the
     /// copy unused: at most one read's worth, once per connection, since the connection ends.
     fn accept_run(&mut self, limits: &frame::Limits) -> RunEnd {
@@ -289,23 +289,36 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         let mut offset = 0;
         let mut end = RunEnd::SlowPath;
         let mut consumed = at;
-        self.pending.reserve(self.run.len());
-        for s in &self.run {
+        // Anything queued by the frame-by-frame path goes first, then the run is decided and
+        // journaled in one pass under one journal lock: each accepted event is built straight
+        // into the journal, never parked in between.
+        self.flush();
+        let GatewayConn {
+            core,
+            state,
+            topic,
+            last_accepted,
+            run,
+            ..
+        } = self;
+        let (connection, environment) = (state.id, state.environment);
+        let accepted = run.iter().map_while(|s| {
             let token = arena.slice(offset..offset + s.token.1 as usize);
             offset += s.token.1 as usize;
             let payload = arena.slice(offset..offset + s.payload.1 as usize);
             offset += s.payload.1 as usize;
-            let notification = notification_of(s, token, payload, self.topic.as_ref());
-            let verdict = self.core.engine.decide(&self.state, &notification);
-            self.state.decided += 1;
+            let notification = notification_of(s, token, payload, topic.as_ref());
+            let verdict = core.engine.decide(state, &notification);
+            state.decided += 1;
             if let Some(stop) = stop_for(verdict) {
                 consumed = (s.start + s.len) as usize;
-                end = RunEnd::Stop(stop, *s, notification);
-                break;
+                end = RunEnd::Stop(stop, *s, Box::new(notification));
+                return None;
             }
-            self.last_accepted = s.identifier;
-            self.pending.push(notification);
-        }
+            *last_accepted = s.identifier;
+            Some(accepted_event(connection, environment, notification))
+        });
+        core.journal.record_batch(accepted);
         self.buf.advance(consumed);
         end
     }
@@ -421,18 +434,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             return;
         }
         let (connection, environment) = (self.state.id, self.state.environment);
-        self.core
-            .journal
-            .record_batch(self.pending.drain(..).map(|n| NewEvent {
-                connection,
-                protocol: Protocol::Legacy,
-                environment,
-                kind: EventKind::Accepted,
-                notification: Some(n),
-                status: None,
-                reason: None,
-                detail: None,
-            }));
+        self.core.journal.record_batch(
+            self.pending
+                .drain(..)
+                .map(|n| accepted_event(connection, environment, n)),
+        );
     }
 
     /// Journals one event after everything queued before it.
@@ -498,6 +504,21 @@ fn header(f: &FrameRef<'_>) -> Slot {
         len: f.len as u32,
         token: (0, 0),
         payload: (0, 0),
+    }
+}
+
+/// The `accepted` event of a legacy notification.
+#[inline]
+fn accepted_event(connection: u64, environment: Environment, n: Notification) -> NewEvent {
+    NewEvent {
+        connection,
+        protocol: Protocol::Legacy,
+        environment,
+        kind: EventKind::Accepted,
+        notification: Some(n),
+        status: None,
+        reason: None,
+        detail: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Real TLS clients for the integration tests: rustls on the client side, as a provider would use.
 #![allow(dead_code)]
 
+pub mod h2client;
+
 use apnsim::certs::Identity;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::net::SocketAddr;

@@ -81,7 +81,8 @@ pub struct Connection {
     settings_deadline: Option<Instant>,
     peer_initial_window: u32,
     peer_max_frame_size: u32,
-    streams: BTreeMap<u32, Stream>,
+    // Boxed: a stream is a few hundred bytes, and B-tree inserts and removals move values around.
+    streams: BTreeMap<u32, Box<Stream>>,
     closed: ClosedSet,
     highest_stream: u32,
     last_processed: u32,

@@ -352,7 +352,7 @@ impl Connection {
         s.remote_closed = false;
         let Some(fields) = fields else {
             // RFC 9113 10.5.1: a too large header list may be answered with 431.
-            self.streams.insert(id, s);
+            self.streams.insert(id, Box::new(s));
             self.last_processed = id;
             self.events.push_back(Event::RequestRejected {
                 stream_id: id,
@@ -380,7 +380,7 @@ impl Connection {
             }
         }
         s.headers = fields;
-        self.streams.insert(id, s);
+        self.streams.insert(id, Box::new(s));
         self.last_processed = id;
         if b.end_stream {
             self.finish_remote(id, now);

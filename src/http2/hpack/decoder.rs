@@ -2,7 +2,11 @@
 //! represented, which the conformance judge grades (PROTOCOL.md 2.2).
 
 use super::table::{self, DynamicTable};
-use super::{decode_integer, decode_string, HeaderField, HpackError, Representation};
+use super::{
+    decode_integer, decode_literal, decode_string, string_literal, HeaderField, HpackError,
+    Representation,
+};
+use bytes::Bytes;
 
 /// Decoding state of one connection's request direction; feed it every header block in order.
 #[derive(Debug, Clone)]
@@ -10,6 +14,10 @@ pub struct Decoder {
     table: DynamicTable,
     /// The SETTINGS_HEADER_TABLE_SIZE we advertised: the ceiling for size updates.
     max_table_size: usize,
+    /// The last `authorization` literal: wire bytes and value. A provider sends the same JWT,
+    /// never indexed (PROTOCOL.md 2.2), on every request for up to an hour, and decoding its
+    /// Huffman code again each time was the largest single cost of a token request.
+    last_authorization: Option<(Bytes, bool, Bytes)>,
 }
 
 impl Decoder {
@@ -18,6 +26,7 @@ impl Decoder {
         Decoder {
             table: DynamicTable::new(max_table_size),
             max_table_size,
+            last_authorization: None,
         }
     }
 
@@ -115,7 +124,20 @@ impl Decoder {
                 table::lookup(&self.table, index).ok_or(HpackError::IndexOutOfRange(index))?;
             (name, true)
         };
-        let (value, huffman) = decode_string(block, pos)?;
+        let (raw, huffman) = string_literal(block, pos)?;
+        let value = if &name[..] == b"authorization" {
+            match &self.last_authorization {
+                Some((wire, h, value)) if *h == huffman && wire[..] == *raw => value.clone(),
+                _ => {
+                    let value = decode_literal(raw, huffman)?;
+                    self.last_authorization =
+                        Some((Bytes::copy_from_slice(raw), huffman, value.clone()));
+                    value
+                }
+            }
+        } else {
+            decode_literal(raw, huffman)?
+        };
         if representation == Representation::IncrementalIndexing {
             self.table.insert(name.clone(), value.clone());
         }

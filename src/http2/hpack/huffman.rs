@@ -151,40 +151,86 @@ pub fn encode(src: &[u8], dst: &mut Vec<u8>) {
     }
 }
 
+/// Symbols whose code is at most 8 bits long, looked up by the next 8 input bits: entry =
+/// `len << 9 | symbol`, 0 when the code is longer. Every printable ASCII character that header
+/// values like JWTs, device-token paths and topics use is in it, so most symbols take one lookup.
+const SHORT: [u16; 256] = build_short();
+
+const fn build_short() -> [u16; 256] {
+    let mut table = [0u16; 256];
+    let mut sym = 0;
+    while sym < 257 {
+        let len = LENGTHS[sym] as usize;
+        if len <= 8 {
+            let base = (CODES[sym] as usize) << (8 - len);
+            let mut i = 0;
+            while i < 1 << (8 - len) {
+                table[base + i] = ((len as u16) << 9) | sym as u16;
+                i += 1;
+            }
+        }
+        sym += 1;
+    }
+    table
+}
+
 /// Decodes a Huffman-coded string. Fails on an EOS symbol, on padding longer than 7 bits, and on
 /// padding that is not a prefix of EOS (RFC 7541 5.2).
 pub fn decode(src: &[u8]) -> Result<Vec<u8>, HpackError> {
     // The shortest code is 5 bits, so the output is at most 8/5 of the input.
     let mut out = Vec::with_capacity(src.len().saturating_mul(8) / 5 + 1);
-    let mut acc: u32 = 0;
-    let mut len: usize = 0;
-    for &byte in src {
-        for shift in (0..8).rev() {
-            acc = (acc << 1) | u32::from((byte >> shift) & 1);
-            len += 1;
-            let (Some(&first), Some(&count), Some(&offset)) =
-                (FIRST.get(len), COUNT.get(len), OFFSET.get(len))
-            else {
-                return Err(HpackError::InvalidHuffman);
-            };
-            if count > 0 && acc >= first && acc - first < count {
-                let sym = SORTED
-                    .get((offset + (acc - first)) as usize)
-                    .copied()
-                    .ok_or(HpackError::InvalidHuffman)?;
-                if sym == EOS {
-                    return Err(HpackError::InvalidHuffman);
-                }
-                out.push(sym as u8);
-                acc = 0;
-                len = 0;
-            }
+    // Left-aligned bit buffer: the top `nbits` bits are input not yet decoded, the rest zero.
+    let mut acc: u64 = 0;
+    let mut nbits: u32 = 0;
+    let mut input = src.iter();
+    loop {
+        while nbits <= 56 {
+            let Some(&b) = input.next() else { break };
+            acc |= u64::from(b) << (56 - nbits);
+            nbits += 8;
         }
+        // Codes are prefix-free, so a match no longer than the real bits is a real symbol.
+        let short = SHORT[(acc >> 56) as usize];
+        let len = u32::from(short >> 9);
+        let sym = if short != 0 && len <= nbits {
+            Some((short & 0x1ff, len))
+        } else {
+            long_symbol(acc, nbits)
+        };
+        let Some((sym, len)) = sym else {
+            // Fewer bits left than any code they begin (the code is complete, so with more than
+            // 30 bits a symbol always matches): what is left must be padding.
+            break;
+        };
+        if sym == EOS {
+            return Err(HpackError::InvalidHuffman);
+        }
+        out.push(sym as u8);
+        acc <<= len;
+        nbits -= len;
     }
-    if len > 7 || acc != (1u32 << len) - 1 {
+    if nbits > 7 || acc != (!0u64).checked_shl(64 - nbits).unwrap_or(0) {
         return Err(HpackError::InvalidHuffman);
     }
     Ok(out)
+}
+
+/// The symbol of a code longer than 8 bits at the top of `acc` (canonical decoding, RFC 7541
+/// Appendix B is canonical), if one fits in the `nbits` real bits.
+fn long_symbol(acc: u64, nbits: u32) -> Option<(u16, u32)> {
+    for len in 9..=(MAX_LEN as u32).min(nbits) {
+        let code = (acc >> (64 - len)) as u32;
+        let (first, count, offset) = (
+            FIRST[len as usize],
+            COUNT[len as usize],
+            OFFSET[len as usize],
+        );
+        if count > 0 && code >= first && code - first < count {
+            let sym = SORTED.get((offset + (code - first)) as usize).copied()?;
+            return Some((sym, len));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -299,7 +345,70 @@ mod tests {
         assert_eq!(decode(&[]).unwrap(), b"");
     }
 
+    /// The plain bit-at-a-time canonical decoder the table-driven one must agree with.
+    fn decode_bitwise(src: &[u8]) -> Result<Vec<u8>, HpackError> {
+        let mut out = Vec::new();
+        let (mut acc, mut len) = (0u32, 0usize);
+        for &byte in src {
+            for shift in (0..8).rev() {
+                acc = (acc << 1) | u32::from((byte >> shift) & 1);
+                len += 1;
+                if len > MAX_LEN {
+                    return Err(HpackError::InvalidHuffman);
+                }
+                let (first, count) = (FIRST[len], COUNT[len]);
+                if count > 0 && acc >= first && acc - first < count {
+                    let sym = SORTED[(OFFSET[len] + (acc - first)) as usize];
+                    if sym == EOS {
+                        return Err(HpackError::InvalidHuffman);
+                    }
+                    out.push(sym as u8);
+                    acc = 0;
+                    len = 0;
+                }
+            }
+        }
+        if len > 7 || acc != (1u32 << len) - 1 {
+            return Err(HpackError::InvalidHuffman);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn every_symbol_decodes_alone_and_in_long_runs() {
+        for sym in 0u8..=255 {
+            let data = vec![sym; 40];
+            let mut coded = Vec::new();
+            encode(&data, &mut coded);
+            assert_eq!(decode(&coded).unwrap(), data, "symbol {sym}");
+            let mut one = Vec::new();
+            encode(&[sym], &mut one);
+            assert_eq!(decode(&one).unwrap(), vec![sym], "symbol {sym}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn matches_the_bitwise_decoder(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert_eq!(decode(&data), decode_bitwise(&data));
+        }
+
+        #[test]
+        fn matches_the_bitwise_decoder_on_valid_codes(
+            data in proptest::collection::vec(any::<u8>(), 0..100),
+            cut in 0usize..8,
+        ) {
+            // Valid codes with their tail damaged: padding errors and EOS prefixes.
+            let mut coded = Vec::new();
+            encode(&data, &mut coded);
+            let keep = coded.len().saturating_sub(cut % 2);
+            coded.truncate(keep);
+            if cut >= 4 {
+                coded.push(0xff);
+            }
+            prop_assert_eq!(decode(&coded), decode_bitwise(&coded));
+        }
+
         #[test]
         fn round_trip(data in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut out = Vec::new();

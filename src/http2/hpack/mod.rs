@@ -160,6 +160,13 @@ fn encode_integer(value: usize, prefix_bits: u8, flags: u8, dst: &mut Vec<u8>) {
 /// Reads a string literal (RFC 7541 5.2); returns the bytes and whether they were Huffman coded.
 /// The declared length is checked against the block before anything is allocated.
 fn decode_string(block: &[u8], pos: &mut usize) -> Result<(Bytes, bool), HpackError> {
+    let (raw, huffman) = string_literal(block, pos)?;
+    Ok((decode_literal(raw, huffman)?, huffman))
+}
+
+/// Locates a string literal (RFC 7541 5.2) without decoding it: its wire bytes and whether they
+/// are Huffman coded.
+fn string_literal<'a>(block: &'a [u8], pos: &mut usize) -> Result<(&'a [u8], bool), HpackError> {
     let huffman = block.get(*pos).ok_or(HpackError::Truncated)? & 0x80 != 0;
     let len = decode_integer(block, pos, 7)?;
     let available = block.len().saturating_sub(*pos);
@@ -168,10 +175,15 @@ fn decode_string(block: &[u8], pos: &mut usize) -> Result<(Bytes, bool), HpackEr
     }
     let raw = block.get(*pos..*pos + len).ok_or(HpackError::Truncated)?;
     *pos += len;
+    Ok((raw, huffman))
+}
+
+/// The value of a string literal's wire bytes.
+fn decode_literal(raw: &[u8], huffman: bool) -> Result<Bytes, HpackError> {
     if huffman {
-        Ok((Bytes::from(huffman::decode(raw)?), true))
+        Ok(Bytes::from(huffman::decode(raw)?))
     } else {
-        Ok((Bytes::copy_from_slice(raw), false))
+        Ok(Bytes::copy_from_slice(raw))
     }
 }
 

@@ -594,3 +594,46 @@ proptest! {
         prop_assert!(got.iter().all(|f| f.representation == Representation::Indexed));
     }
 }
+
+#[test]
+fn repeated_authorization_literals_decode_each_time_correctly() {
+    // The decoder remembers the last authorization literal; it must never answer a different
+    // wire string (or the same bytes with the other Huffman flag) from that memory.
+    let block = |value: &[u8], huffman: bool| {
+        let mut out = vec![0x1f, 0x08]; // literal never indexed, name index 23 (authorization)
+        if huffman {
+            let mut coded = Vec::new();
+            huffman::encode(value, &mut coded);
+            out.push(0x80 | coded.len() as u8);
+            out.extend_from_slice(&coded);
+        } else {
+            out.push(value.len() as u8);
+            out.extend_from_slice(value);
+        }
+        out
+    };
+    let mut dec = Decoder::default();
+    let cases: [(&[u8], bool); 6] = [
+        (b"bearer aaa.bbb.ccc", true),
+        (b"bearer aaa.bbb.ccc", true),
+        (b"bearer aaa.bbb.ccd", true),
+        (b"bearer aaa.bbb.ccd", false),
+        (b"bearer aaa.bbb.ccd", true),
+        (b"bearer aaa.bbb.ccc", false),
+    ];
+    for (value, huffman) in cases {
+        let fields = dec.decode(&block(value, huffman), 1 << 16).unwrap();
+        assert_eq!(&fields[0].name[..], b"authorization");
+        assert_eq!(&fields[0].value[..], value);
+        assert_eq!(fields[0].huffman, huffman);
+        assert_eq!(fields[0].representation, Representation::NeverIndexed);
+    }
+    // Raw bytes that happen to equal an earlier Huffman code, now sent as a plain literal.
+    let mut coded = Vec::new();
+    huffman::encode(b"bearer x", &mut coded);
+    dec.decode(&block(b"bearer x", true), 1 << 16).unwrap();
+    let mut plain = vec![0x1f, 0x08, coded.len() as u8];
+    plain.extend_from_slice(&coded);
+    let fields = dec.decode(&plain, 1 << 16).unwrap();
+    assert_eq!(&fields[0].value[..], &coded[..]);
+}

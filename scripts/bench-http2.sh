@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# HTTP/2 throughput of apnsim beside h2o and nghttpd, measured with h2load in one run.
+#
+#   scripts/bench-http2.sh            # full run (a few minutes)
+#   BENCH_QUICK=1 scripts/bench-http2.sh   # shorter run, e.g. for CI
+#
+# Servers, all TLS + ALPN h2 on loopback, same certificate, same h2load parameters
+# (POST with a ~200-byte JSON body, -c 8 -m 100):
+#   apnsim-layer  examples/h2layer.rs: apnsim's HTTP/2 layer with the default handler
+#                 (200 + apns-id), no APNs validation, no journal
+#   apnsim-apns   `apnsim serve`: full APNs validation, engine, journal, token auth
+#                 (one JWT per connection, signed by examples/sign-jwt.rs)
+#   h2o           h2o with an mruby handler answering 200
+#   nghttpd       nghttpd serving an empty static file
+# Prints req/s of each (median of BENCH_ROUNDS rounds, with min–max) and the ratios; exits non-zero
+# if a tool is missing or h2load reports a failed or errored request or a non-2xx status.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+QUICK=${BENCH_QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    REQUESTS=${BENCH_REQUESTS:-50000}
+    ROUNDS=${BENCH_ROUNDS:-1}
+else
+    REQUESTS=${BENCH_REQUESTS:-400000}
+    ROUNDS=${BENCH_ROUNDS:-3}
+fi
+CLIENTS=${BENCH_CLIENTS:-8}
+STREAMS=${BENCH_STREAMS:-100}
+TOPIC=com.example.app
+DEVICE=$(printf '%064x' 0 | tr 0 a | sed 's/^a/1/')
+
+die() { echo "bench-http2: $*" >&2; exit 1; }
+
+# --- tools ---------------------------------------------------------------------------------------
+need_install=0
+for t in h2load nghttpd h2o; do command -v "$t" >/dev/null 2>&1 || need_install=1; done
+if [[ $need_install == 1 ]]; then
+    [[ $(id -u) == 0 ]] || die "h2load/nghttpd/h2o missing and not root: apt-get install nghttp2-client nghttp2-server h2o"
+    if ! apt-cache policy h2o 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        apt-get update -qq
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client nghttp2-server h2o >/dev/null
+fi
+for t in h2load nghttpd h2o; do command -v "$t" >/dev/null 2>&1 || die "$t still missing after install"; done
+h2o --version 2>/dev/null | grep -q 'mruby: YES' || die "this h2o has no mruby"
+
+# --- build ---------------------------------------------------------------------------------------
+cargo build --release --quiet --bin apnsim --example h2layer --example sign-jwt
+BIN=$ROOT/target/release
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+CERTS=$WORK/certs
+"$BIN/apnsim" certs --dir "$CERTS" --topic "$TOPIC" >/dev/null
+JWT=$("$BIN/examples/sign-jwt" "$CERTS")
+# A ~200-byte alert payload, like a real notification.
+printf '{"aps":{"alert":{"title":"Benchmark","body":"A notification of about two hundred bytes, as providers send them: a title, a body, a badge and a sound."},"badge":1,"sound":"default"},"id":42}' >"$WORK/body.json"
+BODY_LEN=$(wc -c <"$WORK/body.json")
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_ready() { # file seconds log
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do [[ -s $1 ]] && return 0; sleep 0.1; done
+    tail -20 "$3" >&2
+    die "server did not get ready ($1)"
+}
+wait_port() { # port
+    local i
+    for ((i = 0; i < 100; i++)); do
+        (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "nothing listens on port $1"
+}
+port_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http2"].rsplit(":",1)[1])' "$1"; }
+
+# --- servers -------------------------------------------------------------------------------------
+"$BIN/examples/h2layer" "$CERTS" "$WORK/layer.ready" >"$WORK/layer.log" 2>&1 &
+PIDS+=($!)
+wait_ready "$WORK/layer.ready" 20 "$WORK/layer.log"
+LAYER_PORT=$(port_of "$WORK/layer.ready")
+
+"$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/apnsim.ready" \
+    --legacy-port off --feedback-port off --sandbox-legacy-port off --sandbox-feedback-port off \
+    --sandbox-http2-port off --http2-port 0 --control-port 0 >"$WORK/apnsim.log" 2>&1 &
+APNSIM_PID=$!
+PIDS+=($APNSIM_PID)
+wait_ready "$WORK/apnsim.ready" 30 "$WORK/apnsim.log"
+APNS_PORT=$(port_of "$WORK/apnsim.ready")
+
+H2O_PORT=$(free_port)
+cat >"$WORK/h2o.conf" <<CONF
+listen:
+  host: 127.0.0.1
+  port: $H2O_PORT
+  ssl:
+    certificate-file: $CERTS/server.pem
+    key-file: $CERTS/server.key
+user: root
+pid-file: $WORK/h2o.pid
+error-log: $WORK/h2o.log
+hosts:
+  default:
+    paths:
+      /:
+        mruby.handler: |
+          Proc.new do |env|
+            [200, {}, []]
+          end
+CONF
+h2o -c "$WORK/h2o.conf" >>"$WORK/h2o.log" 2>&1 &
+PIDS+=($!)
+wait_port "$H2O_PORT"
+
+NGHTTPD_PORT=$(free_port)
+mkdir -p "$WORK/htdocs/3/device"
+: >"$WORK/htdocs/3/device/$DEVICE"
+nghttpd -n "$(nproc)" -d "$WORK/htdocs" "$NGHTTPD_PORT" "$CERTS/server.key" "$CERTS/server.pem" \
+    >"$WORK/nghttpd.log" 2>&1 &
+PIDS+=($!)
+wait_port "$NGHTTPD_PORT"
+
+# --- load ----------------------------------------------------------------------------------------
+# run NAME PORT [extra h2load args...]: one h2load run; prints req/s, checks every request got a 2xx.
+run() {
+    local name=$1 port=$2 out=$WORK/$1.h2load
+    shift 2
+    h2load -n "$REQUESTS" -c "$CLIENTS" -m "$STREAMS" -d "$WORK/body.json" \
+        -H "apns-topic: $TOPIC" -H 'apns-push-type: alert' -H 'apns-priority: 10' -H 'content-type: application/json' \
+        "$@" "https://127.0.0.1:$port/3/device/$DEVICE" >"$out" 2>&1 || { cat "$out" >&2; die "h2load failed against $name"; }
+    local done2xx failed errored rps
+    rps=$(awk '/^finished in/ { gsub(",", "", $4); print $4 }' "$out")
+    failed=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) print $i }' "$out")
+    errored=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^errored/) print $i }' "$out")
+    done2xx=$(awk '/^status codes:/ { print $3 }' "$out")
+    if [[ -z $rps || $failed != 0 || $errored != 0 || $done2xx != "$REQUESTS" ]]; then
+        cat "$out" >&2
+        die "$name: $failed failed, $errored errored, $done2xx of $REQUESTS answered 2xx"
+    fi
+    echo "$rps"
+}
+
+declare -A RESULTS
+NAMES=(apnsim-layer apnsim-apns h2o nghttpd)
+echo "h2load -n $REQUESTS -c $CLIENTS -m $STREAMS, POST $BODY_LEN-byte body, TLS, $(nproc) cores, $ROUNDS round(s)"
+for ((r = 1; r <= ROUNDS; r++)); do
+    for name in "${NAMES[@]}"; do
+        case $name in
+        apnsim-layer) rps=$(run "$name" "$LAYER_PORT") ;;
+        apnsim-apns) rps=$(run "$name" "$APNS_PORT" -H "authorization: bearer $JWT") ;;
+        h2o) rps=$(run "$name" "$H2O_PORT") ;;
+        nghttpd) rps=$(run "$name" "$NGHTTPD_PORT") ;;
+        esac
+        RESULTS[$name]+="$rps "
+        printf '  round %d %-13s %12s req/s\n' "$r" "$name" "$rps"
+    done
+done
+
+# The apns round really ran APNs semantics: the journal counted accepted notifications.
+kill -0 "$APNSIM_PID" 2>/dev/null || die "apnsim exited during the run"
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+spread() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo, hi }'; }
+echo
+printf '%-13s %12s %20s\n' server 'req/s (median)' 'min-max'
+declare -A MED
+for name in "${NAMES[@]}"; do
+    MED[$name]=$(echo "${RESULTS[$name]}" | median)
+    printf '%-13s %12.0f %20s\n' "$name" "${MED[$name]}" "$(echo "${RESULTS[$name]}" | spread)"
+done
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo "apnsim-layer / h2o     $(ratio "${MED[apnsim-layer]}" "${MED[h2o]}")x"
+echo "apnsim-layer / nghttpd $(ratio "${MED[apnsim-layer]}" "${MED[nghttpd]}")x"
+echo "apnsim-apns  / h2o     $(ratio "${MED[apnsim-apns]}" "${MED[h2o]}")x"
+echo "apnsim-apns  / nghttpd $(ratio "${MED[apnsim-apns]}" "${MED[nghttpd]}")x"

@@ -1,0 +1,162 @@
+//! `GET /journal`, `GET /journal/wait` and `DELETE /journal`: the journal for tests that are not
+//! written in Rust, including a server-side wait so they need no polling loops.
+
+use super::error::ApiError;
+use super::{ControlState, KINDS};
+use crate::journal::{Event, EventKind, Filter};
+use crate::model::{DeviceToken, Protocol};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Events returned by `GET /journal` when no `limit` is given (the newest ones).
+const DEFAULT_LIMIT: usize = 1000;
+/// How long `GET /journal/wait` waits when no `timeout_ms` is given.
+const DEFAULT_WAIT_MS: u64 = 5_000;
+/// Upper bound on one wait, so a forgotten request cannot hold a connection forever.
+const MAX_WAIT_MS: u64 = 600_000;
+
+/// The query-string keys every journal route understands.
+const FILTER_KEYS: [&str; 6] = ["kind", "token", "topic", "protocol", "connection", "since"];
+
+/// Query pairs in order, kept raw so unknown or repeated keys can be refused (a typo must not
+/// silently widen a filter).
+pub(super) type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// A parsed query: the filter plus the route's own numeric options.
+pub(super) struct Params {
+    pub filter: Filter,
+    extra: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses `pairs`, allowing the filter keys plus `extra_keys`.
+    pub fn parse(pairs: Pairs, extra_keys: &[&str]) -> Result<Params, ApiError> {
+        let Query(pairs) = pairs.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let mut filter = Filter::default();
+        let mut extra = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, value) in &pairs {
+            if seen.contains(&key.as_str()) {
+                return Err(ApiError::bad_request(format!("query key {key:?} repeated")));
+            }
+            seen.push(key);
+            match key.as_str() {
+                "kind" => {
+                    filter.kind = Some(EventKind::parse(value).ok_or_else(|| {
+                        let names: Vec<_> = KINDS.iter().map(|k| k.as_str()).collect();
+                        ApiError::bad_request(format!(
+                            "unknown kind {value:?}; expected one of {}",
+                            names.join(", ")
+                        ))
+                    })?)
+                }
+                "token" => {
+                    if !DeviceToken::from_hex(value).is_some_and(|t| !t.is_empty()) {
+                        return Err(ApiError::bad_request(format!("token {value:?} is not hex")));
+                    }
+                    filter.token = Some(value.clone());
+                }
+                "topic" => filter.topic = Some(value.clone()),
+                "protocol" => {
+                    filter.protocol = Some(parse_protocol(value).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "unknown protocol {value:?}; expected legacy, feedback or http2"
+                        ))
+                    })?)
+                }
+                "connection" => filter.connection = Some(number(key, value)?),
+                "since" => filter.since = Some(number(key, value)?),
+                k if extra_keys.contains(&k) => extra.push((key.clone(), value.clone())),
+                _ => {
+                    let mut allowed: Vec<&str> = FILTER_KEYS.to_vec();
+                    allowed.extend_from_slice(extra_keys);
+                    return Err(ApiError::bad_request(format!(
+                        "unknown query key {key:?}; expected one of {}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(Params { filter, extra })
+    }
+
+    /// A route option as a number, or `default` when absent.
+    pub fn get(&self, key: &str, default: u64) -> Result<u64, ApiError> {
+        match self.extra.iter().find(|(k, _)| k == key) {
+            Some((k, v)) => number(k, v),
+            None => Ok(default),
+        }
+    }
+}
+
+fn parse_protocol(value: &str) -> Option<Protocol> {
+    serde_json::from_value(Value::String(value.to_string())).ok()
+}
+
+fn number(key: &str, value: &str) -> Result<u64, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{key} must be a non-negative integer, got {value:?}"
+        ))
+    })
+}
+
+fn listing(events: &[Event], last_seq: u64) -> Value {
+    json!({ "events": events, "last_seq": last_seq })
+}
+
+/// `GET /journal?kind=&token=&topic=&protocol=&connection=&since=&limit=`: the newest `limit`
+/// matching events, oldest first.
+pub(super) async fn query(
+    State(s): State<ControlState>,
+    pairs: Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(pairs, &["limit"])?;
+    let limit = usize::try_from(params.get("limit", DEFAULT_LIMIT as u64)?).unwrap_or(usize::MAX);
+    let journal = &s.core.journal;
+    let last_seq = journal.last_seq();
+    let mut events = journal.query(&params.filter);
+    let matched = events.len();
+    if matched > limit {
+        events.drain(..matched - limit);
+    }
+    let mut body = listing(&events, last_seq);
+    body["matched"] = json!(matched);
+    Ok(Json(body))
+}
+
+/// `GET /journal/wait?…&n=1&timeout_ms=5000`: blocks until `n` retained events match.
+/// Give `since=<last_seq>` to wait for new events only.
+pub(super) async fn wait(
+    State(s): State<ControlState>,
+    pairs: Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(pairs, &["n", "timeout_ms"])?;
+    let n = usize::try_from(params.get("n", 1)?).unwrap_or(usize::MAX);
+    let timeout =
+        Duration::from_millis(params.get("timeout_ms", DEFAULT_WAIT_MS)?.min(MAX_WAIT_MS));
+    let journal = s.core.journal.clone();
+    let mut stop = s.stop.clone();
+    let outcome = tokio::select! {
+        _ = stop.wait() => return Err(ApiError::shutting_down()),
+        r = journal.wait_for(&params.filter, n, timeout) => r,
+    };
+    match outcome {
+        Ok(events) => Ok(Json(listing(&events, journal.last_seq()))),
+        Err(t) => Err(ApiError::with_body(
+            StatusCode::REQUEST_TIMEOUT,
+            json!({ "error": "timeout", "found": t.found, "wanted": t.wanted }),
+        )),
+    }
+}
+
+/// `DELETE /journal`: forgets retained events (sequence numbers keep counting); metrics catch up first.
+pub(super) async fn clear(State(s): State<ControlState>) -> StatusCode {
+    s.metrics.catch_up(&s.core.journal);
+    s.core.journal.clear();
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,120 @@
+//! The local control API (axum, HTTP/1.1): lets tests written in any language inspect the
+//! journal, wait for events, manage tokens and feedback, move the clock and scrape metrics
+//! while the emulator runs. It speaks the same JSON as the Rust model and the journal.
+//!
+//! Not served here yet: `/scenario` (scenario engine) and `/devices/{token}/inbox` (device model).
+
+mod auth;
+mod error;
+mod events;
+mod journal;
+mod metrics;
+mod status;
+mod tokens;
+
+pub use metrics::Metrics;
+
+use crate::journal::EventKind;
+use crate::runtime::{Core, Shutdown};
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The default control port of `apnsim serve` (in-process emulators use an ephemeral one).
+pub const DEFAULT_PORT: u16 = 2199;
+
+/// Every event kind, so metrics can print stable zero-valued series and filters can list choices.
+pub(crate) const KINDS: [EventKind; 9] = [
+    EventKind::Accepted,
+    EventKind::Rejected,
+    EventKind::Discarded,
+    EventKind::Dropped,
+    EventKind::ConnectionOpened,
+    EventKind::ConnectionClosed,
+    EventKind::ConnectionRefused,
+    EventKind::FeedbackServed,
+    EventKind::Observation,
+];
+
+/// What the handlers share: the emulator's core, the metrics follower's counts, the stop signal
+/// (so long polls and event streams end with the emulator) and the optional bearer token.
+#[derive(Clone)]
+pub struct ControlState {
+    core: Arc<Core>,
+    metrics: Arc<Metrics>,
+    stop: Shutdown,
+    token: Option<Arc<str>>,
+}
+
+impl ControlState {
+    /// State over one emulator's core; only the emulator can build it.
+    pub(crate) fn new(core: Arc<Core>, metrics: Arc<Metrics>, stop: Shutdown) -> Self {
+        ControlState {
+            core,
+            metrics,
+            stop,
+            token: None,
+        }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every route but `/livez` and `/readyz`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.0.borrow()
+    }
+}
+
+/// The control API's routes, for serving on its own port or mounting into another axum app.
+pub fn router(state: ControlState) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics::render))
+        .route("/tokens", get(tokens::list).post(tokens::register))
+        .route("/tokens/{token}", get(tokens::get).delete(tokens::remove))
+        .route("/devices/{token}/online", post(tokens::online))
+        .route("/devices/{token}/offline", post(tokens::offline))
+        .route(
+            "/feedback",
+            get(tokens::peek_feedback).post(tokens::add_feedback),
+        )
+        .route("/journal", get(journal::query).delete(journal::clear))
+        .route("/journal/wait", get(journal::wait))
+        .route("/events", get(events::stream))
+        .route("/clock", get(status::clock))
+        .route("/clock/advance", post(status::advance))
+        .route("/connections", get(status::connections))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .route("/livez", get(status::livez))
+        .route("/readyz", get(status::readyz))
+        .merge(protected)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+}
+
+/// Serves the control API on `listener` until `shutdown` resolves, then drains open requests
+/// (event streams and long polls end on the emulator's own stop signal).
+pub async fn serve(
+    listener: TcpListener,
+    state: ControlState,
+    token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let app = router(state.with_token(token));
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "control API stopped");
+    }
+}
