@@ -4,6 +4,7 @@
 use crate::certs::{Authority, Identity, ProviderSpec, TokenKey};
 use crate::clock::Clock;
 use crate::control::{ControlState, Metrics};
+use crate::engine::scenario::Scenario;
 use crate::engine::{Engine, Registry};
 use crate::http2::auth::{KeyRegistry, ProviderKey};
 use crate::http2::driver::Command;
@@ -12,6 +13,7 @@ use crate::http2::server::{ConnectionInfo, Http2State};
 use crate::journal::Journal;
 use crate::model::Environment;
 use crate::runtime::{spawn_listener, Core, Shutdown};
+use crate::scenario_host::{LoadError, LoadedScenario};
 use crate::settings::Settings;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -40,6 +42,9 @@ pub enum StartError {
     /// TLS configuration failed.
     #[error("tls: {0}")]
     Tls(String),
+    /// The scenario could not be loaded.
+    #[error("scenario: {0}")]
+    Scenario(String),
 }
 
 /// Where the emulator's CA and server certificate come from.
@@ -103,6 +108,7 @@ pub struct EmulatorBuilder {
     settings: Settings,
     registry: Registry,
     clock: Clock,
+    scenario: Option<(Scenario, Option<PathBuf>)>,
     control_port: Option<u16>,
     control_token: Option<String>,
 }
@@ -122,6 +128,7 @@ impl Default for EmulatorBuilder {
             settings: Settings::default(),
             registry: Registry::new(),
             clock: Clock::new(),
+            scenario: None,
             control_port: Some(0),
             control_token: None,
         }
@@ -195,6 +202,16 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Loads this scenario at start; its `[settings]`, if any, replace the builder's settings.
+    /// `base` resolves relative `.p8` paths (the scenario file's folder).
+    pub fn scenario(mut self, scenario: Scenario, base: Option<PathBuf>) -> Self {
+        if let Some(s) = &scenario.settings {
+            self.settings = s.clone();
+        }
+        self.scenario = Some((scenario, base));
+        self
+    }
+
     /// Shares a clock (e.g. one a test advances).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -265,6 +282,10 @@ impl EmulatorBuilder {
             (legacy_tls, http2_tls),
             Http2State::new(keys),
         ));
+        if let Some((scenario, base)) = &self.scenario {
+            crate::scenario_host::load(&core, scenario, base.as_deref())
+                .map_err(|e| StartError::Scenario(e.to_string()))?;
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let shutdown = Shutdown(stop_rx);
         let tracker = TaskTracker::new();
@@ -519,6 +540,22 @@ impl Emulator {
     pub fn register_key(&self, key: ProviderKey) {
         self.core.http2.keys.write().insert(key);
         self.core.http2.cache.clear();
+    }
+
+    /// Loads a scenario into the running emulator (tokens, keys, rules); its `[settings]` must
+    /// match the running ones (settings are chosen at start: [`EmulatorBuilder::scenario`]).
+    pub fn load_scenario(&self, scenario: &Scenario) -> Result<LoadedScenario, LoadError> {
+        crate::scenario_host::load(&self.core, scenario, None)
+    }
+
+    /// Removes the loaded scenario's rules, tokens and keys; returns it.
+    pub fn clear_scenario(&self) -> Option<LoadedScenario> {
+        crate::scenario_host::clear(&self.core)
+    }
+
+    /// The scenario in force, with any keys apnsim generated for it.
+    pub fn scenario(&self) -> Option<LoadedScenario> {
+        self.core.scenario.lock().clone()
     }
 
     /// Answers every HTTP/2 request with `reason` until set back to `None` (IdleTimeout, Forbidden,

@@ -305,9 +305,7 @@ impl Journal {
     /// The retained events that match, oldest first.
     pub fn query(&self, filter: &Filter) -> Vec<Event> {
         let inner = self.inner.lock();
-        inner
-            .events
-            .iter()
+        candidates(&inner.events, filter)
             .filter(|e| filter.matches(e))
             .cloned()
             .collect()
@@ -315,10 +313,8 @@ impl Journal {
 
     /// How many retained events match (without cloning them).
     pub fn count(&self, filter: &Filter) -> usize {
-        self.inner
-            .lock()
-            .events
-            .iter()
+        let inner = self.inner.lock();
+        candidates(&inner.events, filter)
             .filter(|e| filter.matches(e))
             .count()
     }
@@ -396,6 +392,17 @@ impl Journal {
     }
 }
 
+/// The retained events a filter can match: with `since`, a binary search skips the older ones
+/// (sequence numbers only increase), so followers of the journal (metrics, live events, waits)
+/// do not rescan the whole bounded journal under its lock on every new event.
+fn candidates<'a>(events: &'a VecDeque<Event>, filter: &Filter) -> impl Iterator<Item = &'a Event> {
+    let start = match filter.since {
+        Some(since) => events.partition_point(|e| e.seq <= since),
+        None => 0,
+    };
+    events.range(start..)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +445,24 @@ mod tests {
         j.clear();
         assert!(j.is_empty());
         assert_eq!(accepted(&j, 9), 6);
+    }
+
+    #[test]
+    fn since_skips_older_events_exactly() {
+        let j = Journal::new(5, Clock::new());
+        for i in 0..8 {
+            accepted(&j, i);
+        }
+        let since = |s| Filter {
+            since: Some(s),
+            ..Filter::default()
+        };
+        assert_eq!(j.query(&since(0)).len(), 5);
+        assert_eq!(
+            j.query(&since(6)).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![7, 8]
+        );
+        assert_eq!(j.count(&since(8)), 0);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod journal;
 pub mod legacy;
 pub mod model;
 mod runtime;
+pub mod scenario_host;
 pub mod settings;
 pub mod tls;
 

@@ -26,6 +26,8 @@ pub(crate) struct Core {
     pub http2_tls: crate::tls::ListenerTls,
     pub http2: crate::http2::server::Http2State,
     pub legacy_limits: Limits,
+    /// The scenario in force, if any (see `scenario_host`).
+    pub scenario: parking_lot::Mutex<Option<crate::scenario_host::LoadedScenario>>,
     next_id: AtomicU64,
 }
 
@@ -49,6 +51,7 @@ impl Core {
             http2_tls,
             http2,
             legacy_limits,
+            scenario: parking_lot::Mutex::new(None),
             next_id: AtomicU64::new(1),
         }
     }

@@ -122,6 +122,9 @@ pub struct ServeArgs {
     /// Journal capacity in events [default: 100000].
     #[arg(long, env = "APNSIM_JOURNAL_CAPACITY")]
     journal_capacity: Option<usize>,
+    /// Scenario file (TOML, or JSON by extension) loaded at start; its [settings] replace the defaults.
+    #[arg(long, env = "APNSIM_SCENARIO")]
+    scenario: Option<PathBuf>,
 }
 
 /// The `--config` file.
@@ -142,6 +145,7 @@ struct ConfigFile {
     ready_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     settings: Option<Settings>,
+    scenario: Option<PathBuf>,
 }
 
 /// Runs the emulator until Ctrl-C or SIGTERM.
@@ -188,7 +192,23 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let control_token = args.control_token.or(file.control_token);
 
-    let emu = Emulator::builder()
+    let mut scenario_arg = None;
+    if let Some(path) = args.scenario.or(file.scenario) {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let parsed = if json {
+            apnsim::engine::scenario::parse_json(&text)
+        } else {
+            apnsim::engine::scenario::parse_toml(&text)
+        };
+        let scenario = parsed.map_err(|e| e.with_file(path.display().to_string()).to_string())?;
+        let base = path.parent().map(std::path::Path::to_path_buf);
+        scenario_arg = Some((scenario, base));
+    }
+    let mut builder = Emulator::builder()
         .bind(bind)
         .legacy_port(port(args.legacy_port, file.legacy_port, 2195))
         .feedback_port(port(args.feedback_port, file.feedback_port, 2196))
@@ -212,9 +232,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         .control_token(control_token.clone())
         .certs(CertSource::Dir(certs.clone()))
         .topic(topic)
-        .settings(settings)
-        .start()
-        .await?;
+        .settings(settings);
+    if let Some((scenario, base)) = scenario_arg {
+        // After .settings(): the scenario's [settings], when present, win.
+        builder = builder.scenario(scenario, base);
+    }
+    let emu = builder.start().await?;
 
     let names = [
         ("legacy", "legacy gateway (production)"),

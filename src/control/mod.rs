@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod journal;
 mod metrics;
+mod scenario;
 mod status;
 mod tokens;
 
@@ -89,6 +90,12 @@ pub fn router(state: ControlState) -> Router {
         .route("/clock", get(status::clock))
         .route("/clock/advance", post(status::advance))
         .route("/connections", get(status::connections))
+        .route(
+            "/scenario",
+            get(scenario::get)
+                .put(scenario::put)
+                .delete(scenario::delete),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

@@ -7,7 +7,11 @@ pub mod scenario;
 
 use crate::model::{Environment, Notification, Protocol};
 use crate::settings::Settings;
+use parking_lot::Mutex;
 pub use registry::{FeedbackEntry, Registry, TokenRecord};
+use rules::{Action, ConnectionCtx, Fired, NotificationCtx, RuleSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What the engine knows about the connection a notification came on.
 #[derive(Debug, Clone)]
@@ -34,7 +38,7 @@ pub enum Refusal {
 }
 
 /// The engine's decision for one notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Take it.
     Accept,
@@ -42,6 +46,8 @@ pub enum Verdict {
     Reject(Refusal),
     /// Cut the connection with no answer.
     Drop,
+    /// A scenario rule fired: the listener carries out its action.
+    Fault(Fired),
 }
 
 /// The decision maker shared by every listener.
@@ -49,12 +55,52 @@ pub enum Verdict {
 pub struct Engine {
     settings: Settings,
     registry: Registry,
+    rules: Arc<Mutex<RuleSet>>,
+    /// Set while any rule is loaded, so the hot path skips the rules lock when there are none.
+    has_rules: Arc<AtomicBool>,
 }
 
 impl Engine {
-    /// An engine over `registry` with `settings`.
+    /// An engine over `registry` with `settings` and no rules.
     pub fn new(settings: Settings, registry: Registry) -> Self {
-        Engine { settings, registry }
+        Engine {
+            settings,
+            registry,
+            rules: Arc::new(Mutex::new(RuleSet::empty())),
+            has_rules: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Replaces the scenario rules (counters and the random sequence start afresh).
+    pub fn set_rules(&self, rules: RuleSet) {
+        let any = !rules.rules().is_empty();
+        *self.rules.lock() = rules;
+        self.has_rules.store(any, Ordering::Release);
+    }
+
+    /// The rules loaded now, with how often each has fired.
+    pub fn rules_snapshot(&self) -> (Vec<rules::Rule>, Vec<u32>) {
+        let r = self.rules.lock();
+        (r.rules().to_vec(), r.fired_counts().to_vec())
+    }
+
+    /// Connection-level rule actions for a new connection (GOAWAY before SETTINGS, stall, …).
+    pub fn on_connection(&self, conn: &ConnState) -> Vec<Fired> {
+        if !self.has_rules.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.rules.lock().on_connection(&ConnectionCtx {
+            id: conn.id,
+            protocol: conn.protocol,
+            environment: conn.environment,
+        })
+    }
+
+    /// Forgets a closed connection's rule counters.
+    pub fn connection_closed(&self, id: u64) {
+        if self.has_rules.load(Ordering::Acquire) {
+            self.rules.lock().connection_closed(id);
+        }
     }
 
     /// The settings it decides by.
@@ -67,8 +113,33 @@ impl Engine {
         &self.registry
     }
 
-    /// Decides one well-formed notification (codec-level checks already passed).
+    /// Decides one well-formed notification (codec-level checks already passed): scenario rules
+    /// first (first match wins; `accept` overrides the default), then Apple's default behaviour.
     pub fn decide(&self, conn: &ConnState, n: &Notification) -> Verdict {
+        if self.has_rules.load(Ordering::Acquire) {
+            let ctx = NotificationCtx {
+                connection_id: conn.id,
+                protocol: conn.protocol,
+                environment: conn.environment,
+                notification: n,
+                token_environment_mismatch: rules::token_environment_mismatch(
+                    &self.registry,
+                    &n.token,
+                    conn.environment,
+                ),
+            };
+            if let Some(fired) = self.rules.lock().on_notification(&ctx) {
+                return match fired.action {
+                    Action::Accept if fired.delay.is_none() => Verdict::Accept,
+                    _ => Verdict::Fault(fired),
+                };
+            }
+        }
+        self.default_verdict(conn, n)
+    }
+
+    /// Apple's behaviour with no rule involved (PROTOCOL.md Part 3).
+    pub fn default_verdict(&self, conn: &ConnState, n: &Notification) -> Verdict {
         let strict = self.settings.strict_tokens;
         self.registry.with(&n.token, |record| match record {
             // PROTOCOL.md Part 3: unknown tokens are accepted unless strict-tokens.

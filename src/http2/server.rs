@@ -2,6 +2,7 @@
 //! into a `Notification` or a `Reason`, asks the engine, journals, and answers as Apple does.
 //! Framing and flow control live in `conn`; validation in `request` and `auth`; this file wires.
 
+use crate::engine::rules::{Action, Fired, LastStreamId};
 use crate::engine::{ConnState, Refusal, Verdict};
 use crate::http2::auth::{AuthSettings, KeyRegistry, TokenAuth, VerifyCache};
 use crate::http2::conn::{ConnConfig, Event, Request, SettingsUpdate};
@@ -228,6 +229,7 @@ pub(crate) async fn serve(
         };
         let ending = driver::serve_connection(tls, cfg, handler, handle, commands).await;
         stopper.abort();
+        core.engine.connection_closed(id);
         core.http2.live.lock().remove(&id);
         let obs = observations.lock().clone();
         debug!(?ending, "closed");
@@ -269,11 +271,16 @@ struct ApnsHandler {
 
 /// The outcome of one request before it is written.
 struct Answer {
+    /// HTTP status; 0 = no response at all (the stream is left to `then`).
     status: u16,
     reason: Option<Reason>,
     apns_id: String,
     timestamp_ms: Option<u64>,
     then: Vec<Command>,
+    /// Hold the answer this long (a `delay` rule, or a rule's own `delay_ms`).
+    delay: Option<Duration>,
+    /// The scenario rule that shaped this answer, for the journal.
+    rule: Option<serde_json::Value>,
 }
 
 impl ApnsHandler {
@@ -310,6 +317,7 @@ impl ApnsHandler {
 
     /// Decides one request: validation (PROTOCOL.md 2.3–2.5, 2.8, 2.9), then the engine.
     fn decide(&self, req: Request) -> (Answer, Option<Notification>) {
+        let stream_id = req.stream_id;
         let headers: Vec<(Bytes, Bytes)> = req
             .headers
             .iter()
@@ -378,7 +386,7 @@ impl ApnsHandler {
                     partial_notification(&headers, &req.body),
                 )
             }
-            Ok(v) => self.judge(v.request.into_notification()),
+            Ok(v) => self.judge(v.request.into_notification(), stream_id),
         };
         if raise {
             answer.0.then.insert(
@@ -393,15 +401,131 @@ impl ApnsHandler {
     }
 
     /// Asks the engine about a well-formed, authenticated notification.
-    fn judge(&self, mut n: Notification) -> (Answer, Option<Notification>) {
-        let conn = ConnState {
+    fn judge(&self, n: Notification, stream_id: u32) -> (Answer, Option<Notification>) {
+        let conn = self.conn_state();
+        let verdict = self.core.engine.decide(&conn, &n);
+        self.carry_out(verdict, n, stream_id)
+    }
+
+    fn conn_state(&self) -> ConnState {
+        ConnState {
             id: self.id,
             protocol: Protocol::Http2,
             environment: self.environment,
             decided: 0,
+        }
+    }
+
+    /// A scenario rule's action on one request (PROTOCOL.md 2.2 for what APNs itself was seen doing).
+    fn fault(
+        &self,
+        fired: Fired,
+        n: Notification,
+        stream_id: u32,
+    ) -> (Answer, Option<Notification>) {
+        let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
+        let normal = |this: &Self, n: Notification| {
+            let verdict = this.core.engine.default_verdict(&this.conn_state(), &n);
+            this.carry_out(verdict, n, stream_id)
         };
+        let silent = |this: &Self, n: &Notification, then: Vec<Command>| Answer {
+            status: 0,
+            reason: None,
+            apns_id: n.apns_id.clone().unwrap_or_else(|| this.generate_id()),
+            timestamp_ms: None,
+            then,
+            delay: None,
+            rule: None,
+        };
+        let (mut answer, n) = match fired.action {
+            Action::Reject {
+                reason,
+                status,
+                timestamp_ms,
+                max_concurrent_streams,
+            } => {
+                let ts = timestamp_ms
+                    .or_else(|| (reason.status() == 410).then(|| self.core.clock.now_ms()));
+                let mut a = self.reject(reason, n.apns_id.clone(), ts);
+                if let Some(status) = status {
+                    a.status = status;
+                }
+                if let Some(m) = max_concurrent_streams {
+                    a.then.push(settings(m));
+                }
+                (a, Some(n))
+            }
+            Action::Goaway {
+                reason,
+                code,
+                last_stream_id,
+                ..
+            } => {
+                // This stream is not processed: announce the one before it, unless the rule says.
+                let last = match last_stream_id {
+                    LastStreamId::Auto => stream_id.saturating_sub(2),
+                    LastStreamId::Id(id) => id,
+                };
+                let debug = reason
+                    .map(|r| Bytes::from(reason::goaway_debug(r)))
+                    .unwrap_or_default();
+                let cmd = Command::GoAway {
+                    code: ErrorCode(code.0),
+                    last_stream_id: Some(last),
+                    debug,
+                };
+                (silent(self, &n, vec![cmd]), Some(n))
+            }
+            Action::RstStream { code } => {
+                let cmd = Command::Reset {
+                    stream_id,
+                    code: ErrorCode(code.0),
+                };
+                (silent(self, &n, vec![cmd]), Some(n))
+            }
+            Action::Close { .. } => (silent(self, &n, vec![Command::CloseAbruptly]), Some(n)),
+            Action::Delay { ms } => {
+                let (mut a, n) = normal(self, n);
+                a.delay = Some(Duration::from_millis(ms));
+                (a, n)
+            }
+            Action::Settings(s) => {
+                let (mut a, n) = normal(self, n);
+                a.then.push(Command::Settings(SettingsUpdate {
+                    max_concurrent_streams: s.max_concurrent_streams,
+                    initial_window_size: s.initial_window_size,
+                    max_frame_size: s.max_frame_size,
+                    header_table_size: s.header_table_size,
+                    max_header_list_size: s.max_header_list_size,
+                }));
+                (a, n)
+            }
+            Action::IgnorePing => {
+                let (mut a, n) = normal(self, n);
+                a.then.push(Command::IgnorePing(true));
+                (a, n)
+            }
+            // `accept` (with a delay: Accept without one never reaches here) and legacy-only actions.
+            _ => self.carry_out(Verdict::Accept, n, stream_id),
+        };
+        answer.delay = match (answer.delay, fired.delay) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        answer.rule = Some(rule);
+        (answer, n)
+    }
+
+    /// Carries out an engine verdict (a rule's action through [`Self::fault`]).
+    fn carry_out(
+        &self,
+        verdict: Verdict,
+        mut n: Notification,
+        stream_id: u32,
+    ) -> (Answer, Option<Notification>) {
         let apns_id = n.apns_id.clone();
-        match self.core.engine.decide(&conn, &n) {
+        match verdict {
+            Verdict::Fault(fired) => self.fault(fired, n, stream_id),
             Verdict::Accept => {
                 let id = apns_id.unwrap_or_else(|| self.generate_id());
                 n.apns_id = Some(id.clone());
@@ -412,6 +536,8 @@ impl ApnsHandler {
                         apns_id: id,
                         timestamp_ms: None,
                         then: Vec::new(),
+                        delay: None,
+                        rule: None,
                     },
                     Some(n),
                 )
@@ -438,6 +564,8 @@ impl ApnsHandler {
                         apns_id: id,
                         timestamp_ms: None,
                         then: vec![Command::CloseAbruptly],
+                        delay: None,
+                        rule: None,
                     },
                     Some(n),
                 )
@@ -454,6 +582,8 @@ impl ApnsHandler {
             timestamp_ms: timestamp_ms
                 .filter(|_| reason == Reason::Unregistered || reason == Reason::ExpiredToken),
             then: Vec::new(),
+            delay: None,
+            rule: None,
         }
     }
 
@@ -469,6 +599,11 @@ impl ApnsHandler {
         };
         if let Some(n) = n {
             e = e.notification(n);
+        }
+        if let Some(rule) = &a.rule {
+            let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
+            detail["rule"] = rule.clone();
+            e = e.detail(detail);
         }
         self.core.journal.record(e);
         if a.status == 0 {
@@ -504,6 +639,56 @@ impl ApnsHandler {
 }
 
 impl Handler for ApnsHandler {
+    /// Connection-level rules (`on = "connect"`): GOAWAY before or after our SETTINGS, new
+    /// SETTINGS, ignoring PINGs, closing at once.
+    fn on_open(&self, _handle: &ConnHandle) -> Vec<Command> {
+        let fired = self.core.engine.on_connection(&self.conn_state());
+        let mut commands = Vec::new();
+        for f in fired {
+            let cmd = match f.action {
+                Action::Goaway {
+                    reason,
+                    code,
+                    last_stream_id,
+                    before_settings,
+                } => {
+                    let debug = reason
+                        .map(|r| Bytes::from(reason::goaway_debug(r)))
+                        .unwrap_or_default();
+                    let code = ErrorCode(code.0);
+                    if before_settings {
+                        Command::GoAwayBeforeSettings { code, debug }
+                    } else {
+                        let last = match last_stream_id {
+                            LastStreamId::Auto => 0,
+                            LastStreamId::Id(id) => id,
+                        };
+                        Command::GoAway {
+                            code,
+                            last_stream_id: Some(last),
+                            debug,
+                        }
+                    }
+                }
+                Action::Settings(s) => Command::Settings(SettingsUpdate {
+                    max_concurrent_streams: s.max_concurrent_streams,
+                    initial_window_size: s.initial_window_size,
+                    max_frame_size: s.max_frame_size,
+                    header_table_size: s.header_table_size,
+                    max_header_list_size: s.max_header_list_size,
+                }),
+                Action::IgnorePing => Command::IgnorePing(true),
+                Action::Close { .. } => Command::CloseAbruptly,
+                _ => continue,
+            };
+            self.core.journal.record(self.event(EventKind::Observation).detail(json!({
+                "rule": { "rule": f.rule, "name": f.name, "action": f.action.name(), "on": "connect" }
+            })));
+            commands.push(cmd);
+        }
+        commands
+    }
+
     fn on_event(&self, event: &Event, _handle: &ConnHandle) {
         let note = match event {
             Event::ClientSettings(values) => {
@@ -556,20 +741,40 @@ impl Handler for ApnsHandler {
         handle: ConnHandle,
     ) -> impl Future<Output = Option<Response>> + Send {
         self.observe_request(&req);
-        let (answer, notification) = self.decide(req);
-        let dropped = answer.status == 0;
-        let response = self.answer(answer, notification);
-        if dropped {
-            // The engine chose a silent drop: cut the transport with no answer.
-            let _ = handle.try_send(Command::CloseAbruptly);
+        let (mut answer, notification) = self.decide(req);
+        let delay = answer.delay.take();
+        // No response at all (a drop, GOAWAY, RST_STREAM or close): the commands carry it out.
+        let silent = if answer.status == 0 {
+            std::mem::take(&mut answer.then)
+        } else {
+            Vec::new()
+        };
+        let prepared = (answer, notification);
+        let this = self;
+        async move {
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            let response = this.answer(prepared.0, prepared.1);
+            for cmd in silent {
+                let _ = handle.send(cmd).await;
+            }
+            response
         }
-        std::future::ready(response)
     }
 }
 
 /// Whether an apns-id is the canonical 8-4-4-4-12 UUID that may be echoed (PROTOCOL.md 2.3, 2.6).
 fn is_canonical_uuid(v: &str) -> bool {
     v.len() == 36 && uuid::Uuid::try_parse(v).is_ok()
+}
+
+/// New SETTINGS with this stream limit (PROTOCOL.md 2.2: APNs drops to 1 after a rejection).
+fn settings(max_concurrent_streams: u32) -> Command {
+    Command::Settings(SettingsUpdate {
+        max_concurrent_streams: Some(max_concurrent_streams),
+        ..SettingsUpdate::default()
+    })
 }
 
 /// GOAWAY carrying `{"reason":…}` (PROTOCOL.md 2.2).

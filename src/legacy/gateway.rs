@@ -1,6 +1,7 @@
 //! The per-connection loop of the binary gateway: moves bytes between TLS and the sans-IO codec
 //! and carries out the engine's verdicts. No protocol decision is made here.
 
+use crate::engine::rules::{Action, Fired};
 use crate::engine::{ConnState, Refusal, Verdict};
 use crate::journal::{EventKind, NewEvent};
 use crate::legacy::frame::{
@@ -108,8 +109,22 @@ pub(crate) async fn serve(
             buf: BytesMut::with_capacity(64 * 1024),
             pending: Vec::new(),
             run: Vec::new(),
+            throttle: None,
+            reset: false,
+            stop: shutdown.clone(),
         };
-        let ending = conn.run(shutdown).await;
+        let ending = match conn.on_connect().await {
+            Some(ending) => ending,
+            None => conn.run(shutdown).await,
+        };
+        core.engine.connection_closed(id);
+        if conn.reset {
+            // A `drop` rule with `reset = true`: RST instead of FIN (SO_LINGER 0, then close).
+            // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
+            #[allow(deprecated)]
+            let _ = conn.io.get_ref().0.set_linger(Some(Duration::ZERO));
+        }
+        drop(conn.io);
         debug!(ending = %ending.as_str(), "closed");
         core.journal.record(
             NewEvent::new(EventKind::ConnectionClosed, id, Protocol::Legacy, env)
@@ -131,6 +146,12 @@ struct GatewayConn<'a, IO> {
     pending: Vec<Notification>,
     /// Scratch for [`GatewayConn::accept_run`]: where the frames of one run lie in `buf`.
     run: Vec<Slot>,
+    /// A `throttle` rule: read at most this many bytes per second from now on.
+    throttle: Option<u64>,
+    /// A `drop` rule asked for a TCP reset rather than a close.
+    reset: bool,
+    /// The emulator's stop signal, so a stalled connection still ends with it.
+    stop: Shutdown,
 }
 
 /// One complete, valid frame of a run, as offsets into the read buffer (small and `Copy`, so a
@@ -159,13 +180,15 @@ enum RunEnd {
     Stop(Stop, Slot, Box<Notification>),
 }
 
-/// A verdict that ends the connection, in legacy terms.
-#[derive(Debug, Clone, Copy)]
+/// A verdict other than a plain accept, in legacy terms.
+#[derive(Debug, Clone)]
 enum Stop {
     /// Answer with this status (unless command 0), discard what follows, close.
     Refuse(Status),
     /// Journal as dropped, cut the connection with no answer.
     Drop,
+    /// A scenario rule's action (which may or may not end the connection).
+    Fault(Fired),
 }
 
 /// What a verdict means on the legacy gateway; `None` = accepted.
@@ -177,6 +200,7 @@ fn stop_for(verdict: Verdict) -> Option<Stop> {
         // Legacy has no topic or unregistered answer; the engine does not send these here.
         Verdict::Reject(Refusal::TokenNotForTopic | Refusal::Unregistered(_)) => None,
         Verdict::Drop => Some(Stop::Drop),
+        Verdict::Fault(fired) => Some(Stop::Fault(fired)),
     }
 }
 
@@ -207,7 +231,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
                     let _ = self.write_then_close(&resp.encode()).await;
                     return Ending::Shutdown;
                 }
-                read = tokio::time::timeout(idle, self.io.read_buf(&mut self.buf)) => match read {
+                read = tokio::time::timeout(idle, self.read_some()) => match read {
                     Err(_) => break Ending::IdleTimeout,
                     Ok(Err(e)) => break Ending::Io(e.to_string()),
                     Ok(Ok(0)) if self.buf.is_empty() => break Ending::PeerClosed,
@@ -228,7 +252,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         let limits = self.core.legacy_limits;
         loop {
             if let RunEnd::Stop(stop, slot, notification) = self.accept_run(&limits) {
-                return Step::End(self.carry_out(stop, slot, *notification).await);
+                match self.carry_out(stop, slot, *notification).await {
+                    Some(ending) => return Step::End(ending),
+                    None => continue,
+                }
             }
             let (slot, notification, valid) = match frame::peek(&self.buf, &limits) {
                 Ok(Some(f)) => (
@@ -253,7 +280,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
                     self.last_accepted = slot.identifier;
                     self.pending.push(notification);
                 }
-                Some(stop) => return Step::End(self.carry_out(stop, slot, notification).await),
+                Some(stop) => {
+                    if let Some(ending) = self.carry_out(stop, slot, notification).await {
+                        return Step::End(ending);
+                    }
+                }
             }
         }
     }
@@ -323,16 +354,151 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         end
     }
 
-    /// Carries out a verdict that ends the connection, for a frame already taken off `buf`.
-    async fn carry_out(&mut self, stop: Stop, slot: Slot, notification: Notification) -> Ending {
+    /// Carries out a verdict other than a plain accept, for a frame already taken off `buf`;
+    /// `None` when the connection goes on.
+    async fn carry_out(
+        &mut self,
+        stop: Stop,
+        slot: Slot,
+        notification: Notification,
+    ) -> Option<Ending> {
         match stop {
-            Stop::Refuse(status) => self.refuse(slot, notification, status).await,
-            Stop::Drop => {
-                self.record(self.event(EventKind::Dropped).notification(notification));
-                self.discard_rest().await;
-                Ending::Dropped
+            Stop::Refuse(status) => Some(self.refuse(slot, notification, status).await),
+            Stop::Drop => Some(self.drop_connection(notification, false).await),
+            Stop::Fault(fired) => self.fault(fired, slot, notification).await,
+        }
+    }
+
+    /// A scenario rule's action on one notification (the rule-level delay first).
+    async fn fault(
+        &mut self,
+        fired: Fired,
+        slot: Slot,
+        notification: Notification,
+    ) -> Option<Ending> {
+        self.flush();
+        if let Some(delay) = fired.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
+        match fired.action {
+            Action::Error { status, close } => {
+                // PROTOCOL.md 1.6: status 10 names the last notification accepted, not this one.
+                let identifier = if status == Status::Shutdown {
+                    self.last_accepted
+                } else {
+                    slot.identifier
+                };
+                if close {
+                    return Some(
+                        self.refuse(Slot { identifier, ..slot }, notification, status)
+                            .await,
+                    );
+                }
+                self.record(
+                    self.event(EventKind::Rejected)
+                        .notification(notification)
+                        .status(status.code(), status.name())
+                        .detail(json!({ "error_response_sent": slot.command.reports_errors(), "rule": rule })),
+                );
+                if slot.command.reports_errors() {
+                    let resp = ErrorResponse::new(status, identifier);
+                    if let Err(e) = self.io.write_all(&resp.encode()).await {
+                        return Some(Ending::Io(e.to_string()));
+                    }
+                    let _ = self.io.flush().await;
+                }
+                None
+            }
+            Action::Drop { reset } => Some(self.drop_connection(notification, reset).await),
+            Action::Stall { for_ms } => {
+                self.accept_one(slot, notification);
+                self.flush();
+                // Stop reading: the provider's writes pile up in TCP buffers until they block.
+                self.stall(for_ms).await;
+                None
+            }
+            Action::Throttle { bytes_per_sec } => {
+                self.accept_one(slot, notification);
+                self.throttle = Some(bytes_per_sec.max(1));
+                None
+            }
+            // `accept` with a delay, and HTTP/2-only actions a scenario cannot attach to legacy.
+            _ => {
+                self.accept_one(slot, notification);
+                None
             }
         }
+    }
+
+    /// Stops reading for `for_ms` (or until shutdown), as a `stall` rule asks.
+    async fn stall(&mut self, for_ms: Option<u64>) {
+        let wait = async {
+            match for_ms {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = wait => {}
+            _ = self.stop.wait() => {}
+        }
+    }
+
+    /// Connection-level rules (`on = "connect"`): drop at once, stall or throttle from the first byte.
+    async fn on_connect(&mut self) -> Option<Ending> {
+        for fired in self.core.engine.on_connection(&self.state) {
+            if let Some(delay) = fired.delay {
+                tokio::time::sleep(delay).await;
+            }
+            match fired.action {
+                Action::Drop { reset } => {
+                    self.reset = reset;
+                    self.record(
+                        self.event(EventKind::Dropped)
+                            .detail(json!({ "rule": fired.rule, "on": "connect" })),
+                    );
+                    return Some(Ending::Dropped);
+                }
+                Action::Stall { for_ms } => self.stall(for_ms).await,
+                Action::Throttle { bytes_per_sec } => self.throttle = Some(bytes_per_sec.max(1)),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// One read into `buf`, paced when a `throttle` rule is in force.
+    async fn read_some(&mut self) -> std::io::Result<usize> {
+        let Some(bps) = self.throttle else {
+            return self.io.read_buf(&mut self.buf).await;
+        };
+        let mut chunk = vec![
+            0u8;
+            usize::try_from(bps / 10)
+                .unwrap_or(16 * 1024)
+                .clamp(1, 16 * 1024)
+        ];
+        let n = self.io.read(&mut chunk).await?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
+        Ok(n)
+    }
+
+    fn accept_one(&mut self, slot: Slot, notification: Notification) {
+        self.last_accepted = slot.identifier;
+        self.pending.push(notification);
+    }
+
+    /// Journals the notification as dropped and cuts the connection with no answer; with `reset`,
+    /// as a TCP reset (linger 0) instead of close_notify and FIN.
+    async fn drop_connection(&mut self, notification: Notification, reset: bool) -> Ending {
+        self.record(self.event(EventKind::Dropped).notification(notification));
+        self.discard_rest().await;
+        if reset {
+            self.reset = true;
+        }
+        Ending::Dropped
     }
 
     /// Refuses one notification: error-response (never for command 0: PROTOCOL.md 1.7), discard what followed, close.

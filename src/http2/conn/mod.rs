@@ -295,13 +295,28 @@ impl Connection {
             return Err(ConnError::AlreadyResponded(stream_id));
         }
         let body = body.filter(|b| !b.is_empty());
-        let status = status.to_string();
-        let lower: Vec<(String, &str)> = headers
+        // Three digits without a String; other values (not HTTP statuses) keep the decimal form.
+        let digits = [
+            b'0' + (status / 100 % 10) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ];
+        let long = (!(100..=999).contains(&status)).then(|| status.to_string());
+        let status = long.as_ref().map_or(&digits[..], |l| l.as_bytes());
+        // Names are almost always lowercase already: copy only those that are not.
+        let lower: Vec<(std::borrow::Cow<'_, str>, &str)> = headers
             .iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), *v))
+            .map(|(n, v)| {
+                let n = if n.bytes().any(|c| c.is_ascii_uppercase()) {
+                    std::borrow::Cow::Owned(n.to_ascii_lowercase())
+                } else {
+                    std::borrow::Cow::Borrowed(*n)
+                };
+                (n, *v)
+            })
             .collect();
         let mut block = BytesMut::new();
-        let fields = std::iter::once((b":status".as_slice(), status.as_bytes()))
+        let fields = std::iter::once((b":status".as_slice(), status))
             .chain(lower.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
         self.encoder.encode(fields, &mut block);
         self.write_header_block(stream_id, block.freeze(), body.is_none());

@@ -1,0 +1,139 @@
+//! Loading a scenario into a running emulator: its tokens into the registry, its keys into the
+//! HTTP/2 key registry, its rules into the engine. Shared by the Rust API and the control API,
+//! so both load exactly the same way.
+
+use crate::engine::rules::RuleSet;
+use crate::engine::scenario::{KeySpec, Scenario};
+use crate::http2::auth::{generate_p8, ProviderKey};
+use crate::runtime::Core;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Why a scenario could not be loaded; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// `[settings]` differ from the running emulator's; settings apply only at start.
+    #[error("[settings] can only be chosen when the emulator starts (serve --scenario, or the builder); these differ from the running settings in: {0}")]
+    SettingsAtRuntime(String),
+    /// A key's PEM or .p8 file could not be read or parsed.
+    #[error("keys: {key_id}: {message}")]
+    Key {
+        /// The key id.
+        key_id: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The scenario in force, with the private keys apnsim generated for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadedScenario {
+    /// The scenario as loaded.
+    pub scenario: Scenario,
+    /// key id → PKCS#8 PEM of keys the scenario named without `pem` or `p8` (providers sign with these).
+    pub generated_keys: BTreeMap<String, String>,
+}
+
+/// Loads `scenario` into the running emulator; `base` resolves relative `.p8` paths.
+pub(crate) fn load(
+    core: &Core,
+    scenario: &Scenario,
+    base: Option<&Path>,
+) -> Result<LoadedScenario, LoadError> {
+    if let Some(s) = &scenario.settings {
+        if *s != core.settings {
+            let a = serde_json::to_value(s).unwrap_or_default();
+            let b = serde_json::to_value(&core.settings).unwrap_or_default();
+            let differ: Vec<String> = a
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            return Err(LoadError::SettingsAtRuntime(differ.join(", ")));
+        }
+    }
+    let mut generated = BTreeMap::new();
+    let mut keys = Vec::new();
+    for spec in &scenario.keys {
+        let (key, pem_generated) = provider_key(spec, base)?;
+        if let Some(pem) = pem_generated {
+            generated.insert(spec.key_id.clone(), pem);
+        }
+        keys.push(key);
+    }
+    // Everything checked: now apply, keys and tokens first so the first rule sees them.
+    {
+        let mut registry = core.http2.keys.write();
+        for key in keys {
+            registry.insert(key);
+        }
+    }
+    core.http2.cache.clear();
+    scenario.register_tokens(core.engine.registry());
+    core.engine.set_rules(scenario.rule_set());
+    let loaded = LoadedScenario {
+        scenario: scenario.clone(),
+        generated_keys: generated,
+    };
+    *core.scenario.lock() = Some(loaded.clone());
+    Ok(loaded)
+}
+
+/// Removes the scenario's rules, tokens and keys (the default key stays).
+pub(crate) fn clear(core: &Core) -> Option<LoadedScenario> {
+    let old = core.scenario.lock().take();
+    core.engine.set_rules(RuleSet::empty());
+    if let Some(old) = &old {
+        for t in &old.scenario.tokens {
+            core.engine.registry().remove(&t.token);
+        }
+        let mut keys = core.http2.keys.write();
+        for k in &old.scenario.keys {
+            keys.remove(&k.key_id);
+        }
+        core.http2.cache.clear();
+    }
+    old
+}
+
+/// The key a spec names; with neither `pem` nor `p8`, a fresh one (its private PEM returned too).
+fn provider_key(
+    spec: &KeySpec,
+    base: Option<&Path>,
+) -> Result<(ProviderKey, Option<String>), LoadError> {
+    let err = |message: String| LoadError::Key {
+        key_id: spec.key_id.clone(),
+        message,
+    };
+    let (pem, generated) = match (&spec.pem, &spec.p8) {
+        (Some(pem), _) => (pem.clone(), None),
+        (None, Some(path)) => {
+            let path = match base {
+                Some(b) if path.is_relative() => b.join(path),
+                _ => path.clone(),
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| err(format!("{}: {e}", path.display())))?;
+            (text, None)
+        }
+        (None, None) => {
+            let pem = generate_p8().map_err(|e| err(e.to_string()))?;
+            (pem.clone(), Some(pem))
+        }
+    };
+    let mut key =
+        ProviderKey::from_pem(&spec.key_id, &spec.team_id, &pem).map_err(|e| err(e.to_string()))?;
+    if let Some(env) = spec.environment {
+        key = key.scoped_to(env);
+    }
+    if !spec.topics.is_empty() {
+        key = key.for_topics(spec.topics.clone());
+    }
+    if let Some(related) = &spec.related_key_id {
+        key = key.related_to(related.clone());
+    }
+    Ok((key, generated))
+}
