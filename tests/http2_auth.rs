@@ -55,7 +55,7 @@ async fn both_signature_forms_are_accepted_and_observed() {
         let r = c.request(push().jwt(&jwt)).await;
         assert_eq!(r.status, 200, "{name}: {}", r.body_text());
         let conns = emu.http2_connections();
-        let jwt_obs = &conns.last().unwrap().observations.jwt;
+        let jwt_obs = serde_json::to_value(&conns.last().unwrap().observations.jwt).unwrap();
         let forms = jwt_obs["signature_forms"]
             .as_array()
             .expect("signature_forms");

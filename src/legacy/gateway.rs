@@ -364,7 +364,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
     ) -> Option<Ending> {
         match stop {
             Stop::Refuse(status) => Some(self.refuse(slot, notification, status).await),
-            Stop::Drop => Some(self.drop_connection(notification, false).await),
+            Stop::Drop => Some(self.drop_connection(notification, false, None).await),
             Stop::Fault(fired) => self.fault(fired, slot, notification).await,
         }
     }
@@ -391,8 +391,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
                 };
                 if close {
                     return Some(
-                        self.refuse(Slot { identifier, ..slot }, notification, status)
-                            .await,
+                        self.refuse_by(
+                            Slot { identifier, ..slot },
+                            notification,
+                            status,
+                            Some(rule),
+                        )
+                        .await,
                     );
                 }
                 self.record(
@@ -410,7 +415,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
                 }
                 None
             }
-            Action::Drop { reset } => Some(self.drop_connection(notification, reset).await),
+            Action::Drop { reset } => {
+                Some(self.drop_connection(notification, reset, Some(rule)).await)
+            }
             Action::Stall { for_ms } => {
                 self.accept_one(slot, notification);
                 self.flush();
@@ -490,10 +497,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         self.pending.push(notification);
     }
 
-    /// Journals the notification as dropped and cuts the connection with no answer; with `reset`,
-    /// as a TCP reset (linger 0) instead of close_notify and FIN.
-    async fn drop_connection(&mut self, notification: Notification, reset: bool) -> Ending {
-        self.record(self.event(EventKind::Dropped).notification(notification));
+    /// Journals the notification as dropped (with the rule that asked, so a silent close can be
+    /// traced in the journal) and cuts the connection with no answer; with `reset`, as a TCP
+    /// reset (linger 0) instead of close_notify and FIN.
+    async fn drop_connection(
+        &mut self,
+        notification: Notification,
+        reset: bool,
+        rule: Option<serde_json::Value>,
+    ) -> Ending {
+        let mut e = self.event(EventKind::Dropped).notification(notification);
+        if let Some(rule) = rule {
+            e = e.detail(json!({ "rule": rule, "reset": reset }));
+        }
+        self.record(e);
         self.discard_rest().await;
         if reset {
             self.reset = true;
@@ -503,12 +520,27 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
 
     /// Refuses one notification: error-response (never for command 0: PROTOCOL.md 1.7), discard what followed, close.
     async fn refuse(&mut self, slot: Slot, notification: Notification, status: Status) -> Ending {
+        self.refuse_by(slot, notification, status, None).await
+    }
+
+    /// [`Self::refuse`], journaling the scenario rule that chose the status, if one did.
+    async fn refuse_by(
+        &mut self,
+        slot: Slot,
+        notification: Notification,
+        status: Status,
+        rule: Option<serde_json::Value>,
+    ) -> Ending {
         let silent = !slot.command.reports_errors();
+        let mut detail = json!({ "error_response_sent": !silent });
+        if let Some(rule) = rule {
+            detail["rule"] = rule;
+        }
         self.record(
             self.event(EventKind::Rejected)
                 .notification(notification)
                 .status(status.code(), status.name())
-                .detail(json!({ "error_response_sent": !silent })),
+                .detail(detail),
         );
         if silent {
             self.discard_rest().await;

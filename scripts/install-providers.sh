@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs the third-party push provider libraries the conformance suite drives, each into
+# target/providers/<name>/ with an exact pinned version (see fixtures/providers/README.md).
+# Usage: scripts/install-providers.sh [name…]   (no name = every provider)
+# Idempotent: a provider whose target/providers/<name>/.installed matches its pin is skipped.
+# Fails loudly (non-zero, with the tool's output) when an install fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+fixtures="$root/fixtures/providers"
+out="$root/target/providers"
+mkdir -p "$out"
+
+# name -> pin (what .installed records; change it to force a reinstall)
+declare -A PIN=(
+  [naive-simple]="stdlib"
+  [pushjack]="pushjack==1.6.0"
+  [apn]="apn@1.7.8"
+  [aioapns]="aioapns==4.0"
+  [node-apn]="@parse/node-apn@8.1.0"
+  [pushy]="com.eatthepath:pushy:0.15.4"
+  [apns2]="github.com/sideshow/apns2@v0.25.0"
+  [curl]="system-curl"
+)
+ALL=(naive-simple pushjack apn aioapns node-apn pushy apns2 curl)
+
+log() { echo "install-providers: $*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# Runs a command quietly, printing its whole output only when it fails.
+quiet() {
+  local logf
+  logf=$(mktemp)
+  if ! "$@" >"$logf" 2>&1; then
+    cat "$logf" >&2
+    rm -f "$logf"
+    return 1
+  fi
+  rm -f "$logf"
+}
+
+python_venv() { # dir, pip requirement…
+  local dir=$1; shift
+  rm -rf "$dir/venv"
+  quiet python3 -m venv "$dir/venv" || die "python3 -m venv $dir/venv"
+  quiet "$dir/venv/bin/pip" install --disable-pip-version-check --no-input "$@" \
+    || die "pip install $*"
+}
+
+npm_local() { # dir, package@version…
+  local dir=$1; shift
+  rm -rf "$dir/node_modules" "$dir/package.json" "$dir/package-lock.json"
+  echo '{"name":"apnsim-provider","private":true}' >"$dir/package.json"
+  quiet npm install --prefix "$dir" --save-exact --no-audit --no-fund --loglevel=error "$@" \
+    || die "npm install $*"
+}
+
+install_one() {
+  local name=$1
+  local pin=${PIN[$name]:-}
+  [ -n "$pin" ] || die "unknown provider '$name' (known: ${ALL[*]})"
+  local dir="$out/$name"
+  if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$pin" ]; then
+    log "$name: already installed ($pin)"
+    return 0
+  fi
+  log "$name: installing $pin"
+  mkdir -p "$dir"
+  rm -f "$dir/.installed"
+  case $name in
+    naive-simple)
+      python3 -c 'import ssl, socket, json, struct' || die "python3 stdlib ssl missing"
+      ;;
+    pushjack)
+      python_venv "$dir" "pushjack==1.6.0"
+      "$dir/venv/bin/python" -c 'import pushjack' || die "import pushjack"
+      ;;
+    aioapns)
+      python_venv "$dir" "aioapns==4.0"
+      "$dir/venv/bin/python" -c 'import aioapns' || die "import aioapns"
+      ;;
+    apn)
+      npm_local "$dir" "apn@1.7.8"
+      ;;
+    node-apn)
+      npm_local "$dir" "@parse/node-apn@8.1.0"
+      ;;
+    pushy)
+      command -v mvn >/dev/null || die "mvn not found"
+      rm -rf "$dir/lib" "$dir/classes"
+      quiet mvn -B -q -f "$fixtures/pushy/pom.xml" -Dmaven.repo.local="$out/maven-repo" \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/lib" \
+        || die "mvn dependency:copy-dependencies (pushy)"
+      mkdir -p "$dir/classes"
+      quiet javac -cp "$dir/lib/*" -d "$dir/classes" "$fixtures/pushy/Driver.java" \
+        || die "javac Driver.java (pushy)"
+      ;;
+    apns2)
+      command -v go >/dev/null || die "go not found"
+      mkdir -p "$dir/bin" "$out/go"
+      (cd "$fixtures/apns2" && GOPATH="$out/go" GOMODCACHE="$out/go/pkg/mod" \
+        GOFLAGS=-modcacherw GOTOOLCHAIN=local quiet go build -o "$dir/bin/driver" .) \
+        || die "go build (apns2)"
+      ;;
+    curl)
+      curl --version | grep -q HTTP2 || die "curl lacks HTTP/2"
+      command -v openssl >/dev/null || die "openssl not found"
+      ;;
+  esac
+  echo "$pin" >"$dir/.installed"
+  log "$name: installed"
+}
+
+if [ $# -eq 0 ]; then set -- "${ALL[@]}"; fi
+for n in "$@"; do install_one "$n"; done
