@@ -8,7 +8,8 @@ for trying a provider by hand.
 usage: run-provider.py NAME --protocol legacy|http2 --auth certificate|token
          --environment production|sandbox --ready READY.json --certs DIR --plan PLAN.json
          [--timeout 120] [--expect-accepted]
-Prints one JSON object: {"provider", "exit", "results", "feedback", "done", "accepted", "ok"}.
+Prints one JSON object: {"provider", "exit", "results", "feedback", "done", "accepted_tokens",
+"connections" (what apnsim saw: SNI, ALPN, TLS version), "ok"}.
 """
 import argparse
 import json
@@ -127,10 +128,19 @@ def main():
     except urllib.error.HTTPError:
         pass
     accepted = control(ready, "/journal?kind=accepted&since=%d" % since)["events"]
+    opened = control(ready, "/journal?kind=connection-opened&since=%d" % since)["events"]
+    connections = []
+    for e in opened:
+        d = e.get("detail") or {}
+        connections.append({k: v for k, v in (("protocol", e.get("protocol")),
+                                              ("environment", e.get("environment")),
+                                              ("sni", d.get("sni")), ("alpn", d.get("alpn")),
+                                              ("tls", d.get("tls_version"))) if v is not None})
     report = {"provider": a.name, "protocol": a.protocol, "auth": a.auth,
               "environment": a.environment, "exit": code, "done": done,
               "results": results, "feedback": feedback,
-              "accepted_tokens": [e["notification"]["token"] for e in accepted]}
+              "accepted_tokens": [e["notification"]["token"] for e in accepted],
+              "connections": connections}
     if garbage:
         report["stdout_garbage"] = garbage[:5]
     ok = True

@@ -349,11 +349,14 @@ impl EmulatorBuilder {
                     sd,
                     crate::legacy::gateway::serve,
                 ),
-                Kind::Feedback => {
-                    spawn_listener(&tracker, listener, core, env, sd, |s, p, c, e, _| {
-                        crate::legacy::feedback::serve(s, p, c, e)
-                    })
-                }
+                Kind::Feedback => spawn_listener(
+                    &tracker,
+                    listener,
+                    core,
+                    env,
+                    sd,
+                    crate::legacy::feedback::serve,
+                ),
                 Kind::Http2 => spawn_listener(
                     &tracker,
                     listener,

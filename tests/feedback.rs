@@ -82,3 +82,46 @@ async fn serves_tuples_for_the_topic_once_then_nothing() {
     assert!(read_to_close(&mut tls).await.unwrap().is_empty());
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_feedback_drop_rule_closes_without_taking_the_list() {
+    let emu = Emulator::builder().start().await.unwrap();
+    emu.registry().add_feedback(
+        Some(Environment::Production),
+        emu.topic(),
+        FeedbackEntry {
+            timestamp: 7,
+            token: DeviceToken::from_bytes(vec![0xee; 32]),
+        },
+    );
+    let scenario = apnsim::engine::scenario::parse_toml(
+        "[[rules]]\nname = \"feedback down\"\nwhen = { on = \"connect\", protocol = \"feedback\" }\nthen = { action = \"drop\" }\ntimes = 1\n",
+    )
+    .unwrap();
+    emu.load_scenario(&scenario).unwrap();
+    let ca = emu.ca_pem();
+    let id = emu.identity(ProviderKind::Production);
+    let mut tls = connect(emu.feedback_addr(), &ClientOpts::new(&ca, Some(id)))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut got).await;
+    assert!(got.is_empty(), "a dropped feedback connection sent {got:?}");
+    let dropped = emu
+        .journal()
+        .wait_for(&Filter::kind(EventKind::Dropped), 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        dropped[0].detail.as_ref().unwrap()["rule"]["name"],
+        "feedback down"
+    );
+    // The rule healed after one connection, and the list was still there.
+    let mut tls = connect(emu.feedback_addr(), &ClientOpts::new(&ca, Some(id)))
+        .await
+        .unwrap();
+    let bytes = read_to_close(&mut tls).await.unwrap();
+    assert_eq!(bytes.len(), 38);
+    assert_eq!(&bytes[6..], &[0xee; 32]);
+    emu.shutdown().await;
+}

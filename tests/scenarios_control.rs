@@ -151,7 +151,10 @@ async fn put_invalid_put_and_delete_scenario() {
     let emu = Emulator::builder().start().await.unwrap();
     let api = Api::new(&emu);
     assert_eq!(api.get().await.0, StatusCode::NOT_FOUND, "none loaded yet");
-    assert!(legacy_answer(&emu, 1, 200).await.is_empty(), "default: accepted");
+    assert!(
+        legacy_answer(&emu, 1, 200).await.is_empty(),
+        "default: accepted"
+    );
 
     // A valid TOML: 200, and the rule answers the next real notification.
     let (status, body) = api.put(REFUSE_ALL).await;
@@ -171,7 +174,11 @@ async fn put_invalid_put_and_delete_scenario() {
     assert!(errors.iter().all(|e| e["message"].is_string()));
     let (status, body) = api.get().await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(rule_names(&body), ["refuse all"], "previous scenario still in force");
+    assert_eq!(
+        rule_names(&body),
+        ["refuse all"],
+        "previous scenario still in force"
+    );
     assert_eq!(legacy_answer(&emu, 3, 2000).await, [8, 8, 0, 0, 0, 3]);
 
     // JSON is accepted too (same shape).
@@ -184,15 +191,29 @@ async fn put_invalid_put_and_delete_scenario() {
     let (status, _) = api.delete().await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(api.get().await.0, StatusCode::NOT_FOUND);
-    assert!(legacy_answer(&emu, 5, 200).await.is_empty(), "accepted again");
+    assert!(
+        legacy_answer(&emu, 5, 200).await.is_empty(),
+        "accepted again"
+    );
     let accepted = emu
         .journal()
-        .wait_for(&Filter::kind(EventKind::Accepted), 2, Duration::from_secs(5))
+        .wait_for(
+            &Filter::kind(EventKind::Accepted),
+            2,
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     let ids: Vec<u32> = accepted
         .iter()
-        .map(|e| e.notification.as_ref().unwrap().identifier.unwrap().as_u32())
+        .map(|e| {
+            e.notification
+                .as_ref()
+                .unwrap()
+                .identifier
+                .unwrap()
+                .as_u32()
+        })
         .collect();
     assert_eq!(ids, [1, 5]);
 }
@@ -272,7 +293,10 @@ fn check_scenario_reports_file_line_col() {
     for (line, needle) in lines.iter().zip(["300", "tims"]) {
         let (l, c) = pos(BROKEN, needle);
         let prefix = format!("{}:{l}:{c}: ", file.display());
-        assert!(line.starts_with(&prefix), "{line:?} should start with {prefix:?}");
+        assert!(
+            line.starts_with(&prefix),
+            "{line:?} should start with {prefix:?}"
+        );
         assert!(line.len() > prefix.len(), "a message follows");
     }
 }

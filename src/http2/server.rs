@@ -197,7 +197,9 @@ pub(crate) async fn serve(
                 observations: observations.clone(),
             },
         );
+        let reset = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handler = Arc::new(ApnsHandler {
+            reset: reset.clone(),
             core: core.clone(),
             id,
             environment: env,
@@ -227,7 +229,15 @@ pub(crate) async fn serve(
                     .await;
             })
         };
-        let ending = driver::serve_connection(tls, cfg, handler, handle, commands).await;
+        let mut tls = tls;
+        // Lent, not given: after an abrupt end we still hold the socket, to reset it if asked.
+        let ending = driver::serve_connection(&mut tls, cfg, handler, handle, commands).await;
+        if reset.load(std::sync::atomic::Ordering::Acquire) {
+            // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
+            #[allow(deprecated)]
+            let _ = tls.get_ref().0.set_linger(Some(Duration::ZERO));
+        }
+        drop(tls);
         stopper.abort();
         core.engine.connection_closed(id);
         core.http2.live.lock().remove(&id);
@@ -267,6 +277,8 @@ struct ApnsHandler {
     observations: Arc<Mutex<Observations>>,
     state: Mutex<AuthState>,
     settings: RequestSettings,
+    /// Set by a `close` rule with `reset = true`: end with a TCP reset, not a FIN.
+    reset: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The outcome of one request before it is written.
@@ -489,7 +501,11 @@ impl ApnsHandler {
                 };
                 (silent(self, &n, vec![cmd]), Some(n))
             }
-            Action::Close { .. } => (silent(self, &n, vec![Command::CloseAbruptly]), Some(n)),
+            Action::Close { reset } => {
+                self.reset
+                    .fetch_or(reset, std::sync::atomic::Ordering::AcqRel);
+                (silent(self, &n, vec![Command::CloseAbruptly]), Some(n))
+            }
             Action::Delay { ms } => {
                 let (mut a, n) = normal(self, n);
                 a.delay = Some(Duration::from_millis(ms));
@@ -684,7 +700,11 @@ impl Handler for ApnsHandler {
                     max_header_list_size: s.max_header_list_size,
                 }),
                 Action::IgnorePing => Command::IgnorePing(true),
-                Action::Close { .. } => Command::CloseAbruptly,
+                Action::Close { reset } => {
+                    self.reset
+                        .fetch_or(reset, std::sync::atomic::Ordering::AcqRel);
+                    Command::CloseAbruptly
+                }
                 _ => continue,
             };
             self.core.journal.record(self.event(EventKind::Observation).detail(json!({

@@ -1,10 +1,12 @@
 //! The feedback service: after the handshake it streams the topic's tuples, then closes
 //! (PROTOCOL.md 1.8). The list is taken from the registry, so it is cleared once read.
 
+use crate::engine::rules::Action;
+use crate::engine::ConnState;
 use crate::journal::{EventKind, NewEvent};
 use crate::legacy::frame::FeedbackTuple;
 use crate::model::{Environment, Protocol};
-use crate::runtime::Core;
+use crate::runtime::{Core, Shutdown};
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     core: Arc<Core>,
     listener_env: Environment,
+    mut shutdown: Shutdown,
 ) {
     let id = core.next_connection_id();
     async move {
@@ -34,6 +37,46 @@ pub(crate) async fn serve(
             }
         };
         let env = hs.environment;
+        // Scenario rules for the feedback service act before anything is read from the list.
+        let mut throttle = None;
+        let conn = ConnState { id, protocol: Protocol::Feedback, environment: env, decided: 0 };
+        for fired in core.engine.on_connection(&conn) {
+            if let Some(delay) = fired.delay {
+                tokio::time::sleep(delay).await;
+            }
+            let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
+            match fired.action {
+                Action::Drop { reset } => {
+                    // The list is not taken: a dropped feedback connection loses nothing.
+                    core.journal.record(
+                        NewEvent::new(EventKind::Dropped, id, Protocol::Feedback, env)
+                            .detail(json!({ "rule": rule, "reset": reset })),
+                    );
+                    core.engine.connection_closed(id);
+                    if reset {
+                        // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
+                        #[allow(deprecated)]
+                        let _ = tls.get_ref().0.set_linger(Some(std::time::Duration::ZERO));
+                    }
+                    return;
+                }
+                Action::Stall { for_ms } => {
+                    let wait = async {
+                        match for_ms {
+                            Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = wait => {}
+                        _ = shutdown.wait() => {}
+                    }
+                }
+                Action::Throttle { bytes_per_sec } => throttle = Some(bytes_per_sec.max(1)),
+                _ => {}
+            }
+        }
+        core.engine.connection_closed(id);
         // PROTOCOL.md 1.8: one list per push topic; the certificate names the topic(s).
         let topics = hs.client.as_ref().map(|c| c.topics.clone()).unwrap_or_default();
         let entries = core.engine.registry().take_feedback(env, &topics);
@@ -54,9 +97,21 @@ pub(crate) async fn serve(
         );
         // Empty list: close right after the handshake (PROTOCOL.md 1.8).
         let result = async {
-            if !out.is_empty() {
-                tls.write_all(&out).await?;
-                tls.flush().await?;
+            match throttle {
+                None if !out.is_empty() => {
+                    tls.write_all(&out).await?;
+                    tls.flush().await?;
+                }
+                None => {}
+                // A `throttle` rule: the tuples trickle out at the rule's rate.
+                Some(bps) => {
+                    let step = usize::try_from(bps / 10).unwrap_or(1024).clamp(1, 16 * 1024);
+                    for chunk in out.chunks(step) {
+                        tls.write_all(chunk).await?;
+                        tls.flush().await?;
+                        tokio::time::sleep(std::time::Duration::from_secs_f64(chunk.len() as f64 / bps as f64)).await;
+                    }
+                }
             }
             tls.shutdown().await
         }
