@@ -6,7 +6,7 @@
 # reports all 3 "sent", and apnsim's journal shows exactly those 3 tokens accepted.
 # Prints PASS/FAIL per provider/protocol/auth/environment; exits non-zero on any FAIL.
 # CHECK_PROVIDERS="apn curl" limits the providers; CHECK_ENVIRONMENTS="production sandbox"
-# (default production) adds environments.
+# (default production) adds environments; APNSIM_BIN=path uses that binary instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 providers=${CHECK_PROVIDERS:-"naive-simple pushjack apn aioapns node-apn pushy apns2 curl"}
@@ -14,12 +14,15 @@ environments=${CHECK_ENVIRONMENTS:-production}
 
 # shellcheck disable=SC2086
 scripts/install-providers.sh $providers
-cargo build --release --quiet
+if [ -z "${APNSIM_BIN:-}" ]; then
+  cargo build --release --quiet
+  APNSIM_BIN=target/release/apnsim
+fi
 
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-target/release/apnsim serve --certs "$work/certs" --ready-file "$work/ready.json" \
+"$APNSIM_BIN" serve --certs "$work/certs" --ready-file "$work/ready.json" \
   --legacy-port 0 --feedback-port 0 --sandbox-legacy-port 0 --sandbox-feedback-port 0 \
   --http2-port 0 --sandbox-http2-port 0 --control-port 0 >"$work/serve.log" 2>&1 &
 pid=$!
@@ -29,7 +32,7 @@ for _ in $(seq 1 100); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
 python3 - "$work/plan.json" <<'PY'
 import json, sys
 notes = [{"id": i, "token": ("%02x" % (0x11 * i)) * 32,
-          "payload": {"aps": {"alert": "apnsim check %d" % i}},
+          "payload": {"aps": {"alert": "apnsim check"}},
           "expiry": 0, "priority": 10, "push_type": "alert", "collapse_id": None}
          for i in (1, 2, 3)]
 json.dump({"notifications": notes, "read_feedback": False, "pace_ms": 0}, open(sys.argv[1], "w"))

@@ -2,7 +2,8 @@
 # Installs the third-party push provider libraries the conformance suite drives, each into
 # target/providers/<name>/ with an exact pinned version (see fixtures/providers/README.md).
 # Usage: scripts/install-providers.sh [name…]   (no name = every provider)
-# Idempotent: a provider whose target/providers/<name>/.installed matches its pin is skipped.
+# Idempotent: a provider whose target/providers/<name>/.installed matches its pin (version +
+# hash of the fixture files it is built from) is skipped.
 # Fails loudly (non-zero, with the tool's output) when an install fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,16 @@ declare -A PIN=(
   [curl]="system-curl"
 )
 ALL=(naive-simple pushjack apn aioapns node-apn pushy apns2 curl)
+# name -> files of fixtures/providers/<name> the install builds from (their hash joins the pin,
+# so editing one reinstalls)
+declare -A INPUTS=(
+  [pushjack]="requirements.txt"
+  [aioapns]="requirements.txt"
+  [apn]="package.json package-lock.json"
+  [node-apn]="package.json package-lock.json"
+  [pushy]="pom.xml Driver.java"
+  [apns2]="go.mod go.sum main.go"
+)
 
 log() { echo "install-providers: $*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -39,32 +50,39 @@ quiet() {
   rm -f "$logf"
 }
 
-python_venv() { # dir, pip requirement…
-  local dir=$1; shift
+# pip into a virtualenv, every distribution pinned by fixtures/providers/<name>/requirements.txt
+python_venv() { # name
+  local name=$1 dir="$out/$1"
   rm -rf "$dir/venv"
   quiet python3 -m venv "$dir/venv" || die "python3 -m venv $dir/venv"
-  quiet "$dir/venv/bin/pip" install --disable-pip-version-check --no-input "$@" \
-    || die "pip install $*"
+  quiet "$dir/venv/bin/pip" install --disable-pip-version-check --no-input \
+    -r "$fixtures/$name/requirements.txt" || die "pip install -r $fixtures/$name/requirements.txt"
 }
 
-npm_local() { # dir, package@version…
-  local dir=$1; shift
-  rm -rf "$dir/node_modules" "$dir/package.json" "$dir/package-lock.json"
-  echo '{"name":"apnsim-provider","private":true}' >"$dir/package.json"
-  quiet npm install --prefix "$dir" --save-exact --no-audit --no-fund --loglevel=error "$@" \
-    || die "npm install $*"
+# npm ci from fixtures/providers/<name>/package.json + package-lock.json (exact tree)
+npm_local() { # name
+  local name=$1 dir="$out/$1"
+  command -v npm >/dev/null || die "npm not found"
+  rm -rf "$dir/node_modules"
+  cp "$fixtures/$name/package.json" "$fixtures/$name/package-lock.json" "$dir/"
+  quiet npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error || die "npm ci ($name)"
 }
 
 install_one() {
   local name=$1
   local pin=${PIN[$name]:-}
   [ -n "$pin" ] || die "unknown provider '$name' (known: ${ALL[*]})"
+  local f
+  for f in ${INPUTS[$name]:-}; do
+    [ -f "$fixtures/$name/$f" ] || die "$fixtures/$name/$f missing"
+    pin="$pin $(sha256sum "$fixtures/$name/$f" | cut -c1-16)"
+  done
   local dir="$out/$name"
   if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$pin" ]; then
-    log "$name: already installed ($pin)"
+    log "$name: already installed (${PIN[$name]})"
     return 0
   fi
-  log "$name: installing $pin"
+  log "$name: installing ${PIN[$name]}"
   mkdir -p "$dir"
   rm -f "$dir/.installed"
   case $name in
@@ -72,18 +90,18 @@ install_one() {
       python3 -c 'import ssl, socket, json, struct' || die "python3 stdlib ssl missing"
       ;;
     pushjack)
-      python_venv "$dir" "pushjack==1.6.0"
+      python_venv pushjack
       "$dir/venv/bin/python" -c 'import pushjack' || die "import pushjack"
       ;;
     aioapns)
-      python_venv "$dir" "aioapns==4.0"
+      python_venv aioapns
       "$dir/venv/bin/python" -c 'import aioapns' || die "import aioapns"
       ;;
     apn)
-      npm_local "$dir" "apn@1.7.8"
+      npm_local apn
       ;;
     node-apn)
-      npm_local "$dir" "@parse/node-apn@8.1.0"
+      npm_local node-apn
       ;;
     pushy)
       command -v mvn >/dev/null || die "mvn not found"
