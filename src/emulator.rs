@@ -4,6 +4,7 @@
 use crate::certs::{Authority, Identity, ProviderSpec, TokenKey};
 use crate::clock::Clock;
 use crate::control::{ControlState, Metrics};
+use crate::engine::devices::DeviceView;
 use crate::engine::scenario::Scenario;
 use crate::engine::{Engine, Registry};
 use crate::http2::auth::{KeyRegistry, ProviderKey};
@@ -11,7 +12,7 @@ use crate::http2::driver::Command;
 use crate::http2::reason::Reason;
 use crate::http2::server::{ConnectionInfo, Http2State};
 use crate::journal::Journal;
-use crate::model::Environment;
+use crate::model::{DeviceToken, Environment};
 use crate::runtime::{spawn_listener, Core, Shutdown};
 use crate::scenario_host::{LoadError, LoadedScenario};
 use crate::settings::Settings;
@@ -430,6 +431,24 @@ pub fn legacy_tls(
         .map_err(|e| StartError::Tls(e.to_string()))
 }
 
+/// Marks a device online or offline and journals what the device model did; shared by the Rust
+/// and control APIs. False when the token is not registered.
+pub(crate) fn set_device_online(core: &Core, token: &DeviceToken, online: bool) -> bool {
+    match core
+        .engine
+        .set_device_online(token, online, core.clock.now_ms())
+    {
+        Some(events) => {
+            if !events.is_empty() {
+                core.journal
+                    .record_batch(events.into_iter().map(|e| e.into_event(0)));
+            }
+            true
+        }
+        None => false,
+    }
+}
+
 /// A running emulator. Dropping it without `shutdown` leaves its tasks to end with the runtime.
 pub struct Emulator {
     token_key: TokenKey,
@@ -522,6 +541,19 @@ impl Emulator {
     /// The token registry (changes apply to the running emulator).
     pub fn registry(&self) -> &Registry {
         self.core.engine.registry()
+    }
+
+    /// Marks a registered device online or offline (as `POST /devices/{token}/online|offline`);
+    /// coming online delivers or expires what was stored for it, journaled on connection 0.
+    /// False when the token is not registered.
+    pub fn set_device_online(&self, token: &DeviceToken, online: bool) -> bool {
+        set_device_online(&self.core, token, online)
+    }
+
+    /// What a registered device displayed and what waits for it (as `GET /devices/{token}/inbox`);
+    /// `None` when the token is not registered.
+    pub fn inbox(&self, token: &DeviceToken) -> Option<DeviceView> {
+        self.core.engine.device_view(token)
     }
 
     /// The journal.

@@ -34,6 +34,16 @@ pub enum EventKind {
     FeedbackServed,
     /// Something the connection did that conformance may grade (HTTP/2 observations).
     Observation,
+    /// The device model kept a notification for an offline registered device.
+    Stored,
+    /// The device model kept a notification in place of the app's previous stored one (APNs
+    /// keeps only the latest per app); `detail.replaced` is the one thrown away.
+    Replaced,
+    /// The device model threw a notification away: expiry 0 for an offline device, or its
+    /// expiry passed before the device came online.
+    Expired,
+    /// A registered device displayed the notification (see its inbox).
+    Delivered,
 }
 
 impl EventKind {
@@ -49,6 +59,10 @@ impl EventKind {
             EventKind::ConnectionRefused => "connection-refused",
             EventKind::FeedbackServed => "feedback-served",
             EventKind::Observation => "observation",
+            EventKind::Stored => "stored",
+            EventKind::Replaced => "replaced",
+            EventKind::Expired => "expired",
+            EventKind::Delivered => "delivered",
         }
     }
 

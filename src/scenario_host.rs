@@ -89,6 +89,7 @@ pub(crate) fn clear(core: &Core) -> Option<LoadedScenario> {
     if let Some(old) = &old {
         for t in &old.scenario.tokens {
             core.engine.registry().remove(&t.token);
+            core.engine.forget_device(&t.token);
         }
         let mut keys = core.http2.keys.write();
         for k in &old.scenario.keys {

@@ -342,7 +342,7 @@ async fn journal_query_wait_and_clear() {
     assert_eq!(after["events"].as_array().unwrap().len(), all.len() - 1);
 
     for bad in [
-        "/journal?kind=delivered",
+        "/journal?kind=teleported",
         "/journal?protocol=smtp",
         "/journal?since=-1",
         "/journal?limit=many",

@@ -1,8 +1,6 @@
 //! The local control API (axum, HTTP/1.1): lets tests written in any language inspect the
 //! journal, wait for events, manage tokens and feedback, move the clock and scrape metrics
 //! while the emulator runs. It speaks the same JSON as the Rust model and the journal.
-//!
-//! Not served here yet: `/scenario` (scenario engine) and `/devices/{token}/inbox` (device model).
 
 mod auth;
 mod error;
@@ -28,7 +26,7 @@ use tokio::net::TcpListener;
 pub const DEFAULT_PORT: u16 = 2199;
 
 /// Every event kind, so metrics can print stable zero-valued series and filters can list choices.
-pub(crate) const KINDS: [EventKind; 9] = [
+pub(crate) const KINDS: [EventKind; 13] = [
     EventKind::Accepted,
     EventKind::Rejected,
     EventKind::Discarded,
@@ -38,6 +36,10 @@ pub(crate) const KINDS: [EventKind; 9] = [
     EventKind::ConnectionRefused,
     EventKind::FeedbackServed,
     EventKind::Observation,
+    EventKind::Stored,
+    EventKind::Replaced,
+    EventKind::Expired,
+    EventKind::Delivered,
 ];
 
 /// What the handlers share: the emulator's core, the metrics follower's counts, the stop signal
@@ -80,6 +82,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/tokens/{token}", get(tokens::get).delete(tokens::remove))
         .route("/devices/{token}/online", post(tokens::online))
         .route("/devices/{token}/offline", post(tokens::offline))
+        .route("/devices/{token}/inbox", get(tokens::inbox))
         .route(
             "/feedback",
             get(tokens::peek_feedback).post(tokens::add_feedback),

@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::ControlState;
+use crate::engine::devices::DeviceView;
 use crate::engine::{FeedbackEntry, TokenRecord};
 use crate::model::{DeviceToken, Environment};
 use axum::body::Bytes;
@@ -106,6 +107,7 @@ pub(super) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let token = token_path(&raw)?;
     if s.core.engine.registry().remove(&token) {
+        s.core.engine.forget_device(&token);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(unknown(&token))
@@ -114,14 +116,27 @@ pub(super) async fn remove(
 
 fn set_online(s: &ControlState, raw: &str, online: bool) -> Result<StatusCode, ApiError> {
     let token = token_path(raw)?;
-    if s.core.engine.registry().set_online(&token, online) {
+    if crate::emulator::set_device_online(&s.core, &token, online) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(unknown(&token))
     }
 }
 
-/// `POST /devices/{token}/online`.
+/// `GET /devices/{token}/inbox`: what a registered device displayed and what waits for it.
+pub(super) async fn inbox(
+    State(s): State<ControlState>,
+    Path(raw): Path<String>,
+) -> Result<Json<DeviceView>, ApiError> {
+    let token = token_path(&raw)?;
+    s.core
+        .engine
+        .device_view(&token)
+        .map(Json)
+        .ok_or_else(|| unknown(&token))
+}
+
+/// `POST /devices/{token}/online`: also delivers (or expires) what was stored for the device.
 pub(super) async fn online(
     State(s): State<ControlState>,
     Path(raw): Path<String>,

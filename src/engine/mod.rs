@@ -1,12 +1,14 @@
 //! The sans-IO decision: given what a connection is and what arrived, what apnsim answers.
 //! Every protocol funnels into `decide`, so a rule written once applies to both.
 
+pub mod devices;
 pub mod registry;
 pub mod rules;
 pub mod scenario;
 
-use crate::model::{Environment, Notification, Protocol};
+use crate::model::{DeviceToken, Environment, Notification, Protocol};
 use crate::settings::Settings;
+use devices::{DeviceEvent, DeviceView, Devices, Origin};
 use parking_lot::Mutex;
 pub use registry::{FeedbackEntry, Registry, TokenRecord};
 use rules::{Action, ConnectionCtx, Fired, NotificationCtx, RuleSet};
@@ -58,6 +60,8 @@ pub struct Engine {
     rules: Arc<Mutex<RuleSet>>,
     /// Set while any rule is loaded, so the hot path skips the rules lock when there are none.
     has_rules: Arc<AtomicBool>,
+    /// What registered devices stored and displayed (the device model).
+    devices: Arc<Mutex<Devices>>,
 }
 
 impl Engine {
@@ -68,7 +72,54 @@ impl Engine {
             registry,
             rules: Arc::new(Mutex::new(RuleSet::empty())),
             has_rules: Arc::new(AtomicBool::new(false)),
+            devices: Arc::new(Mutex::new(Devices::new(devices::Limits::default()))),
         }
+    }
+
+    /// Whether the device model can have anything to do: some token is registered. One atomic
+    /// load, so the legacy hot path checks it once per run and unknown tokens cost nothing.
+    pub fn devices_active(&self) -> bool {
+        self.registry.has_tokens()
+    }
+
+    /// The device model's events for a notification just accepted on a connection of `origin`
+    /// (nothing for unknown tokens). Lock order: registry, then devices.
+    pub fn device_events(&self, origin: Origin, n: &Notification, now_ms: u64) -> Vec<DeviceEvent> {
+        if !self.devices_active() {
+            return Vec::new();
+        }
+        self.registry.with(&n.token, |record| match record {
+            None => Vec::new(),
+            Some(r) => self.devices.lock().on_accepted(Some(r), origin, n, now_ms),
+        })
+    }
+
+    /// Marks a registered device online or offline; coming online delivers (or expires) what was
+    /// stored for it. `None` when the token is not registered.
+    pub fn set_device_online(
+        &self,
+        token: &DeviceToken,
+        online: bool,
+        now_ms: u64,
+    ) -> Option<Vec<DeviceEvent>> {
+        self.registry
+            .set_online_then(token, online, |record| match record {
+                None => None,
+                Some(_) if online => Some(self.devices.lock().on_online(token, now_ms)),
+                Some(_) => Some(Vec::new()),
+            })
+    }
+
+    /// What a registered device shows and what waits for it; `None` when not registered.
+    pub fn device_view(&self, token: &DeviceToken) -> Option<DeviceView> {
+        self.registry.with(token, |record| {
+            record.map(|r| self.devices.lock().view(token, r.online))
+        })
+    }
+
+    /// Forgets what a device stored and displayed (its token left the registry).
+    pub fn forget_device(&self, token: &DeviceToken) {
+        self.devices.lock().forget(token);
     }
 
     /// Replaces the scenario rules (counters and the random sequence start afresh).

@@ -5,6 +5,7 @@ use crate::model::{DeviceToken, Environment};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What apnsim knows about one device token.
@@ -63,6 +64,9 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     inner: Arc<RwLock<Inner>>,
+    /// Whether any token is registered, readable without the lock: the legacy hot path asks it
+    /// once per run so unknown tokens (the common case) never pay for the device model.
+    any: Arc<AtomicBool>,
 }
 
 impl Registry {
@@ -85,11 +89,20 @@ impl Registry {
             }
         }
         inner.tokens.insert(record.token.clone(), record);
+        self.any.store(true, Ordering::Release);
     }
 
     /// Forgets a token; returns whether it was known.
     pub fn remove(&self, token: &DeviceToken) -> bool {
-        self.inner.write().tokens.remove(token).is_some()
+        let mut inner = self.inner.write();
+        let known = inner.tokens.remove(token).is_some();
+        self.any.store(!inner.tokens.is_empty(), Ordering::Release);
+        known
+    }
+
+    /// Whether any token is registered (one atomic load, no lock).
+    pub fn has_tokens(&self) -> bool {
+        self.any.load(Ordering::Acquire)
     }
 
     /// The record for a token, if registered.
@@ -108,12 +121,25 @@ impl Registry {
 
     /// Marks a device online or offline; false when the token is unknown.
     pub fn set_online(&self, token: &DeviceToken, online: bool) -> bool {
-        match self.inner.write().tokens.get_mut(token) {
+        self.set_online_then(token, online, |r| r.is_some())
+    }
+
+    /// Marks a device online or offline and runs `f` on the updated record (`None` = unknown)
+    /// before any notification can see the new state: the device model delivers what it stored
+    /// under this lock, so no push decided meanwhile lands in the store of an online device.
+    pub fn set_online_then<R>(
+        &self,
+        token: &DeviceToken,
+        online: bool,
+        f: impl FnOnce(Option<&TokenRecord>) -> R,
+    ) -> R {
+        let mut inner = self.inner.write();
+        match inner.tokens.get_mut(token) {
             Some(r) => {
                 r.online = online;
-                true
+                f(Some(r))
             }
-            None => false,
+            None => f(None),
         }
     }
 
@@ -164,6 +190,7 @@ impl Registry {
         let mut inner = self.inner.write();
         inner.tokens.clear();
         inner.feedback.clear();
+        self.any.store(false, Ordering::Release);
     }
 }
 
@@ -223,7 +250,9 @@ mod tests {
         r.register(TokenRecord::new(tok(2), None));
         assert!(r.set_online(&tok(2), false));
         assert!(!r.get(&tok(2)).unwrap().online);
+        assert!(r.has_tokens());
         assert!(r.remove(&tok(2)));
         assert!(r.get(&tok(2)).is_none());
+        assert!(!r.has_tokens());
     }
 }

@@ -2,6 +2,7 @@
 //! into a `Notification` or a `Reason`, asks the engine, journals, and answers as Apple does.
 //! Framing and flow control live in `conn`; validation in `request` and `auth`; this file wires.
 
+use crate::engine::devices::Origin;
 use crate::engine::rules::{Action, Fired, LastStreamId};
 use crate::engine::{ConnState, Refusal, Verdict};
 use crate::http2::auth::{AuthSettings, KeyRegistry, TokenAuth, VerifyCache};
@@ -619,6 +620,20 @@ impl ApnsHandler {
                 .reason(r.as_str())
                 .detail(json!({ "status": a.status, "apns_id": a.apns_id })),
         };
+        // The device model follows the accepted event (registered tokens only).
+        let devices = match (&n, e.kind) {
+            (Some(n), EventKind::Accepted) if self.core.engine.devices_active() => {
+                self.core.engine.device_events(
+                    Origin {
+                        protocol: Protocol::Http2,
+                        environment: self.environment,
+                    },
+                    n,
+                    self.core.clock.now_ms(),
+                )
+            }
+            _ => Vec::new(),
+        };
         if let Some(n) = n {
             e = e.notification(n);
         }
@@ -627,7 +642,14 @@ impl ApnsHandler {
             detail["rule"] = rule.clone();
             e = e.detail(detail);
         }
-        self.core.journal.record(e);
+        if devices.is_empty() {
+            self.core.journal.record(e);
+        } else {
+            let id = self.id;
+            self.core.journal.record_batch(
+                std::iter::once(e).chain(devices.into_iter().map(|d| d.into_event(id))),
+            );
+        }
         if a.status == 0 {
             return None;
         }

@@ -1,6 +1,7 @@
 //! The per-connection loop of the binary gateway: moves bytes between TLS and the sans-IO codec
 //! and carries out the engine's verdicts. No protocol decision is made here.
 
+use crate::engine::devices::Origin;
 use crate::engine::rules::{Action, Fired};
 use crate::engine::{ConnState, Refusal, Verdict};
 use crate::journal::{EventKind, NewEvent};
@@ -333,22 +334,33 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             ..
         } = self;
         let (connection, environment) = (state.id, state.environment);
-        let accepted = run.iter().map_while(|s| {
-            let token = arena.slice(offset..offset + s.token.1 as usize);
-            offset += s.token.1 as usize;
-            let payload = arena.slice(offset..offset + s.payload.1 as usize);
-            offset += s.payload.1 as usize;
-            let notification = notification_of(s, token, payload, topic.as_ref());
-            let verdict = core.engine.decide(state, &notification);
-            state.decided += 1;
-            if let Some(stop) = stop_for(verdict) {
-                consumed = (s.start + s.len) as usize;
-                end = RunEnd::Stop(stop, *s, Box::new(notification));
-                return None;
-            }
-            *last_accepted = s.identifier;
-            Some(accepted_event(connection, environment, notification))
-        });
+        // The device model only runs when some token is registered: one atomic load per run.
+        let devices = core.engine.devices_active().then(|| core.clock.now_ms());
+        let accepted = run
+            .iter()
+            .map_while(|s| {
+                let token = arena.slice(offset..offset + s.token.1 as usize);
+                offset += s.token.1 as usize;
+                let payload = arena.slice(offset..offset + s.payload.1 as usize);
+                offset += s.payload.1 as usize;
+                let notification = notification_of(s, token, payload, topic.as_ref());
+                let verdict = core.engine.decide(state, &notification);
+                state.decided += 1;
+                if let Some(stop) = stop_for(verdict) {
+                    consumed = (s.start + s.len) as usize;
+                    end = RunEnd::Stop(stop, *s, Box::new(notification));
+                    return None;
+                }
+                *last_accepted = s.identifier;
+                Some(accepted_events(
+                    core,
+                    devices,
+                    connection,
+                    environment,
+                    notification,
+                ))
+            })
+            .flatten();
         core.journal.record_batch(accepted);
         self.buf.advance(consumed);
         end
@@ -632,10 +644,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             return;
         }
         let (connection, environment) = (self.state.id, self.state.environment);
-        self.core.journal.record_batch(
+        let core = self.core;
+        let devices = core.engine.devices_active().then(|| core.clock.now_ms());
+        core.journal.record_batch(
             self.pending
                 .drain(..)
-                .map(|n| accepted_event(connection, environment, n)),
+                .flat_map(|n| accepted_events(core, devices, connection, environment, n)),
         );
     }
 
@@ -718,6 +732,31 @@ fn accepted_event(connection: u64, environment: Environment, n: Notification) ->
         reason: None,
         detail: None,
     }
+}
+
+/// The `accepted` event of a legacy notification followed by what the device model did with it
+/// (`devices` = the time, when any token is registered; otherwise nothing more is looked up).
+#[inline]
+fn accepted_events(
+    core: &Core,
+    devices: Option<u64>,
+    connection: u64,
+    environment: Environment,
+    n: Notification,
+) -> impl Iterator<Item = NewEvent> {
+    let extra = match devices {
+        Some(now_ms) => core.engine.device_events(
+            Origin {
+                protocol: Protocol::Legacy,
+                environment,
+            },
+            &n,
+            now_ms,
+        ),
+        None => Vec::new(),
+    };
+    std::iter::once(accepted_event(connection, environment, n))
+        .chain(extra.into_iter().map(move |d| d.into_event(connection)))
 }
 
 /// A (start, len) pair as a range.
