@@ -368,14 +368,8 @@ impl EmulatorBuilder {
                 ),
             }
         }
-        // Metrics follow the journal from the first event whether or not the control port is on,
-        // so a router mounted later (`control_router`) still reports everything.
+        // The journal counts every event as it appends, so metrics need no task of their own.
         let metrics = Arc::new(Metrics::new());
-        tracker.spawn(
-            metrics
-                .clone()
-                .follow(core.journal.clone(), shutdown.clone()),
-        );
         // The control port opens last, so `/readyz` answering means every listener is bound.
         if let Some(port) = self.control_port {
             let addr = SocketAddr::new(self.bind, port);

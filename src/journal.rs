@@ -4,7 +4,7 @@
 use crate::model::{Environment, Notification, Protocol};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -47,6 +47,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// How many kinds there are (sizes the per-kind counters).
+    pub const COUNT: usize = 13;
+
     /// The kebab-case name used in filters and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -247,6 +250,50 @@ struct Inner {
     next_seq: u64,
     capacity: usize,
     evicted: u64,
+    tallies: Tallies,
+}
+
+/// How many events of each kind each protocol produced since start, and rejections by reason:
+/// counted as events are appended (so metrics never depend on what is still retained) and
+/// never reset by [`Journal::clear`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tallies {
+    /// Count per (kind, protocol), indexed by `kind as usize` and `protocol as usize`.
+    events: [[u64; 3]; EventKind::COUNT],
+    /// Rejections per protocol and reason (legacy status name or HTTP/2 reason).
+    rejected: BTreeMap<(Protocol, String), u64>,
+}
+
+/// Distinct rejection reasons tracked before the rest are folded into `other`.
+const MAX_REASONS: usize = 256;
+
+// The counters are sized by COUNT: it must name every kind (the last one's index + 1).
+const _: () = assert!(EventKind::Delivered as usize + 1 == EventKind::COUNT);
+
+impl Tallies {
+    fn count(&mut self, kind: EventKind, protocol: Protocol, reason: Option<&str>) {
+        self.events[kind as usize][protocol as usize] += 1;
+        if kind == EventKind::Rejected {
+            let reason = reason.unwrap_or("unknown");
+            let known = self.rejected.len() < MAX_REASONS
+                || self.rejected.contains_key(&(protocol, reason.to_string()));
+            let reason = if known { reason } else { "other" };
+            *self
+                .rejected
+                .entry((protocol, reason.to_string()))
+                .or_default() += 1;
+        }
+    }
+
+    /// Events of `kind` on `protocol` since start.
+    pub fn events(&self, kind: EventKind, protocol: Protocol) -> u64 {
+        self.events[kind as usize][protocol as usize]
+    }
+
+    /// Rejections by (protocol, reason) since start.
+    pub fn rejected(&self) -> &BTreeMap<(Protocol, String), u64> {
+        &self.rejected
+    }
 }
 
 /// The shared journal handle; cloning shares the same record.
@@ -272,6 +319,7 @@ impl Journal {
                 next_seq: 1,
                 capacity: capacity.max(1),
                 evicted: 0,
+                tallies: Tallies::default(),
             })),
             notify: Arc::new(Notify::new()),
             clock,
@@ -293,6 +341,7 @@ impl Journal {
             for e in events {
                 let seq = inner.next_seq;
                 inner.next_seq += 1;
+                inner.tallies.count(e.kind, e.protocol, e.reason.as_deref());
                 if inner.events.len() >= inner.capacity {
                     inner.events.pop_front();
                     inner.evicted += 1;
@@ -314,6 +363,11 @@ impl Journal {
         };
         self.notify.notify_waiters();
         seq
+    }
+
+    /// Counts since start, by kind and protocol, and rejections by reason (what `/metrics` shows).
+    pub fn tallies(&self) -> Tallies {
+        self.inner.lock().tallies.clone()
     }
 
     /// The retained events that match, oldest first.
@@ -459,6 +513,32 @@ mod tests {
         j.clear();
         assert!(j.is_empty());
         assert_eq!(accepted(&j, 9), 6);
+    }
+
+    #[test]
+    fn tallies_count_every_event_despite_eviction_and_clear() {
+        let j = Journal::new(2, Clock::new());
+        for i in 0..5 {
+            accepted(&j, i);
+        }
+        j.record(
+            NewEvent::new(
+                EventKind::Rejected,
+                1,
+                Protocol::Http2,
+                Environment::Sandbox,
+            )
+            .reason("BadDeviceToken"),
+        );
+        j.clear();
+        let t = j.tallies();
+        assert_eq!(t.events(EventKind::Accepted, Protocol::Legacy), 5);
+        assert_eq!(t.events(EventKind::Accepted, Protocol::Http2), 0);
+        assert_eq!(
+            t.rejected()
+                .get(&(Protocol::Http2, "BadDeviceToken".to_string())),
+            Some(&1)
+        );
     }
 
     #[test]

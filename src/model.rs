@@ -47,7 +47,7 @@ impl fmt::Display for Environment {
 }
 
 /// Which wire protocol carried an event, so one journal can hold both and filters can split them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// The binary gateway (commands 0, 1, 2).

@@ -112,10 +112,11 @@ impl Registry {
 
     /// Runs `f` on the record without cloning it (the per-notification hot path).
     pub fn with<R>(&self, token: &DeviceToken, f: impl FnOnce(Option<&TokenRecord>) -> R) -> R {
-        let inner = self.inner.read();
-        if inner.tokens.is_empty() {
+        // Lock-free when nothing is registered: the usual case, and the gateway's hot path.
+        if !self.has_tokens() {
             return f(None);
         }
+        let inner = self.inner.read();
         f(inner.tokens.get(token))
     }
 
