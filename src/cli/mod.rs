@@ -42,15 +42,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::CheckScenario { file } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let json = file
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-            let parsed = if json {
-                apnsim::engine::scenario::parse_json(&text)
-            } else {
-                apnsim::engine::scenario::parse_toml(&text)
-            };
-            match parsed {
+            match apnsim::engine::scenario::parse_named(&file, &text) {
                 Ok(s) => {
                     println!(
                         "{}: ok ({} rules, {} tokens, {} keys)",
@@ -62,7 +54,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("{}", e.with_file(file.display().to_string()));
+                    eprintln!("{e}");
                     Ok(ExitCode::from(1))
                 }
             }

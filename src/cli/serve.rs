@@ -196,15 +196,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     if let Some(path) = args.scenario.or(file.scenario) {
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let parsed = if json {
-            apnsim::engine::scenario::parse_json(&text)
-        } else {
-            apnsim::engine::scenario::parse_toml(&text)
-        };
-        let scenario = parsed.map_err(|e| e.with_file(path.display().to_string()).to_string())?;
+        let scenario =
+            apnsim::engine::scenario::parse_named(&path, &text).map_err(|e| e.to_string())?;
         let base = path.parent().map(std::path::Path::to_path_buf);
         scenario_arg = Some((scenario, base));
     }

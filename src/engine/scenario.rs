@@ -131,6 +131,20 @@ impl fmt::Display for ScenarioErrors {
 
 impl std::error::Error for ScenarioErrors {}
 
+/// Parses a scenario file's text by its name: JSON for `.json`, TOML otherwise; errors carry
+/// the file name (what `check-scenario` and `serve --scenario` print).
+pub fn parse_named(path: &std::path::Path, text: &str) -> Result<Scenario, ScenarioErrors> {
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let parsed = if json {
+        parse_json(text)
+    } else {
+        parse_toml(text)
+    };
+    parsed.map_err(|e| e.with_file(path.display().to_string()))
+}
+
 /// Parses and checks a TOML scenario.
 pub fn parse_toml(text: &str) -> Result<Scenario, ScenarioErrors> {
     if text.len() > MAX_SCENARIO_BYTES {
