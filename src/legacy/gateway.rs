@@ -336,32 +336,38 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         let (connection, environment) = (state.id, state.environment);
         // The device model only runs when some token is registered: one atomic load per run.
         let devices = core.engine.devices_active().then(|| core.clock.now_ms());
-        let accepted = run
-            .iter()
-            .map_while(|s| {
-                let token = arena.slice(offset..offset + s.token.1 as usize);
-                offset += s.token.1 as usize;
-                let payload = arena.slice(offset..offset + s.payload.1 as usize);
-                offset += s.payload.1 as usize;
-                let notification = notification_of(s, token, payload, topic.as_ref());
-                let verdict = core.engine.decide(state, &notification);
-                state.decided += 1;
-                if let Some(stop) = stop_for(verdict) {
-                    consumed = (s.start + s.len) as usize;
-                    end = RunEnd::Stop(stop, *s, Box::new(notification));
-                    return None;
-                }
-                *last_accepted = s.identifier;
-                Some(accepted_events(
-                    core,
-                    devices,
-                    connection,
-                    environment,
-                    notification,
-                ))
-            })
-            .flatten();
-        core.journal.record_batch(accepted);
+        let mut decide = |s: &Slot| {
+            let token = arena.slice(offset..offset + s.token.1 as usize);
+            offset += s.token.1 as usize;
+            let payload = arena.slice(offset..offset + s.payload.1 as usize);
+            offset += s.payload.1 as usize;
+            let notification = notification_of(s, token, payload, topic.as_ref());
+            let verdict = core.engine.decide(state, &notification);
+            state.decided += 1;
+            if let Some(stop) = stop_for(verdict) {
+                consumed = (s.start + s.len) as usize;
+                end = RunEnd::Stop(stop, *s, Box::new(notification));
+                return None;
+            }
+            *last_accepted = s.identifier;
+            Some(notification)
+        };
+        match devices {
+            // The usual case: one event per notification, built straight into the journal (a
+            // flattening adapter here moved each ~240-byte event several times over).
+            None => core.journal.record_batch(
+                run.iter()
+                    .map_while(|s| decide(s).map(|n| accepted_event(connection, environment, n))),
+            ),
+            Some(_) => core.journal.record_batch(
+                run.iter()
+                    .map_while(|s| {
+                        decide(s)
+                            .map(|n| accepted_events(core, devices, connection, environment, n))
+                    })
+                    .flatten(),
+            ),
+        };
         self.buf.advance(consumed);
         end
     }
