@@ -8,6 +8,7 @@ use apnsim::engine::TokenRecord;
 use apnsim::journal::{EventKind, Filter};
 use apnsim::model::{DeviceToken, Environment};
 use apnsim::{Emulator, ProviderKind};
+use common::frames::framed;
 use common::h2client::{h2_connect, Req, TOKEN};
 use common::{connect, send, ClientOpts};
 use futures_util::StreamExt;
@@ -17,28 +18,6 @@ use std::future::IntoFuture;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-
-const PAYLOAD: &[u8] = br#"{"aps":{"alert":"hi"}}"#;
-
-/// A legacy command-2 frame (PROTOCOL.md 1.4), built by hand.
-fn framed(id: u32, token: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (item, data) in [
-        (1u8, token.to_vec()),
-        (2, PAYLOAD.to_vec()),
-        (3, id.to_be_bytes().to_vec()),
-        (4, 0u32.to_be_bytes().to_vec()),
-        (5, vec![10]),
-    ] {
-        body.push(item);
-        body.extend((data.len() as u16).to_be_bytes());
-        body.extend(data);
-    }
-    let mut v = vec![2u8];
-    v.extend((body.len() as u32).to_be_bytes());
-    v.extend(body);
-    v
-}
 
 /// Opens a production legacy connection and sends one frame; the stream is returned so an
 /// accepted notification's connection stays open.

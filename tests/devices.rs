@@ -10,6 +10,7 @@ use apnsim::engine::TokenRecord;
 use apnsim::journal::{Event, EventKind, Filter};
 use apnsim::model::{DeviceToken, Protocol};
 use apnsim::{Emulator, ProviderKind};
+use common::frames::{cmd1, framed_full};
 use common::h2client::{h2_connect, Req};
 use common::{connect, send, ClientOpts};
 use reqwest::StatusCode;
@@ -19,36 +20,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn cmd1(id: u32, expiry: u32, token: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![1u8];
-    v.extend(id.to_be_bytes());
-    v.extend(expiry.to_be_bytes());
-    v.extend((token.len() as u16).to_be_bytes());
-    v.extend(token);
-    v.extend((payload.len() as u16).to_be_bytes());
-    v.extend(payload);
-    v
-}
-
-fn cmd2(id: u32, expiry: u32, token: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (item, data) in [
-        (1u8, token.to_vec()),
-        (2, payload.to_vec()),
-        (3, id.to_be_bytes().to_vec()),
-        (4, expiry.to_be_bytes().to_vec()),
-        (5, vec![10]),
-    ] {
-        body.push(item);
-        body.extend((data.len() as u16).to_be_bytes());
-        body.extend(data);
-    }
-    let mut v = vec![2u8];
-    v.extend((body.len() as u32).to_be_bytes());
-    v.extend(body);
-    v
-}
 
 fn payload(id: u32) -> Vec<u8> {
     format!(r#"{{"aps":{{"alert":"n{id}"}}}}"#).into_bytes()
@@ -122,10 +93,10 @@ async fn legacy_offline_device_keeps_the_latest_per_app_and_gets_it_online() {
     // One write: the gateway's bulk path decides the whole run.
     let batch = [
         cmd1(1, later, token(1).as_bytes(), &payload(1)),
-        cmd2(2, 0, token(1).as_bytes(), &payload(2)), // expiry 0: not stored
-        cmd2(3, later, token(1).as_bytes(), &payload(3)), // replaces 1
-        cmd1(4, 0, token(2).as_bytes(), &payload(4)), // online: delivered
-        cmd1(5, later, &[9u8; 32], &payload(5)),      // unknown token: no device model
+        framed_full(2, 0, token(1).as_bytes(), &payload(2)), // expiry 0: not stored
+        framed_full(3, later, token(1).as_bytes(), &payload(3)), // replaces 1
+        cmd1(4, 0, token(2).as_bytes(), &payload(4)),        // online: delivered
+        cmd1(5, later, &[9u8; 32], &payload(5)),             // unknown token: no device model
     ]
     .concat();
     send(&mut tls, &batch).await;
@@ -207,9 +178,9 @@ delay_ms = 10
     let mut tls = legacy(&emu).await;
     let t = token(1).as_bytes().to_vec();
     let batch = [
-        cmd2(1, later, &t, &payload(1)),
-        cmd2(2, later, &t, &payload(2)),
-        cmd2(3, 0, &t, &payload(3)),
+        framed_full(1, later, &t, &payload(1)),
+        framed_full(2, later, &t, &payload(2)),
+        framed_full(3, 0, &t, &payload(3)),
     ]
     .concat();
     send(&mut tls, &batch).await;

@@ -9,65 +9,9 @@ use apnsim::journal::{EventKind, Filter};
 use apnsim::model::{DeviceToken, Environment, Protocol};
 use apnsim::settings::Settings;
 use apnsim::{Emulator, ProviderKind};
+use common::frames::{cmd0, cmd1, cmd2, error_response, framed, framed_full, item, tok, PAYLOAD};
 use common::{connect, read_to_close, send, ClientOpts};
 use std::time::Duration;
-
-const PAYLOAD: &[u8] = br#"{"aps":{"alert":"hi"}}"#;
-
-fn cmd0(token: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0u8];
-    v.extend((token.len() as u16).to_be_bytes());
-    v.extend(token);
-    v.extend((payload.len() as u16).to_be_bytes());
-    v.extend(payload);
-    v
-}
-
-fn cmd1(id: u32, expiry: u32, token: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![1u8];
-    v.extend(id.to_be_bytes());
-    v.extend(expiry.to_be_bytes());
-    v.extend((token.len() as u16).to_be_bytes());
-    v.extend(token);
-    v.extend((payload.len() as u16).to_be_bytes());
-    v.extend(payload);
-    v
-}
-
-fn item(id: u8, data: &[u8]) -> Vec<u8> {
-    let mut v = vec![id];
-    v.extend((data.len() as u16).to_be_bytes());
-    v.extend(data);
-    v
-}
-
-fn cmd2(items: &[Vec<u8>]) -> Vec<u8> {
-    let body: Vec<u8> = items.concat();
-    let mut v = vec![2u8];
-    v.extend((body.len() as u32).to_be_bytes());
-    v.extend(body);
-    v
-}
-
-fn framed(id: u32, token: &[u8], payload: &[u8]) -> Vec<u8> {
-    cmd2(&[
-        item(1, token),
-        item(2, payload),
-        item(3, &id.to_be_bytes()),
-        item(4, &0u32.to_be_bytes()),
-        item(5, &[10]),
-    ])
-}
-
-fn tok(b: u8) -> Vec<u8> {
-    vec![b; 32]
-}
-
-fn error_response(status: u8, id: u32) -> Vec<u8> {
-    let mut v = vec![8, status];
-    v.extend(id.to_be_bytes());
-    v
-}
 
 async fn emulator(settings: Settings) -> Emulator {
     Emulator::builder()
@@ -111,7 +55,7 @@ async fn accepts_all_three_commands_and_journals_fields() {
         .unwrap();
     let mut batch = cmd0(&tok(1), PAYLOAD);
     batch.extend(cmd1(0x0102_0304, 1_900_000_000, &tok(2), PAYLOAD));
-    batch.extend(framed(7, &tok(3), PAYLOAD));
+    batch.extend(framed(7, &tok(3)));
     batch.extend(cmd2(&[
         item(1, &tok(4)),
         item(2, PAYLOAD),
@@ -187,10 +131,10 @@ async fn every_status_gets_its_six_byte_error_response_then_close() {
         ),
         (cmd1(14, 0, &tok(1), b""), 4, 14),
         (cmd1(15, 0, &[1; 31], PAYLOAD), 5, 15),
-        (framed(16, &[1; 33], PAYLOAD), 5, 16),
+        (framed(16, &[1; 33]), 5, 16),
         (cmd1(17, 0, &tok(1), &big), 7, 17),
-        (framed(18, &tok(1), &big), 7, 18),
-        (framed(19, &tok(0xee), PAYLOAD), 8, 19),
+        (framed_full(18, 0, &tok(1), &big), 7, 18),
+        (framed(19, &tok(0xee)), 8, 19),
         (cmd1(20, 0, &tok(0xee), PAYLOAD), 8, 20),
         (vec![9, 1, 2, 3], 128, 0),
         (
@@ -232,11 +176,11 @@ async fn every_status_gets_its_six_byte_error_response_then_close() {
 #[tokio::test]
 async fn frames_after_a_rejected_one_are_discarded_never_accepted() {
     let emu = emulator(Settings::default()).await;
-    let mut batch = framed(1, &tok(1), PAYLOAD);
-    batch.extend(framed(2, &tok(2), PAYLOAD));
-    batch.extend(framed(3, &[0; 5], PAYLOAD));
+    let mut batch = framed(1, &tok(1));
+    batch.extend(framed(2, &tok(2)));
+    batch.extend(framed(3, &[0; 5]));
     for i in 4..=10 {
-        batch.extend(framed(i, &tok(i as u8), PAYLOAD));
+        batch.extend(framed(i, &tok(i as u8)));
     }
     assert_eq!(exchange(&emu, &batch).await, error_response(5, 3));
     wait_closed(&emu, 1).await;
@@ -310,12 +254,12 @@ async fn environment_comes_from_the_listener_or_sni() {
     )
     .await
     .unwrap();
-    send(&mut tls, &framed(1, &sandbox_token, PAYLOAD)).await;
+    send(&mut tls, &framed(1, &sandbox_token)).await;
     // Production listener but sandbox SNI: sandbox too.
     let mut opts = ClientOpts::new(&ca, Some(universal));
     opts.sni = "gateway.sandbox.push.apple.com";
     let mut tls2 = connect(emu.legacy_addr(), &opts).await.unwrap();
-    send(&mut tls2, &framed(2, &sandbox_token, PAYLOAD)).await;
+    send(&mut tls2, &framed(2, &sandbox_token)).await;
     let got = emu
         .journal()
         .wait_for(
@@ -330,7 +274,7 @@ async fn environment_comes_from_the_listener_or_sni() {
     let mut opts = ClientOpts::new(&ca, Some(universal));
     opts.sni = "gateway.push.apple.com";
     let mut tls3 = connect(emu.legacy_addr(), &opts).await.unwrap();
-    send(&mut tls3, &framed(3, &sandbox_token, PAYLOAD)).await;
+    send(&mut tls3, &framed(3, &sandbox_token)).await;
     assert_eq!(
         read_to_close(&mut tls3).await.unwrap(),
         error_response(8, 3)
@@ -349,7 +293,7 @@ async fn certificates_of_the_wrong_environment_or_ca_are_refused_in_the_handshak
     let outcome = match connect(emu.legacy_addr(), &ClientOpts::new(&ca, Some(sandbox))).await {
         Err(_) => true,
         Ok(mut tls) => {
-            send_ignoring(&mut tls, &framed(1, &tok(1), PAYLOAD)).await;
+            send_ignoring(&mut tls, &framed(1, &tok(1))).await;
             refused(read_to_close(&mut tls).await)
         }
     };
@@ -365,7 +309,7 @@ async fn certificates_of_the_wrong_environment_or_ca_are_refused_in_the_handshak
     let outcome = match connect(emu.legacy_addr(), &ClientOpts::new(&ca, Some(&foreign))).await {
         Err(_) => true,
         Ok(mut tls) => {
-            send_ignoring(&mut tls, &framed(1, &tok(1), PAYLOAD)).await;
+            send_ignoring(&mut tls, &framed(1, &tok(1))).await;
             refused(read_to_close(&mut tls).await)
         }
     };
@@ -374,7 +318,7 @@ async fn certificates_of_the_wrong_environment_or_ca_are_refused_in_the_handshak
     let outcome = match connect(emu.legacy_addr(), &ClientOpts::new(&ca, None)).await {
         Err(_) => true,
         Ok(mut tls) => {
-            send_ignoring(&mut tls, &framed(1, &tok(1), PAYLOAD)).await;
+            send_ignoring(&mut tls, &framed(1, &tok(1))).await;
             refused(read_to_close(&mut tls).await)
         }
     };
@@ -386,7 +330,7 @@ async fn certificates_of_the_wrong_environment_or_ca_are_refused_in_the_handshak
     )
     .await
     .unwrap();
-    send(&mut ok, &framed(1, &tok(1), PAYLOAD)).await;
+    send(&mut ok, &framed(1, &tok(1))).await;
     emu.journal()
         .wait_for(
             &Filter::kind(EventKind::Accepted),
@@ -433,7 +377,7 @@ async fn tls13_is_refused_on_the_legacy_port_by_default() {
     let mut tls = connect(emu.legacy_addr(), &opts)
         .await
         .expect("1.3 allowed by setting");
-    send(&mut tls, &framed(1, &tok(1), PAYLOAD)).await;
+    send(&mut tls, &framed(1, &tok(1))).await;
     emu.journal()
         .wait_for(
             &Filter::kind(EventKind::Accepted),
@@ -454,8 +398,8 @@ async fn strict_tokens_refuse_unregistered_tokens_with_status_8() {
     .await;
     emu.registry()
         .register(TokenRecord::new(DeviceToken::from_bytes(tok(1)), None));
-    let mut batch = framed(1, &tok(1), PAYLOAD);
-    batch.extend(framed(2, &tok(2), PAYLOAD));
+    let mut batch = framed(1, &tok(1));
+    batch.extend(framed(2, &tok(2)));
     assert_eq!(exchange(&emu, &batch).await, error_response(8, 2));
     emu.shutdown().await;
 }
@@ -468,8 +412,8 @@ async fn shutdown_sends_status_10_with_the_last_accepted_identifier() {
     let mut tls = connect(emu.legacy_addr(), &ClientOpts::new(&ca, Some(&id)))
         .await
         .unwrap();
-    let mut batch = framed(41, &tok(1), PAYLOAD);
-    batch.extend(framed(42, &tok(2), PAYLOAD));
+    let mut batch = framed(41, &tok(1));
+    batch.extend(framed(42, &tok(2)));
     send(&mut tls, &batch).await;
     emu.journal()
         .wait_for(
@@ -497,9 +441,9 @@ async fn error_delay_setting_holds_the_answer_and_discards_what_arrives_meanwhil
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    send(&mut tls, &framed(1, &[1; 3], PAYLOAD)).await;
+    send(&mut tls, &framed(1, &[1; 3])).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    send(&mut tls, &framed(2, &tok(2), PAYLOAD)).await;
+    send(&mut tls, &framed(2, &tok(2))).await;
     assert_eq!(read_to_close(&mut tls).await.unwrap(), error_response(5, 1));
     assert!(started.elapsed() >= Duration::from_millis(300));
     wait_closed(&emu, 1).await;

@@ -6,23 +6,19 @@ mod common;
 use apnsim::journal::{EventKind, Filter};
 use apnsim::settings::Settings;
 use apnsim::{Emulator, ProviderKind};
+use common::frames::{cmd2, item};
 use common::{connect, read_to_close, send, ClientOpts};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A command-2 frame with items 1 to 3 and a minimal payload (PROTOCOL.md 1.4).
 fn framed(id: u32, token_byte: u8) -> Vec<u8> {
-    let payload = br#"{"aps":{}}"#;
-    let mut body = vec![1u8, 0, 32];
-    body.extend([token_byte; 32]);
-    body.extend([2u8, 0, payload.len() as u8]);
-    body.extend(payload);
-    body.extend([3u8, 0, 4]);
-    body.extend(id.to_be_bytes());
-    let mut v = vec![2u8];
-    v.extend((body.len() as u32).to_be_bytes());
-    v.extend(body);
-    v
+    cmd2(&[
+        item(1, &[token_byte; 32]),
+        item(2, br#"{"aps":{}}"#),
+        item(3, &id.to_be_bytes()),
+    ])
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod common;
 use apnsim::http2::auth::{sign_jwt, SignatureForm};
 use apnsim::journal::{EventKind, Filter};
 use apnsim::{Emulator, ProviderKind};
+use common::frames::{cmd2, item, PAYLOAD};
 use common::h2client::{h2_connect, Req};
 use common::{connect, send, ClientOpts};
 use reqwest::StatusCode;
@@ -16,7 +17,6 @@ use std::process::Command;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
-const PAYLOAD: &[u8] = br#"{"aps":{"alert":"hi"}}"#;
 const TOPIC: &str = "com.example.app";
 
 /// A scenario whose rule answers every legacy notification with status 8 (easy to see on the wire).
@@ -60,22 +60,13 @@ fn pos(text: &str, needle: &str) -> (u64, u64) {
     panic!("{needle:?} not in text");
 }
 
-/// A legacy command-2 frame (PROTOCOL.md 1.4).
+/// A legacy command-2 frame with items 1 to 3 (PROTOCOL.md 1.4).
 fn framed(id: u32) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (item, data) in [
-        (1u8, vec![7u8; 32]),
-        (2, PAYLOAD.to_vec()),
-        (3, id.to_be_bytes().to_vec()),
-    ] {
-        body.push(item);
-        body.extend((data.len() as u16).to_be_bytes());
-        body.extend(data);
-    }
-    let mut v = vec![2u8];
-    v.extend((body.len() as u32).to_be_bytes());
-    v.extend(body);
-    v
+    cmd2(&[
+        item(1, &[7u8; 32]),
+        item(2, PAYLOAD),
+        item(3, &id.to_be_bytes()),
+    ])
 }
 
 /// Sends one notification on a fresh legacy connection and returns what came back within

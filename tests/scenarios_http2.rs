@@ -5,7 +5,6 @@
 
 mod common;
 
-use apnsim::engine::scenario::{parse_toml, Scenario};
 use apnsim::engine::TokenRecord;
 use apnsim::http2::auth::{sign_jwt, SignatureForm};
 use apnsim::http2::frame::{setting, ErrorCode, Frame};
@@ -13,28 +12,11 @@ use apnsim::journal::{Event, EventKind, Filter};
 use apnsim::model::{DeviceToken, Environment, Protocol};
 use apnsim::{Emulator, ProviderKind};
 use common::h2client::*;
+use common::scenarios::{emulator_with, fixture, scenario};
 use std::time::{Duration, Instant};
 
 const TOPIC: &str = "com.example.app";
 const SANDBOX_HEX: &str = "5a4d1f7c0e9b2a6d8c3f1e7b9a0d2c4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c";
-
-fn fixture(name: &str) -> Scenario {
-    let path = format!("{}/fixtures/scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("fixture");
-    parse_toml(&text).unwrap_or_else(|e| panic!("{}", e.with_file(path)))
-}
-
-fn scenario(toml: &str) -> Scenario {
-    parse_toml(toml).unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn emulator_with(s: Scenario) -> Emulator {
-    Emulator::builder()
-        .scenario(s, None)
-        .start()
-        .await
-        .expect("start")
-}
 
 /// A raw connection authenticated by the universal provider certificate.
 async fn raw(emu: &Emulator) -> Raw {

@@ -5,11 +5,12 @@
 
 mod common;
 
-use apnsim::engine::scenario::{parse_toml, Scenario};
 use apnsim::engine::TokenRecord;
 use apnsim::journal::{Event, EventKind, Filter};
 use apnsim::model::{DeviceToken, Environment, Protocol};
 use apnsim::{Emulator, ProviderKind};
+use common::frames::{cmd0, error_response, framed, tok};
+use common::scenarios::{emulator_with, fixture, scenario};
 use common::{connect, send, ClientOpts};
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -17,79 +18,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-const PAYLOAD: &[u8] = br#"{"aps":{"alert":"hi"}}"#;
 /// The sandbox device token named by `fixtures/scenarios/sandbox-token-silent-drop.toml`.
 const SANDBOX_HEX: &str = "5a4d1f7c0e9b2a6d8c3f1e7b9a0d2c4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A ready-made scenario from `fixtures/scenarios`.
-fn fixture(name: &str) -> Scenario {
-    let path = format!("{}/fixtures/scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("fixture");
-    parse_toml(&text).unwrap_or_else(|e| panic!("{}", e.with_file(path)))
-}
-
-/// An inline scenario (must be valid).
-fn scenario(toml: &str) -> Scenario {
-    parse_toml(toml).unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn emulator_with(s: Scenario) -> Emulator {
-    Emulator::builder()
-        .scenario(s, None)
-        .start()
-        .await
-        .expect("start")
-}
-
-fn tok(b: u8) -> Vec<u8> {
-    vec![b; 32]
-}
 
 fn sandbox_token() -> Vec<u8> {
     hex::decode(SANDBOX_HEX).unwrap()
 }
 
-/// Command 0 (PROTOCOL.md 1.2).
-fn cmd0(token: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0u8];
-    v.extend((token.len() as u16).to_be_bytes());
-    v.extend(token);
-    v.extend((payload.len() as u16).to_be_bytes());
-    v.extend(payload);
-    v
-}
-
-/// Command 2 with items 1, 2, 3, 4, 5 (PROTOCOL.md 1.4).
-fn framed(id: u32, token: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (item, data) in [
-        (1u8, token.to_vec()),
-        (2, PAYLOAD.to_vec()),
-        (3, id.to_be_bytes().to_vec()),
-        (4, 0u32.to_be_bytes().to_vec()),
-        (5, vec![10]),
-    ] {
-        body.push(item);
-        body.extend((data.len() as u16).to_be_bytes());
-        body.extend(data);
-    }
-    let mut v = vec![2u8];
-    v.extend((body.len() as u32).to_be_bytes());
-    v.extend(body);
-    v
-}
-
 /// Frames `ids` for `tok(1)`, concatenated (one write, as a batching provider sends them).
 fn batch(ids: impl IntoIterator<Item = u32>) -> Vec<u8> {
     ids.into_iter().flat_map(|i| framed(i, &tok(1))).collect()
-}
-
-/// The 6-byte error-response (PROTOCOL.md 1.6).
-fn error_response(status: u8, id: u32) -> Vec<u8> {
-    let mut v = vec![8, status];
-    v.extend(id.to_be_bytes());
-    v
 }
 
 async fn open(emu: &Emulator) -> TlsStream<TcpStream> {

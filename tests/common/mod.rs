@@ -1,7 +1,9 @@
 //! Real TLS clients for the integration tests: rustls on the client side, as a provider would use.
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod h2client;
+pub mod scenarios;
 
 use apnsim::certs::Identity;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
