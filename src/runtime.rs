@@ -71,6 +71,47 @@ pub(crate) fn limits_from(s: &Settings) -> Limits {
     }
 }
 
+/// How long a TLS handshake may take: a client that connects and never speaks must not hold a
+/// connection slot forever.
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Completes the TLS handshake of a new connection, or journals `connection-refused` (with why)
+/// and returns `None`; every listener goes through here.
+pub(crate) async fn handshake(
+    core: &Core,
+    tls: &crate::tls::ListenerTls,
+    stream: TcpStream,
+    id: u64,
+    protocol: crate::model::Protocol,
+    listener_env: Environment,
+    peer: SocketAddr,
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    crate::tls::Handshake,
+)> {
+    let error = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        crate::tls::accept(stream, tls, listener_env),
+    )
+    .await
+    {
+        Ok(Ok(ok)) => return Some(ok),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "handshake timeout".to_string(),
+    };
+    tracing::debug!(%error, "handshake failed");
+    core.journal.record(
+        crate::journal::NewEvent::new(
+            crate::journal::EventKind::ConnectionRefused,
+            id,
+            protocol,
+            listener_env,
+        )
+        .detail(serde_json::json!({ "peer": peer.to_string(), "error": error })),
+    );
+    None
+}
+
 /// A cloneable "the emulator is stopping" signal.
 #[derive(Clone)]
 pub(crate) struct Shutdown(pub watch::Receiver<bool>);

@@ -212,3 +212,31 @@ async fn many_connections_in_parallel_each_journal_exactly_their_notifications()
     drop(keep);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_starts_tls_is_refused_after_the_handshake_timeout() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let mut silent = TcpStream::connect(emu.legacy_addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(20), silent.read_to_end(&mut sink)).await;
+    assert!(
+        r.is_ok(),
+        "the server kept a silent connection open past its handshake timeout"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(9));
+    let refused = emu
+        .journal()
+        .wait_for(
+            &Filter::kind(EventKind::ConnectionRefused),
+            1,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refused[0].detail.as_ref().unwrap()["error"],
+        "handshake timeout"
+    );
+    emu.shutdown().await;
+}

@@ -3,7 +3,7 @@
 //! Framing and flow control live in `conn`; validation in `request` and `auth`; this file wires.
 
 use crate::engine::devices::Origin;
-use crate::engine::rules::{Action, Fired, LastStreamId};
+use crate::engine::rules::{Action, Fired, Http2Settings, LastStreamId};
 use crate::engine::{ConnState, Refusal, Verdict};
 use crate::http2::auth::{AuthSettings, KeyRegistry, TokenAuth, VerifyCache};
 use crate::http2::conn::{ConnConfig, Event, Request, SettingsUpdate};
@@ -144,15 +144,18 @@ pub(crate) async fn serve(
 ) {
     let id = core.next_connection_id();
     async move {
-        let accepted = tokio::time::timeout(
-            Duration::from_secs(10),
-            crate::tls::accept(stream, &core.http2_tls, listener_env),
+        let Some((tls, hs)) = crate::runtime::handshake(
+            &core,
+            &core.http2_tls,
+            stream,
+            id,
+            Protocol::Http2,
+            listener_env,
+            peer,
         )
-        .await;
-        let (tls, hs) = match accepted {
-            Ok(Ok(ok)) => ok,
-            Ok(Err(e)) => return refused(&core, id, listener_env, peer, e.to_string()),
-            Err(_) => return refused(&core, id, listener_env, peer, "handshake timeout".into()),
+        .await
+        else {
+            return;
         };
         let env = hs.environment;
         let auth = if hs.client.is_some() {
@@ -253,14 +256,6 @@ pub(crate) async fn serve(
     }
     .instrument(info_span!("http2", conn = id, %peer))
     .await
-}
-
-fn refused(core: &Core, id: u64, env: Environment, peer: SocketAddr, error: String) {
-    debug!(%error, "handshake failed");
-    core.journal.record(
-        NewEvent::new(EventKind::ConnectionRefused, id, Protocol::Http2, env)
-            .detail(json!({ "peer": peer.to_string(), "error": error })),
-    );
 }
 
 struct AuthState {
@@ -485,9 +480,7 @@ impl ApnsHandler {
                     LastStreamId::Auto => stream_id.saturating_sub(2),
                     LastStreamId::Id(id) => id,
                 };
-                let debug = reason
-                    .map(|r| Bytes::from(reason::goaway_debug(r)))
-                    .unwrap_or_default();
+                let debug = debug_data(reason);
                 let cmd = Command::GoAway {
                     code: ErrorCode(code.0),
                     last_stream_id: Some(last),
@@ -514,13 +507,7 @@ impl ApnsHandler {
             }
             Action::Settings(s) => {
                 let (mut a, n) = normal(self, n);
-                a.then.push(Command::Settings(SettingsUpdate {
-                    max_concurrent_streams: s.max_concurrent_streams,
-                    initial_window_size: s.initial_window_size,
-                    max_frame_size: s.max_frame_size,
-                    header_table_size: s.header_table_size,
-                    max_header_list_size: s.max_header_list_size,
-                }));
+                a.then.push(Command::Settings(settings_update(&s)));
                 (a, n)
             }
             Action::IgnorePing => {
@@ -696,9 +683,7 @@ impl Handler for ApnsHandler {
                     last_stream_id,
                     before_settings,
                 } => {
-                    let debug = reason
-                        .map(|r| Bytes::from(reason::goaway_debug(r)))
-                        .unwrap_or_default();
+                    let debug = debug_data(reason);
                     let code = ErrorCode(code.0);
                     if before_settings {
                         Command::GoAwayBeforeSettings { code, debug }
@@ -714,13 +699,7 @@ impl Handler for ApnsHandler {
                         }
                     }
                 }
-                Action::Settings(s) => Command::Settings(SettingsUpdate {
-                    max_concurrent_streams: s.max_concurrent_streams,
-                    initial_window_size: s.initial_window_size,
-                    max_frame_size: s.max_frame_size,
-                    header_table_size: s.header_table_size,
-                    max_header_list_size: s.max_header_list_size,
-                }),
+                Action::Settings(s) => Command::Settings(settings_update(&s)),
                 Action::IgnorePing => Command::IgnorePing(true),
                 Action::Close { reset } => {
                     self.reset
@@ -823,6 +802,23 @@ fn settings(max_concurrent_streams: u32) -> Command {
         max_concurrent_streams: Some(max_concurrent_streams),
         ..SettingsUpdate::default()
     })
+}
+
+/// A `settings` rule's values as the connection's SETTINGS update.
+fn settings_update(s: &Http2Settings) -> SettingsUpdate {
+    SettingsUpdate {
+        max_concurrent_streams: s.max_concurrent_streams,
+        initial_window_size: s.initial_window_size,
+        max_frame_size: s.max_frame_size,
+        header_table_size: s.header_table_size,
+        max_header_list_size: s.max_header_list_size,
+    }
+}
+
+/// GOAWAY debug data for a rule: `{"reason":…}` when it names one (PROTOCOL.md 2.2), else empty.
+fn debug_data(r: Option<Reason>) -> Bytes {
+    r.map(|r| Bytes::from(reason::goaway_debug(r)))
+        .unwrap_or_default()
 }
 
 /// GOAWAY carrying `{"reason":…}` (PROTOCOL.md 2.2).

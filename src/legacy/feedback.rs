@@ -25,16 +25,18 @@ pub(crate) async fn serve(
 ) {
     let id = core.next_connection_id();
     async move {
-        let (mut tls, hs) = match crate::tls::accept(stream, &core.legacy_tls, listener_env).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                debug!(error = %e, "handshake failed");
-                core.journal.record(
-                    NewEvent::new(EventKind::ConnectionRefused, id, Protocol::Feedback, listener_env)
-                        .detail(json!({ "peer": peer.to_string(), "error": e.to_string() })),
-                );
-                return;
-            }
+        let Some((mut tls, hs)) = crate::runtime::handshake(
+            &core,
+            &core.legacy_tls,
+            stream,
+            id,
+            Protocol::Feedback,
+            listener_env,
+            peer,
+        )
+        .await
+        else {
+            return;
         };
         let env = hs.environment;
         // Scenario rules for the feedback service act before anything is read from the list.

@@ -67,21 +67,18 @@ pub(crate) async fn serve(
     let id = core.next_connection_id();
     let span = info_span!("legacy", conn = id, %peer);
     async move {
-        let (tls, hs) = match crate::tls::accept(stream, &core.legacy_tls, listener_env).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                debug!(error = %e, "handshake failed");
-                core.journal.record(
-                    NewEvent::new(
-                        EventKind::ConnectionRefused,
-                        id,
-                        Protocol::Legacy,
-                        listener_env,
-                    )
-                    .detail(json!({ "peer": peer.to_string(), "error": e.to_string() })),
-                );
-                return;
-            }
+        let Some((tls, hs)) = crate::runtime::handshake(
+            &core,
+            &core.legacy_tls,
+            stream,
+            id,
+            Protocol::Legacy,
+            listener_env,
+            peer,
+        )
+        .await
+        else {
+            return;
         };
         let env = hs.environment;
         let topic: Option<Arc<str>> = hs
