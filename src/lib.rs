@@ -21,8 +21,10 @@ pub mod http2;
 pub mod journal;
 pub mod legacy;
 pub mod model;
+pub mod plan;
 mod runtime;
 pub mod scenario_host;
+pub mod send;
 pub mod settings;
 pub mod tls;
 

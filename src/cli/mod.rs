@@ -33,12 +33,15 @@ enum Command {
         #[arg(long, default_value = apnsim::DEFAULT_TOPIC, env = "APNSIM_TOPIC")]
         topic: String,
     },
+    /// Send notifications as a correct provider would (both protocols); the conformance gold provider.
+    Send(Box<apnsim::send::SendArgs>),
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
+        Command::Send(args) => apnsim::send::run(*args).await,
         Command::CheckScenario { file } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
