@@ -14,6 +14,7 @@
 
 pub mod certs;
 pub mod clock;
+pub mod conformance;
 pub mod control;
 pub mod emulator;
 pub mod engine;

@@ -58,6 +58,12 @@ pub struct Settings {
     pub http2_idle_timeout_secs: u64,
     /// JWT `iat` this far in the future is still accepted (PROTOCOL.md Part 3: 60 s).
     pub jwt_future_tolerance_secs: u64,
+    /// A JWT older than this is ExpiredProviderToken (PROTOCOL.md 2.8: one hour); conformance
+    /// compresses the hour to seconds, since a library signs with its own clock.
+    pub jwt_max_age_secs: u64,
+    /// A new JWT on a connection sooner than this after the last is TooManyProviderTokenUpdates
+    /// (PROTOCOL.md 2.8: 20 minutes).
+    pub jwt_min_update_secs: u64,
     /// Which newer reasons are emitted; older clients can be served their older equivalents (PROTOCOL.md 2.7).
     pub http2_reasons: crate::http2::reason::CompatSettings,
 }
@@ -84,6 +90,8 @@ impl Default for Settings {
             http2_uppercase_apns_id: false,
             http2_idle_timeout_secs: 0,
             jwt_future_tolerance_secs: 60,
+            jwt_max_age_secs: 3600,
+            jwt_min_update_secs: 1200,
             http2_reasons: crate::http2::reason::CompatSettings::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! Subcommands and their options; each `serve` option has an `APNSIM_*` environment twin and a
 //! `--config` TOML key of the same name.
 
+mod conformance;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
         #[arg(long, default_value = apnsim::DEFAULT_TOPIC, env = "APNSIM_TOPIC")]
         topic: String,
     },
+    /// Grade provider libraries against the conformance cases.
+    Conformance(Box<conformance::ConformanceArgs>),
     /// Send notifications as a correct provider would (both protocols); the conformance gold provider.
     Send(Box<apnsim::send::SendArgs>),
 }
@@ -42,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
         Command::Send(args) => apnsim::send::run(*args).await,
+        Command::Conformance(args) => conformance::run(*args).await,
         Command::CheckScenario { file } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;

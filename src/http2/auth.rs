@@ -607,6 +607,10 @@ pub struct AuthOk {
     pub newly_valid: bool,
     /// True when this request brought a different JWT than the connection's previous one.
     pub token_changed: bool,
+    /// The token's `iat`: conformance checks that a refresh really signed anew.
+    pub issued_at: u64,
+    /// A short hash of the JWT, so the journal can tell tokens apart without storing them.
+    pub fingerprint: u64,
 }
 
 /// Per-connection token state: one team per connection, related keys only, and at most one token
@@ -764,8 +768,25 @@ impl TokenAuth {
             key_id: Arc::clone(&verified.key_id),
             newly_valid,
             token_changed,
+            issued_at: verified.issued_at,
+            fingerprint: if token_changed { fingerprint(jwt) } else { 0 },
         })
     }
+
+    /// After ExpiredProviderToken the provider must sign anew, so its next token is not an
+    /// update "too often" (PROTOCOL.md 2.8: the 20-minute rule is about replacing valid tokens).
+    pub fn expired(&mut self) {
+        if let Some(c) = &mut self.current {
+            c.since = 0;
+        }
+    }
+}
+
+/// FNV-1a over the token: stable, cheap, and only computed when a connection's token changes.
+fn fingerprint(jwt: &str) -> u64 {
+    jwt.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Signs an APNs provider token the way Apple documents it (PROTOCOL.md 2.8), in either signature form:

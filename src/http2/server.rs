@@ -104,6 +104,8 @@ pub struct Observations {
     pub jwt: crate::http2::auth::JwtQuirks,
     /// GOAWAY or RST_STREAM the client sent.
     pub client_resets: u64,
+    /// Streams refused for exceeding SETTINGS_MAX_CONCURRENT_STREAMS (PROTOCOL.md 2.2).
+    pub refused_streams: u64,
 }
 
 struct LiveConn {
@@ -212,7 +214,8 @@ pub(crate) async fn serve(
             state: Mutex::new(AuthState {
                 token: TokenAuth::with_settings(AuthSettings {
                     future_tolerance_secs: core.settings.jwt_future_tolerance_secs,
-                    ..AuthSettings::default()
+                    max_token_age_secs: core.settings.jwt_max_age_secs,
+                    min_update_interval_secs: core.settings.jwt_min_update_secs,
                 }),
                 raised: auth == AuthKind::Certificate,
             }),
@@ -400,8 +403,22 @@ impl ApnsHandler {
                     partial_notification(&headers, &req.body),
                 )
             }
-            Ok(v) => self.judge(v.request.into_notification(), stream_id),
+            Ok(v) => {
+                if let Some(a) = v.auth.as_ref().filter(|a| a.token_changed) {
+                    // Only on a change: lets conformance see each refresh (PROTOCOL.md 2.8).
+                    self.core
+                        .journal
+                        .record(self.event(EventKind::Observation).detail(json!({
+                            "jwt": { "kid": &*a.key_id, "iat": a.issued_at,
+                                     "fingerprint": format!("{:016x}", a.fingerprint) }
+                        })));
+                }
+                self.judge(v.request.into_notification(), stream_id)
+            }
         };
+        if answer.0.reason == Some(Reason::ExpiredProviderToken) {
+            self.state.lock().token.expired();
+        }
         if raise {
             answer.0.then.insert(
                 0,
@@ -749,6 +766,19 @@ impl Handler for ApnsHandler {
             Event::StreamReset { stream_id, code } => {
                 self.observe(|o| o.client_resets += 1);
                 Some(json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } }))
+            }
+            Event::StreamError {
+                stream_id,
+                code: ErrorCode::REFUSED_STREAM,
+                ..
+            } => {
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.refused_streams += 1;
+                    o.refused_streams
+                };
+                (n <= MAX_OBSERVATIONS as u64)
+                    .then(|| json!({ "refused_stream": { "stream_id": stream_id } }))
             }
             Event::ConnectionError { code, message } => {
                 Some(json!({ "connection_error": { "code": code.0, "message": message } }))

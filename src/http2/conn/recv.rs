@@ -461,8 +461,10 @@ impl Connection {
             self.connection_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
             return;
         }
-        // Rapid reset guard (CVE-2023-44487): too many resets in the window end the connection.
-        if self.count_reset(now) {
+        // Rapid reset guard (CVE-2023-44487): too many resets of streams still at work end the
+        // connection. A reset of a stream already answered cancels nothing (curl sends one
+        // after every transfer of a reused connection), so it is not counted.
+        if self.streams.contains_key(&id) && self.count_reset(now) {
             return;
         }
         if self.streams.remove(&id).is_some() {

@@ -742,6 +742,27 @@ fn rapid_reset_guard() {
 }
 
 #[test]
+fn resets_of_answered_streams_do_not_count_as_rapid_reset() {
+    // curl resets every stream of a reused connection after its response: nothing is cancelled.
+    let cfg = ConnConfig {
+        max_rst_per_window: 10,
+        ..ConnConfig::default()
+    };
+    let (mut c, mut cl, now) = open_with(cfg, &[]);
+    for i in 0..50u32 {
+        let id = 1 + 2 * i;
+        c.recv(&cl.headers(id, &post_fields(), true), now);
+        c.respond(id, 200, &[], None).unwrap();
+        c.recv(&rst(id, ErrorCode::NO_ERROR), now);
+    }
+    assert!(!c.wants_close());
+    assert_ne!(
+        goaway_code(&frames(&mut c)),
+        Some(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+}
+
+#[test]
 fn peer_that_never_reads_is_bounded() {
     let cfg = ConnConfig {
         max_output_buffer: 4096,

@@ -1,0 +1,377 @@
+//! Runs one case against one provider: a fresh in-process emulator on ephemeral ports with the
+//! case's scenario, the driver as a child process with the contract's environment, then the
+//! judge over the journal and the driver's report.
+
+use crate::certs::Manifest;
+use crate::conformance::case::{AuthChoice, Case, Finding, Grade, Setup};
+use crate::conformance::judge::{self, Exit, Facts};
+use crate::conformance::provider::Provider;
+use crate::emulator::{CertSource, Emulator};
+use crate::journal::{Event, Filter};
+use crate::model::{AuthKind, Environment, Protocol};
+use crate::plan::DriverOutput;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+/// What every run shares.
+#[derive(Debug, Clone)]
+pub struct RunEnv {
+    /// Where providers are installed (`{build}` = `tools/<name>`).
+    pub tools: PathBuf,
+    /// This binary (`{apnsim}`).
+    pub apnsim: PathBuf,
+    /// Certificates every emulator and driver of the run use.
+    pub certs: PathBuf,
+    /// Their manifest.
+    pub manifest: Manifest,
+    /// Per-run artefacts go under `runs/<provider>/<case>/`.
+    pub runs: PathBuf,
+    /// Multiplies each case's timeout (slow machines).
+    pub timeout_scale: f64,
+}
+
+/// The outcome of one case for one provider, as the reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// Provider name.
+    pub provider: String,
+    /// Case id.
+    pub case: String,
+    /// Case title.
+    pub title: String,
+    /// The grade.
+    pub grade: Grade,
+    /// One line of why.
+    pub summary: String,
+    /// Everything the judge noted, with journal seqs.
+    pub findings: Vec<Finding>,
+    /// Wall time of the driver run.
+    pub duration_ms: u64,
+    /// Authentication used (absent when not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthKind>,
+    /// How the driver ended (absent when not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
+    /// Artefacts folder relative to the report directory (plan, journal, stdout, stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<String>,
+}
+
+/// Chooses the auth for `case`, or says why the provider cannot run it.
+fn choose_auth(case: &Case, provider: &Provider, setup: &Setup) -> Result<AuthKind, String> {
+    if !provider.speaks(case.protocol) {
+        return Err(format!(
+            "{} declares no {} support",
+            provider.name(),
+            case.protocol.as_str()
+        ));
+    }
+    if setup.plan.read_feedback && !provider.spec.feedback {
+        return Err(format!(
+            "{} cannot read the feedback service",
+            provider.name()
+        ));
+    }
+    let want: &[AuthKind] = match case.auth {
+        AuthChoice::Certificate => &[AuthKind::Certificate],
+        AuthChoice::Token => &[AuthKind::Token],
+        AuthChoice::Either => &[AuthKind::Token, AuthKind::Certificate],
+    };
+    want.iter()
+        .copied()
+        .find(|a| provider.has_auth(*a))
+        .ok_or_else(|| format!("{} declares no token authentication", provider.name()))
+}
+
+/// Runs `case` against `provider` and judges it; never fails (trouble becomes a FAILED grade).
+pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case) -> CaseResult {
+    let mut setup = Setup::new(case.id);
+    (case.setup)(&mut setup, case.protocol);
+    let mut result = CaseResult {
+        provider: provider.name().to_string(),
+        case: case.id.to_string(),
+        title: case.title.to_string(),
+        grade: Grade::Unsupported,
+        summary: String::new(),
+        findings: Vec::new(),
+        duration_ms: 0,
+        auth: None,
+        exit: None,
+        artifacts: None,
+    };
+    let auth = match choose_auth(case, provider, &setup) {
+        Ok(a) => a,
+        Err(why) => {
+            result.summary = why;
+            return result;
+        }
+    };
+    result.auth = Some(auth);
+    let dir = env.runs.join(provider.name()).join(case.id);
+    match run(env, provider, case, &setup, auth, &dir).await {
+        Ok((exit, output, events, elapsed)) => {
+            let facts = Facts::new(
+                case,
+                &setup,
+                &output,
+                &exit,
+                &events,
+                provider.spec.feedback,
+            );
+            let mut findings = judge::common(&facts);
+            findings.extend((case.judge)(&facts));
+            let grade = judge::grade(case, &findings);
+            let delivered = setup
+                .plan
+                .notifications
+                .iter()
+                .filter(|n| facts.attempts(n.id).accepted.len() == 1)
+                .count();
+            result.summary =
+                judge::summary(grade, &findings, delivered, setup.plan.notifications.len());
+            result.grade = grade;
+            result.findings = findings;
+            result.exit = Some(exit);
+            result.duration_ms = elapsed.as_millis() as u64;
+        }
+        Err(e) => {
+            result.grade = Grade::Failed;
+            result.summary = format!("the case could not run: {e}");
+        }
+    }
+    let _ = std::fs::write(
+        dir.join("result.json"),
+        serde_json::to_vec_pretty(&result).unwrap_or_default(),
+    );
+    result.artifacts = Some(format!("runs/{}/{}", provider.name(), case.id));
+    result
+}
+
+type RunOutput = (Exit, DriverOutput, Vec<Event>, Duration);
+
+async fn run(
+    env: &RunEnv,
+    provider: &Provider,
+    case: &Case,
+    setup: &Setup,
+    auth: AuthKind,
+    dir: &Path,
+) -> Result<RunOutput, Box<dyn std::error::Error + Send + Sync>> {
+    std::fs::create_dir_all(dir)?;
+    let scenario = crate::engine::scenario::parse_toml(&setup.scenario)
+        .map_err(|e| format!("case scenario: {e}"))?;
+    std::fs::write(dir.join("scenario.toml"), &setup.scenario)?;
+    let plan_path = dir.join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_vec(&setup.plan)?)?;
+
+    let emu = Emulator::builder()
+        .certs(CertSource::Dir(env.certs.clone()))
+        .control_port(None)
+        .scenario(scenario, None)
+        .start()
+        .await?;
+    let journal = emu.journal().clone();
+    let vars = driver_env(
+        env,
+        &emu,
+        case.protocol,
+        setup.environment,
+        auth,
+        &plan_path,
+    )?;
+
+    let command = provider.command(&env.tools, &env.apnsim);
+    let timeout = case.timeout.mul_f64(env.timeout_scale.max(0.1));
+    let started = Instant::now();
+    let (exit, stdout, stderr) = spawn_and_wait(&command, &provider.dir, &vars, timeout).await;
+    let elapsed = started.elapsed();
+
+    settle(&journal).await;
+    emu.shutdown_with(Duration::from_millis(500)).await;
+    let events = journal.query(&Filter::default());
+
+    std::fs::write(dir.join("stdout.txt"), &stdout)?;
+    std::fs::write(dir.join("stderr.txt"), &stderr)?;
+    let mut lines = Vec::with_capacity(events.len() * 200);
+    for e in &events {
+        serde_json::to_writer(&mut lines, e)?;
+        lines.push(b'\n');
+    }
+    std::fs::write(dir.join("journal.jsonl"), lines)?;
+    let output = DriverOutput::parse(&String::from_utf8_lossy(&stdout));
+    Ok((exit, output, events, elapsed))
+}
+
+/// Waits until the journal has been quiet a moment: the server may journal the last frames
+/// (or a connection's close) just after the driver exits.
+async fn settle(journal: &crate::journal::Journal) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut last = journal.last_seq();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = journal.last_seq();
+        if now == last || Instant::now() > deadline {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// Apple's host name for a protocol and environment (SNI and `:authority`).
+pub fn apple_host(protocol: Protocol, environment: Environment) -> &'static str {
+    match (protocol, environment) {
+        (Protocol::Http2, Environment::Production) => "api.push.apple.com",
+        (Protocol::Http2, Environment::Sandbox) => "api.sandbox.push.apple.com",
+        (_, Environment::Production) => "gateway.push.apple.com",
+        (_, Environment::Sandbox) => "gateway.sandbox.push.apple.com",
+    }
+}
+
+fn driver_env(
+    env: &RunEnv,
+    emu: &Emulator,
+    protocol: Protocol,
+    environment: Environment,
+    auth: AuthKind,
+    plan: &Path,
+) -> Result<Vec<(String, String)>, String> {
+    let sandbox = environment == Environment::Sandbox;
+    let prefix = if sandbox { "sandbox_" } else { "" };
+    let port_key = match protocol {
+        Protocol::Http2 => format!("{prefix}http2"),
+        _ => format!("{prefix}legacy"),
+    };
+    let port = emu
+        .addr(&port_key)
+        .ok_or_else(|| format!("no {port_key} listener"))?;
+    let feedback = emu
+        .addr(&format!("{prefix}feedback"))
+        .ok_or("no feedback listener")?;
+    let m = &env.manifest;
+    let ident = m
+        .identities
+        .iter()
+        .find(|i| i.name == environment.as_str())
+        .ok_or_else(|| format!("no {} identity in the manifest", environment.as_str()))?;
+    let file = |name: &str| env.certs.join(name).to_string_lossy().into_owned();
+    let auth = match auth {
+        AuthKind::Token => "token",
+        _ => "certificate",
+    };
+    Ok(vec![
+        ("APNSIM_PROTOCOL".into(), protocol.as_str().into()),
+        ("APNSIM_AUTH".into(), auth.into()),
+        ("APNSIM_ENVIRONMENT".into(), environment.as_str().into()),
+        ("APNSIM_HOST".into(), port.ip().to_string()),
+        ("APNSIM_PORT".into(), port.port().to_string()),
+        ("APNSIM_FEEDBACK_PORT".into(), feedback.port().to_string()),
+        (
+            "APNSIM_APPLE_HOST".into(),
+            apple_host(protocol, environment).into(),
+        ),
+        ("APNSIM_CA".into(), file(&m.ca)),
+        ("APNSIM_CERT".into(), file(&ident.cert)),
+        ("APNSIM_KEY".into(), file(&ident.key)),
+        ("APNSIM_CERT_COMBINED".into(), file(&ident.combined)),
+        ("APNSIM_P12".into(), file(&ident.p12)),
+        ("APNSIM_P12_PASSWORD".into(), m.p12_password.clone()),
+        ("APNSIM_TOKEN_KEY".into(), file(&m.token_key)),
+        ("APNSIM_KEY_ID".into(), m.key_id.clone()),
+        ("APNSIM_TEAM_ID".into(), m.team_id.clone()),
+        ("APNSIM_TOPIC".into(), m.topic.clone()),
+        ("APNSIM_PLAN".into(), plan.to_string_lossy().into_owned()),
+        (
+            "APNSIM_CERTS".into(),
+            env.certs.to_string_lossy().into_owned(),
+        ),
+    ])
+}
+
+/// Most driver output kept (a library that logs without end must not exhaust memory).
+const MAX_OUTPUT: u64 = 16 << 20;
+
+async fn spawn_and_wait(
+    command: &[String],
+    cwd: &Path,
+    vars: &[(String, String)],
+    timeout: Duration,
+) -> (Exit, Vec<u8>, Vec<u8>) {
+    let mut cmd = tokio::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .current_dir(cwd)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Exit::Spawn {
+                    error: format!("{}: {e}", command[0]),
+                },
+                Vec::new(),
+                Vec::new(),
+            )
+        }
+    };
+    let pid = child.id();
+    let read = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                let _ = p.take(MAX_OUTPUT).read_to_end(&mut buf).await;
+            }
+            buf
+        })
+    };
+    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let exit = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => match status.code() {
+            Some(code) => Exit::Code { code },
+            None => Exit::Signal,
+        },
+        Ok(Err(e)) => Exit::Spawn {
+            error: e.to_string(),
+        },
+        Err(_) => {
+            kill_group(pid);
+            let _ = child.kill().await;
+            Exit::Timeout {
+                secs: timeout.as_secs(),
+            }
+        }
+    };
+    // The driver's own children (a shell's curl) may hold the pipes open: bound the wait.
+    let grab = |h: tokio::task::JoinHandle<Vec<u8>>| async move {
+        match tokio::time::timeout(Duration::from_secs(5), h).await {
+            Ok(Ok(v)) => v,
+            _ => Vec::new(),
+        }
+    };
+    let stdout = grab(out).await;
+    let stderr = grab(err).await;
+    kill_group(pid);
+    (exit, stdout, stderr)
+}
+
+/// Kills the driver's whole process group (drivers that start helpers: a JVM, a shell).
+fn kill_group(pid: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pid) = pid {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{pid}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
