@@ -210,6 +210,62 @@ then = { action = "goaway", reason = "Shutdown", code = "NO_ERROR", last_stream_
 }
 
 #[tokio::test]
+async fn nothing_above_the_goaway_last_stream_id_is_processed() {
+    // Six requests in one write: the server reads them in one batch, decides GOAWAY at the
+    // third, and must not process streams 7–11 it already read (RFC 9113 6.8), or a provider
+    // that correctly resends everything above Last-Stream-ID would deliver them twice.
+    let emu = emulator_with(scenario(
+        r#"
+[[rules]]
+when = { protocol = "http2", nth = 3 }
+then = { action = "goaway", reason = "Shutdown", code = "NO_ERROR" }
+"#,
+    ))
+    .await;
+    let mut r = raw(&emu).await;
+    let path = device_path(TOKEN);
+    let fields = [
+        (":method", "POST", INC),
+        (":scheme", "https", INC),
+        (":path", path.as_str(), NO_INDEX),
+        (":authority", "api.push.apple.com", INC),
+        ("apns-topic", TOPIC, INC),
+    ];
+    let mut out = bytes::BytesMut::new();
+    for i in 0..6u32 {
+        let fragment = r.block(&fields);
+        let stream_id = 1 + 2 * i;
+        Frame::Headers {
+            stream_id,
+            end_stream: false,
+            end_headers: true,
+            priority: None,
+            fragment,
+            pad: None,
+        }
+        .encode(&mut out);
+        Frame::Data {
+            stream_id,
+            end_stream: true,
+            data: bytes::Bytes::from_static(PAYLOAD),
+            pad: None,
+        }
+        .encode(&mut out);
+    }
+    r.write(&out).await;
+    let (goaways, _) = close_and_goaways(&mut r, 5).await;
+    assert_eq!(goaways.len(), 1, "{goaways:?}");
+    assert_eq!(goaways[0].0, 3);
+    wait(&emu, EventKind::Dropped, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let accepted = events(&emu, EventKind::Accepted);
+    assert_eq!(accepted.len(), 2, "only streams 1 and 3: {accepted:?}");
+    for e in events(&emu, EventKind::Discarded) {
+        assert!(e.detail.as_ref().unwrap()["stream_id"].as_u64().unwrap() > 3);
+    }
+}
+
+#[tokio::test]
 async fn goaway_before_settings_is_the_first_frame() {
     let emu = emulator_with(scenario(
         r#"

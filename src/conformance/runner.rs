@@ -308,8 +308,6 @@ async fn spawn_and_wait(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    #[cfg(unix)]
-    cmd.process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -322,7 +320,6 @@ async fn spawn_and_wait(
             )
         }
     };
-    let pid = child.id();
     let read = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
         tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -343,7 +340,6 @@ async fn spawn_and_wait(
             error: e.to_string(),
         },
         Err(_) => {
-            kill_group(pid);
             let _ = child.kill().await;
             Exit::Timeout {
                 secs: timeout.as_secs(),
@@ -359,19 +355,5 @@ async fn spawn_and_wait(
     };
     let stdout = grab(out).await;
     let stderr = grab(err).await;
-    kill_group(pid);
     (exit, stdout, stderr)
-}
-
-/// Kills the driver's whole process group (drivers that start helpers: a JVM, a shell).
-fn kill_group(pid: Option<u32>) {
-    #[cfg(unix)]
-    if let Some(pid) = pid {
-        let _ = std::process::Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{pid}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }

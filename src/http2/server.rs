@@ -206,6 +206,7 @@ pub(crate) async fn serve(
         let reset = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handler = Arc::new(ApnsHandler {
             reset: reset.clone(),
+            cut_above: std::sync::atomic::AtomicU32::new(u32::MAX),
             core: core.clone(),
             id,
             environment: env,
@@ -278,6 +279,10 @@ struct ApnsHandler {
     settings: RequestSettings,
     /// Set by a `close` rule with `reset = true`: end with a TCP reset, not a FIN.
     reset: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by a GOAWAY or close rule: requests on streams above this id, already read in the
+    /// same batch, are not processed (RFC 9113 6.8; PROTOCOL.md 2.2), so what the server
+    /// announced and what it journaled agree.
+    cut_above: std::sync::atomic::AtomicU32,
 }
 
 /// The outcome of one request before it is written.
@@ -292,6 +297,8 @@ struct Answer {
     delay: Option<Duration>,
     /// The scenario rule that shaped this answer, for the journal.
     rule: Option<serde_json::Value>,
+    /// Already journaled as discarded (a stream above a GOAWAY's last id): no event, no answer.
+    discarded: bool,
 }
 
 impl ApnsHandler {
@@ -335,6 +342,28 @@ impl ApnsHandler {
             .iter()
             .map(|f| (f.name.clone(), f.value.clone()))
             .collect();
+        let cut = self.cut_above.load(std::sync::atomic::Ordering::Acquire);
+        if stream_id > cut {
+            let n = partial_notification(&headers, &req.body);
+            let mut e = self
+                .event(EventKind::Discarded)
+                .detail(json!({ "stream_id": stream_id, "after": "goaway-or-close" }));
+            if let Some(n) = n {
+                e = e.notification(n);
+            }
+            self.core.journal.record(e);
+            let answer = Answer {
+                status: 0,
+                reason: None,
+                apns_id: String::new(),
+                timestamp_ms: None,
+                then: Vec::new(),
+                delay: None,
+                rule: None,
+                discarded: true,
+            };
+            return (answer, None);
+        }
         let requested_id = req
             .header("apns-id")
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -467,6 +496,7 @@ impl ApnsHandler {
             then,
             delay: None,
             rule: None,
+            discarded: false,
         };
         let (mut answer, n) = match fired.action {
             Action::Reject {
@@ -497,6 +527,8 @@ impl ApnsHandler {
                     LastStreamId::Auto => stream_id.saturating_sub(2),
                     LastStreamId::Id(id) => id,
                 };
+                self.cut_above
+                    .fetch_min(last, std::sync::atomic::Ordering::AcqRel);
                 let debug = debug_data(reason);
                 let cmd = Command::GoAway {
                     code: ErrorCode(code.0),
@@ -515,6 +547,8 @@ impl ApnsHandler {
             Action::Close { reset } => {
                 self.reset
                     .fetch_or(reset, std::sync::atomic::Ordering::AcqRel);
+                self.cut_above
+                    .fetch_min(stream_id, std::sync::atomic::Ordering::AcqRel);
                 (silent(self, &n, vec![Command::CloseAbruptly]), Some(n))
             }
             Action::Delay { ms } => {
@@ -565,6 +599,7 @@ impl ApnsHandler {
                         then: Vec::new(),
                         delay: None,
                         rule: None,
+                        discarded: false,
                     },
                     Some(n),
                 )
@@ -593,6 +628,7 @@ impl ApnsHandler {
                         then: vec![Command::CloseAbruptly],
                         delay: None,
                         rule: None,
+                        discarded: false,
                     },
                     Some(n),
                 )
@@ -611,11 +647,15 @@ impl ApnsHandler {
             then: Vec::new(),
             delay: None,
             rule: None,
+            discarded: false,
         }
     }
 
     /// Journals the outcome (before the client can see it: ARCHITECTURE "Nothing lost") and builds the response.
     fn answer(&self, a: Answer, n: Option<Notification>) -> Option<Response> {
+        if a.discarded {
+            return None;
+        }
         let mut e = match a.reason {
             None if a.status == 200 => self.event(EventKind::Accepted),
             None => self.event(EventKind::Dropped),
