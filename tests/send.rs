@@ -246,6 +246,25 @@ times = 1
 }
 
 #[tokio::test]
+async fn legacy_shutdown_resends_only_after_the_last_processed() {
+    let s = setup(
+        "legacy-shutdown",
+        Some(
+            r#"
+[[rules]]
+when = { protocol = "legacy", nth_overall = 4 }
+then = { action = "error", status = "shutdown" }
+times = 1
+"#,
+        ),
+    )
+    .await;
+    let out = run_plan(&s, &plan(8), &strs(&legacy_args(&s))).await;
+    assert_all_sent(&out);
+    assert_eq!(legacy_accepted(&s.emu), once_each(1..=8));
+}
+
+#[tokio::test]
 async fn legacy_silent_drop_every_time_pins_the_culprit() {
     let s = setup(
         "legacy-culprit",
@@ -410,6 +429,66 @@ times = 1
         "a new connection after GOAWAY: {}",
         opened.len()
     );
+}
+
+#[tokio::test]
+async fn http2_goaway_on_a_token_connection_resends_once() {
+    let s = setup(
+        "h2-goaway-token",
+        Some(
+            r#"
+[[rules]]
+when = { protocol = "http2", nth_overall = 4 }
+then = { action = "goaway", reason = "Shutdown", last_stream_id = "auto" }
+times = 1
+"#,
+        ),
+    )
+    .await;
+    let out = run_plan(&s, &plan(8), &strs(&http2_args(&s, "token"))).await;
+    assert_all_sent(&out);
+    assert_eq!(http2_accepted(&s.emu, 8), once_each(1..=8));
+}
+
+#[tokio::test]
+async fn http2_refused_stream_is_retried() {
+    let s = setup(
+        "h2-refused",
+        Some(
+            r#"
+[[rules]]
+when = { protocol = "http2", nth_overall = 2 }
+then = { action = "rst_stream", code = "REFUSED_STREAM" }
+times = 1
+"#,
+        ),
+    )
+    .await;
+    let out = run_plan(&s, &plan(4), &strs(&http2_args(&s, "certificate"))).await;
+    assert_all_sent(&out);
+    assert_eq!(http2_accepted(&s.emu, 4), once_each(1..=4));
+}
+
+#[tokio::test]
+async fn http2_connection_closed_mid_batch_loses_nothing() {
+    let s = setup(
+        "h2-close",
+        Some(
+            r#"
+[[rules]]
+when = { protocol = "http2", nth_overall = 4 }
+then = { action = "close" }
+times = 1
+"#,
+        ),
+    )
+    .await;
+    let out = run_plan(&s, &plan(8), &strs(&http2_args(&s, "certificate"))).await;
+    assert_all_sent(&out);
+    let accepted = http2_accepted(&s.emu, 8);
+    for id in 1..=8 {
+        assert!(accepted.contains_key(&id), "{id} lost: {accepted:?}");
+    }
 }
 
 #[tokio::test]
