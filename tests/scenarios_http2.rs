@@ -266,6 +266,41 @@ then = { action = "goaway", reason = "Shutdown", code = "NO_ERROR" }
 }
 
 #[tokio::test]
+async fn goaway_auto_covers_streams_completed_out_of_order() {
+    // Stream 3 completes before stream 1; the rule fires on the second request decided
+    // (stream 1). Stream 3 was processed, so stream 1 is processed too and the GOAWAY
+    // announces 3: nothing at or below it is left unprocessed, nothing above it was done.
+    let emu = emulator_with(scenario(
+        r#"
+[[rules]]
+when = { protocol = "http2", nth = 2 }
+then = { action = "goaway", reason = "Shutdown", code = "NO_ERROR" }
+"#,
+    ))
+    .await;
+    let mut r = raw(&emu).await;
+    let path = device_path(TOKEN);
+    let fields = [
+        (":method", "POST", INC),
+        (":scheme", "https", INC),
+        (":path", path.as_str(), NO_INDEX),
+        (":authority", "api.push.apple.com", INC),
+        ("apns-topic", TOPIC, INC),
+    ];
+    let s1 = r.open_stream(&fields).await;
+    let s3 = r.open_stream(&fields).await;
+    r.finish(s3, PAYLOAD).await;
+    assert_eq!(r.response(s3).await.status(), 200);
+    r.finish(s1, PAYLOAD).await;
+    assert_eq!(r.response(s1).await.status(), 200);
+    let (goaways, _) = close_and_goaways(&mut r, 99).await;
+    assert_eq!(goaways.len(), 1, "{goaways:?}");
+    assert_eq!(goaways[0].0, 3);
+    assert_eq!(wait(&emu, EventKind::Accepted, 2).await.len(), 2);
+    assert!(events(&emu, EventKind::Dropped).is_empty());
+}
+
+#[tokio::test]
 async fn goaway_before_settings_is_the_first_frame() {
     let emu = emulator_with(scenario(
         r#"

@@ -682,6 +682,26 @@ fn judge_refresh(f: &Facts) -> Vec<Finding> {
         ),
         token_seqs,
     )];
+    let times: Vec<u64> = f
+        .of_kind(EventKind::Accepted)
+        .chain(f.of_kind(EventKind::Rejected))
+        .map(|e| e.time_ms)
+        .collect();
+    let span = times
+        .iter()
+        .max()
+        .zip(times.iter().min())
+        .map_or(0, |(a, b)| a - b);
+    if expired.is_empty() && tokens.len() < 2 && span < 3000 {
+        out.push(Finding::new(
+            Grade::Informational,
+            format!(
+                "not exercised: the requests spanned {span} ms, less than the token's 3 s life \
+                 (does the driver honour pace_ms?)"
+            ),
+            vec![],
+        ));
+    }
     if tokens.len() < 2 && !expired.is_empty() {
         out.push(Finding::new(
             Grade::Failed,

@@ -369,15 +369,25 @@ pub fn grade(case: &Case, findings: &[Finding]) -> Grade {
 
 /// One line saying why the grade is what it is.
 pub fn summary(grade: Grade, findings: &[Finding], delivered: usize, planned: usize) -> String {
-    let worst: Vec<&str> = findings
-        .iter()
-        .filter(|f| f.grade == grade)
-        .map(|f| f.text.as_str())
-        .collect();
-    if worst.is_empty() || grade == Grade::Ok {
-        format!("{delivered} of {planned} notifications delivered as expected")
-    } else {
+    let of = |g: Grade| -> Vec<&str> {
+        findings
+            .iter()
+            .filter(|f| f.grade == g)
+            .map(|f| f.text.as_str())
+            .collect()
+    };
+    let worst = match grade {
+        // A reporting case says what it saw.
+        Grade::Informational if of(grade).is_empty() => of(Grade::Ok),
+        Grade::Ok => Vec::new(),
+        g => of(g),
+    };
+    if !worst.is_empty() {
         worst.join("; ")
+    } else if delivered == planned {
+        format!("all {planned} notifications delivered")
+    } else {
+        format!("{delivered} of {planned} notifications delivered, the rest refused as meant")
     }
 }
 

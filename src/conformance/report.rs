@@ -150,7 +150,7 @@ pub fn table(m: &Matrix) -> String {
     let names: Vec<&str> = m.providers.iter().map(|p| p.name()).collect();
     let width: Vec<usize> = names.iter().map(|n| n.len().max(10)).collect();
     let cat = catalogue();
-    let title_w = 34;
+    let title_w = 40;
     let mut s = format!("{:<6} {:<title_w$}", "case", "");
     for (n, w) in names.iter().zip(&width) {
         let _ = write!(s, " {n:<w$}");

@@ -129,7 +129,7 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case) -> CaseRes
                 .plan
                 .notifications
                 .iter()
-                .filter(|n| facts.attempts(n.id).accepted.len() == 1)
+                .filter(|n| !facts.attempts(n.id).accepted.is_empty())
                 .count();
             result.summary =
                 judge::summary(grade, &findings, delivered, setup.plan.notifications.len());

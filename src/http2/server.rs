@@ -207,6 +207,7 @@ pub(crate) async fn serve(
         let handler = Arc::new(ApnsHandler {
             reset: reset.clone(),
             cut_above: std::sync::atomic::AtomicU32::new(u32::MAX),
+            max_decided: std::sync::atomic::AtomicU32::new(0),
             core: core.clone(),
             id,
             environment: env,
@@ -283,6 +284,9 @@ struct ApnsHandler {
     /// same batch, are not processed (RFC 9113 6.8; PROTOCOL.md 2.2), so what the server
     /// announced and what it journaled agree.
     cut_above: std::sync::atomic::AtomicU32,
+    /// The highest stream id decided so far: clients complete requests out of stream order,
+    /// so a GOAWAY's automatic last-stream-id must cover every stream already processed.
+    max_decided: std::sync::atomic::AtomicU32,
 }
 
 /// The outcome of one request before it is written.
@@ -448,6 +452,8 @@ impl ApnsHandler {
         if answer.0.reason == Some(Reason::ExpiredProviderToken) {
             self.state.lock().token.expired();
         }
+        self.max_decided
+            .fetch_max(stream_id, std::sync::atomic::Ordering::AcqRel);
         if raise {
             answer.0.then.insert(
                 0,
@@ -522,20 +528,35 @@ impl ApnsHandler {
                 last_stream_id,
                 ..
             } => {
-                // This stream is not processed: announce the one before it, unless the rule says.
-                let last = match last_stream_id {
-                    LastStreamId::Auto => stream_id.saturating_sub(2),
-                    LastStreamId::Id(id) => id,
-                };
-                self.cut_above
-                    .fetch_min(last, std::sync::atomic::Ordering::AcqRel);
                 let debug = debug_data(reason);
-                let cmd = Command::GoAway {
+                let goaway = |last: u32| Command::GoAway {
                     code: ErrorCode(code.0),
                     last_stream_id: Some(last),
-                    debug,
+                    debug: debug.clone(),
                 };
-                (silent(self, &n, vec![cmd]), Some(n))
+                let processed = self.max_decided.load(std::sync::atomic::Ordering::Acquire);
+                match last_stream_id {
+                    // A higher stream was already processed (requests complete out of order):
+                    // this one is processed too, and the GOAWAY that follows its answer covers
+                    // both, so what is announced and what was done agree (RFC 9113 6.8).
+                    LastStreamId::Auto if processed > stream_id => {
+                        self.cut_above
+                            .fetch_min(processed, std::sync::atomic::Ordering::AcqRel);
+                        let (mut a, n) = normal(self, n);
+                        a.then.push(goaway(processed));
+                        (a, n)
+                    }
+                    // This stream is not processed: announce the one before it, unless the rule says.
+                    last => {
+                        let last = match last {
+                            LastStreamId::Auto => stream_id.saturating_sub(2),
+                            LastStreamId::Id(id) => id,
+                        };
+                        self.cut_above
+                            .fetch_min(last, std::sync::atomic::Ordering::AcqRel);
+                        (silent(self, &n, vec![goaway(last)]), Some(n))
+                    }
+                }
             }
             Action::RstStream { code } => {
                 let cmd = Command::Reset {

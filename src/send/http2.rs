@@ -125,12 +125,24 @@ fn now_secs() -> u64 {
 /// Sends the plan over the HTTP/2 API; one outcome per notification, in plan order.
 pub async fn send(job: &Job) -> Vec<Outcome> {
     let notes = &job.plan.notifications;
+    // The plan's pace_ms spaces first sends (retries keep their own backoff).
+    let pace = Duration::from_millis(job.plan.pace_ms);
+    let start = Instant::now();
+    let paced = |k: usize| start + pace * u32::try_from(k).unwrap_or(u32::MAX);
     let mut ledger = Ledger {
         notes,
         outcomes: vec![None; notes.len()],
         attempts: vec![0; notes.len()],
-        ready: (0..notes.len()).collect(),
-        delayed: Vec::new(),
+        ready: if pace.is_zero() {
+            (0..notes.len()).collect()
+        } else {
+            (0..notes.len().min(1)).collect()
+        },
+        delayed: if pace.is_zero() {
+            Vec::new()
+        } else {
+            (1..notes.len()).map(|k| (paced(k), k)).collect()
+        },
     };
     let token_auth = job.target.auth == AuthKind::Token;
     let mut jwt = job.token.clone().map(JwtCache::new);
