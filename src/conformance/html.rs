@@ -84,11 +84,11 @@ pub fn render(m: &Matrix, index: &Value) -> String {
     }
     // `</` cannot appear inside the inlined JSON, or the script element would end early.
     let data = index.to_string().replace("</", "<\\/");
-    let _ = write!(
+    let _ = writeln!(
         s,
         "</table><div id=\"ev\">Click a cell.</div>\
          <script id=\"data\" type=\"application/json\">{data}</script>\
-         <script>{SCRIPT}</script></body></html>\n"
+         <script>{SCRIPT}</script></body></html>"
     );
     s
 }

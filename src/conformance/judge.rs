@@ -175,10 +175,13 @@ enum Meant {
     Refused(Twist),
 }
 
+/// Plan ids and journal seqs gathered under one folded line.
+type Gathered = (Vec<u32>, Vec<u64>);
+
 /// Findings of one category, folded into one line with the ids and their evidence.
 #[derive(Default)]
 struct Fold {
-    lines: BTreeMap<(Grade, &'static str), (Vec<u32>, Vec<u64>)>,
+    lines: BTreeMap<(Grade, &'static str), Gathered>,
 }
 
 /// Most ids and seqs printed per folded line: a 5000-notification loss stays readable.
