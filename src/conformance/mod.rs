@@ -86,8 +86,10 @@ pub async fn run(
             opts.cases.clone().unwrap_or_default(),
         ));
     }
-    std::fs::create_dir_all(&opts.report_dir)?;
-    let certs = opts.report_dir.join("certs");
+    // Drivers run in their own folder: every path they are given must be absolute.
+    let report_dir = std::path::absolute(&opts.report_dir)?;
+    std::fs::create_dir_all(&report_dir)?;
+    let certs = report_dir.join("certs");
     let manifest = crate::certs::generate(&certs, crate::DEFAULT_TOPIC)
         .map_err(|e| ConformanceError::Certs(e.to_string()))?;
     let env = RunEnv {
@@ -95,7 +97,7 @@ pub async fn run(
         apnsim: opts.apnsim.clone(),
         certs: certs.canonicalize()?,
         manifest,
-        runs: opts.report_dir.join("runs"),
+        runs: report_dir.join("runs"),
         timeout_scale: opts.timeout_scale,
     };
     let mut results = Vec::new();
