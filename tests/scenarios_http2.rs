@@ -8,6 +8,7 @@ mod common;
 use apnsim::engine::TokenRecord;
 use apnsim::http2::auth::{sign_jwt, SignatureForm};
 use apnsim::http2::frame::{setting, ErrorCode, Frame};
+use apnsim::http2::hpack::Representation;
 use apnsim::journal::{Event, EventKind, Filter};
 use apnsim::model::{DeviceToken, Environment, Protocol};
 use apnsim::{Emulator, ProviderKind};
@@ -36,16 +37,20 @@ async fn raw(emu: &Emulator) -> Raw {
 }
 
 /// A push to `token` (hex) on the raw connection; returns the stream id.
-async fn push_to(r: &mut Raw, token: &str) -> u32 {
-    let path = device_path(token);
-    let fields = [
+/// The header fields of a push to `path` (`:path` unindexed, as Apple advises).
+fn push_fields(path: &str) -> [(&str, &str, Representation); 5] {
+    [
         (":method", "POST", INC),
         (":scheme", "https", INC),
-        (":path", path.as_str(), NO_INDEX),
+        (":path", path, NO_INDEX),
         (":authority", "api.push.apple.com", INC),
         ("apns-topic", TOPIC, INC),
-    ];
-    r.request_with(&fields, PAYLOAD, None).await
+    ]
+}
+
+async fn push_to(r: &mut Raw, token: &str) -> u32 {
+    let path = device_path(token);
+    r.request_with(&push_fields(&path), PAYLOAD, None).await
 }
 
 async fn push(r: &mut Raw) -> u32 {
@@ -224,13 +229,7 @@ then = { action = "goaway", reason = "Shutdown", code = "NO_ERROR" }
     .await;
     let mut r = raw(&emu).await;
     let path = device_path(TOKEN);
-    let fields = [
-        (":method", "POST", INC),
-        (":scheme", "https", INC),
-        (":path", path.as_str(), NO_INDEX),
-        (":authority", "api.push.apple.com", INC),
-        ("apns-topic", TOPIC, INC),
-    ];
+    let fields = push_fields(&path);
     let mut out = bytes::BytesMut::new();
     for i in 0..6u32 {
         let fragment = r.block(&fields);
@@ -280,13 +279,7 @@ then = { action = "goaway", reason = "Shutdown", code = "NO_ERROR" }
     .await;
     let mut r = raw(&emu).await;
     let path = device_path(TOKEN);
-    let fields = [
-        (":method", "POST", INC),
-        (":scheme", "https", INC),
-        (":path", path.as_str(), NO_INDEX),
-        (":authority", "api.push.apple.com", INC),
-        ("apns-topic", TOPIC, INC),
-    ];
+    let fields = push_fields(&path);
     let s1 = r.open_stream(&fields).await;
     let s3 = r.open_stream(&fields).await;
     r.finish(s3, PAYLOAD).await;

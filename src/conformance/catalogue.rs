@@ -129,11 +129,11 @@ pub fn catalogue() -> Vec<Case> {
                 "After 10 of 30 the gateway answers status 10 naming the last notification it \
                  processed: everything after it is resent on a new connection, once (PROTOCOL.md 1.6).",
                 |s, p| {
-                    s.batch(30, p).scenario(
-                        "[[rules]]\nname = \"shutdown\"\n\
-                         when = { protocol = \"legacy\", nth_overall = 11 }\n\
-                         then = { action = \"error\", status = \"shutdown\" }\ntimes = 1",
-                    );
+                    s.batch(30, p).scenario(&once_at_11th(
+                        "shutdown",
+                        "legacy",
+                        r#"{ action = "error", status = "shutdown" }"#,
+                    ));
                 },
                 no_more,
             )
@@ -148,11 +148,11 @@ pub fn catalogue() -> Vec<Case> {
                  the reset may be resent (the protocol acknowledges nothing) and is counted.",
                 |s, p| {
                     s.transient_errors = true;
-                    s.batch(30, p).scenario(
-                        "[[rules]]\nname = \"reset\"\n\
-                         when = { protocol = \"legacy\", nth_overall = 11 }\n\
-                         then = { action = \"drop\", reset = true }\ntimes = 1",
-                    );
+                    s.batch(30, p).scenario(&once_at_11th(
+                        "reset",
+                        "legacy",
+                        r#"{ action = "drop", reset = true }"#,
+                    ));
                 },
                 no_more,
             )
@@ -317,12 +317,11 @@ pub fn catalogue() -> Vec<Case> {
             AuthChoice::Either,
             |s, p| {
                 s.transient_errors = true;
-                s.batch(30, p).scenario(
-                    "[[rules]]\nname = \"goaway\"\n\
-                     when = { protocol = \"http2\", nth_overall = 11 }\n\
-                     then = { action = \"goaway\", reason = \"Shutdown\", code = \"NO_ERROR\", \
-                     last_stream_id = \"auto\" }\ntimes = 1",
-                );
+                s.batch(30, p).scenario(&once_at_11th(
+                    "goaway",
+                    "http2",
+                    r#"{ action = "goaway", reason = "Shutdown", code = "NO_ERROR", last_stream_id = "auto" }"#,
+                ));
             },
             judge_reconnected,
         ),
@@ -337,11 +336,11 @@ pub fn catalogue() -> Vec<Case> {
                 AuthChoice::Either,
                 |s, p| {
                     s.transient_errors = true;
-                    s.batch(30, p).scenario(
-                        "[[rules]]\nname = \"reset\"\n\
-                         when = { protocol = \"http2\", nth_overall = 11 }\n\
-                         then = { action = \"close\", reset = true }\ntimes = 1",
-                    );
+                    s.batch(30, p).scenario(&once_at_11th(
+                        "reset",
+                        "http2",
+                        r#"{ action = "close", reset = true }"#,
+                    ));
                 },
                 judge_reconnected,
             )
@@ -424,6 +423,14 @@ pub fn catalogue() -> Vec<Case> {
             )
         },
     ]
+}
+
+/// A rule that fires once, on the 11th notification of the run (every fault case cuts there).
+fn once_at_11th(name: &str, protocol: &str, then: &str) -> String {
+    format!(
+        "[[rules]]\nname = \"{name}\"\nwhen = {{ protocol = \"{protocol}\", nth_overall = 11 }}\n\
+         then = {then}\ntimes = 1"
+    )
 }
 
 fn no_more(_: &Facts) -> Vec<Finding> {
