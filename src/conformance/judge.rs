@@ -3,7 +3,6 @@
 
 use crate::conformance::case::{Case, Finding, Grade, Setup, Twist};
 use crate::journal::{Event, EventKind};
-use crate::model::Protocol;
 use crate::plan::{DriverOutput, Outcome, ResultKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -75,8 +74,6 @@ pub struct Facts<'a> {
     pub exit: &'a Exit,
     /// The whole journal of the run.
     pub events: &'a [Event],
-    /// Whether the provider declares it reads the feedback service.
-    pub reads_feedback: bool,
     attempts: HashMap<u32, Attempts>,
     by_seq: HashMap<u64, usize>,
 }
@@ -89,7 +86,6 @@ impl<'a> Facts<'a> {
         output: &'a DriverOutput,
         exit: &'a Exit,
         events: &'a [Event],
-        reads_feedback: bool,
     ) -> Self {
         let ids: HashMap<String, u32> = setup
             .plan
@@ -120,7 +116,6 @@ impl<'a> Facts<'a> {
             output,
             exit,
             events,
-            reads_feedback,
             attempts,
             by_seq,
         }
@@ -402,7 +397,165 @@ pub fn gap_ms(earlier: &Event, later: &Event) -> u64 {
 /// The smallest pause a retry after a temporary error must leave (anything less is hammering).
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Whether `protocol` is the legacy one (a convenience for case judges).
-pub fn is_legacy(f: &Facts) -> bool {
-    f.case.protocol == Protocol::Legacy
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::catalogue::catalogue;
+    use crate::model::{DeviceToken, Environment, Notification, Protocol};
+
+    fn case(id: &str) -> Case {
+        catalogue().into_iter().find(|c| c.id == id).unwrap()
+    }
+
+    fn setup(c: &Case) -> Setup {
+        let mut s = Setup::new(c.id);
+        (c.setup)(&mut s, c.protocol);
+        s
+    }
+
+    fn event(seq: u64, kind: EventKind, token: &str, reason: Option<&str>) -> Event {
+        Event {
+            seq,
+            time_ms: seq * 10,
+            connection: 1,
+            protocol: Protocol::Http2,
+            environment: Environment::Production,
+            kind,
+            notification: Some(Notification {
+                token: DeviceToken::from_bytes(hex::decode(token).unwrap()),
+                payload: bytes::Bytes::from_static(b"{}"),
+                identifier: None,
+                expiry: None,
+                priority: 10,
+                topic: None,
+                push_type: None,
+                collapse_id: None,
+                apns_id: None,
+                command: None,
+            }),
+            status: None,
+            reason: reason.map(Into::into),
+            detail: None,
+        }
+    }
+
+    /// The findings for `c` when every planned notification is accepted once, except as
+    /// `tweak` changes the journal and the report.
+    fn judge(
+        c: &Case,
+        exit: Exit,
+        tweak: impl Fn(&Setup, &mut Vec<Event>, &mut DriverOutput),
+    ) -> (Grade, Vec<Finding>) {
+        let s = setup(c);
+        let mut events = Vec::new();
+        let mut out = DriverOutput {
+            done: true,
+            ..DriverOutput::default()
+        };
+        for n in &s.plan.notifications {
+            let refused = s.twist_of(n.id).is_some();
+            let kind = if refused {
+                EventKind::Rejected
+            } else {
+                EventKind::Accepted
+            };
+            events.push(event(events.len() as u64 + 1, kind, &n.token, None));
+            out.outcomes.push(Outcome {
+                id: n.id,
+                result: if refused {
+                    ResultKind::Failed
+                } else {
+                    ResultKind::Sent
+                },
+                reason: None,
+                status: None,
+                timestamp: None,
+                apns_id: None,
+            });
+        }
+        tweak(&s, &mut events, &mut out);
+        let facts = Facts::new(c, &s, &out, &exit, &events);
+        let findings = common(&facts);
+        (grade(c, &findings), findings)
+    }
+
+    const OK_EXIT: Exit = Exit::Code { code: 0 };
+
+    #[test]
+    fn everything_once_is_ok() {
+        assert_eq!(judge(&case("H1.1"), OK_EXIT, |_, _, _| {}).0, Grade::Ok);
+        assert_eq!(judge(&case("H2.1"), OK_EXIT, |_, _, _| {}).0, Grade::Ok);
+    }
+
+    #[test]
+    fn a_notification_reported_sent_but_never_accepted_is_lost() {
+        let (g, f) = judge(&case("H1.1"), OK_EXIT, |_, ev, _| {
+            ev.remove(3);
+        });
+        assert_eq!(g, Grade::Failed);
+        assert!(f[0].text.starts_with("lost silently"), "{f:?}");
+        assert!(f[0].text.contains("#4"));
+    }
+
+    #[test]
+    fn duplicates_fail_unless_the_case_tolerates_them() {
+        let dup = |s: &Setup, ev: &mut Vec<Event>, _: &mut DriverOutput| {
+            ev.push(event(99, EventKind::Accepted, &s.token(2), None));
+        };
+        let (g, f) = judge(&case("H1.1"), OK_EXIT, dup);
+        assert_eq!(g, Grade::Failed);
+        assert_eq!(f[0].seqs, vec![2, 99]);
+        assert_eq!(judge(&case("H4.2"), OK_EXIT, dup).0, Grade::Ok);
+    }
+
+    #[test]
+    fn a_refused_notification_reported_sent_or_resent_fails() {
+        let c = case("H2.1");
+        let (g, _) = judge(&c, OK_EXIT, |_, _, out| {
+            out.outcomes[4].result = ResultKind::Sent;
+        });
+        assert_eq!(g, Grade::Failed);
+        let (g, f) = judge(&c, OK_EXIT, |s, ev, _| {
+            ev.push(event(
+                99,
+                EventKind::Rejected,
+                &s.token(5),
+                Some("BadDeviceToken"),
+            ));
+        });
+        assert_eq!(g, Grade::Failed);
+        assert!(
+            f[0].text.contains("resent after a permanent refusal"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_temporary_failure_left_to_the_caller_is_non_strict() {
+        let (g, _) = judge(&case("H3.1"), OK_EXIT, |s, ev, out| {
+            let t = s.token(5);
+            ev.retain(|e| e.notification.as_ref().unwrap().token.to_hex() != t);
+            ev.push(event(99, EventKind::Rejected, &t, Some("TooManyRequests")));
+            out.outcomes[4].result = ResultKind::Failed;
+            out.outcomes[4].reason = Some("TooManyRequests".into());
+        });
+        assert_eq!(g, Grade::NonStrict);
+    }
+
+    #[test]
+    fn a_hang_or_a_crash_fails() {
+        let (g, f) = judge(&case("H1.1"), Exit::Timeout { secs: 60 }, |_, _, _| {});
+        assert_eq!(g, Grade::Failed);
+        assert!(f[0].text.starts_with("hang"));
+        let (g, _) = judge(&case("H1.1"), OK_EXIT, |_, _, out| out.done = false);
+        assert_eq!(g, Grade::Failed);
+    }
+
+    #[test]
+    fn reporting_cases_are_informational_when_nothing_is_wrong() {
+        assert_eq!(
+            judge(&case("H7.1"), OK_EXIT, |_, _, _| {}).0,
+            Grade::Informational
+        );
+    }
 }

@@ -114,14 +114,7 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case) -> CaseRes
     let dir = env.runs.join(provider.name()).join(case.id);
     match run(env, provider, case, &setup, auth, &dir).await {
         Ok((exit, output, events, elapsed)) => {
-            let facts = Facts::new(
-                case,
-                &setup,
-                &output,
-                &exit,
-                &events,
-                provider.spec.feedback,
-            );
+            let facts = Facts::new(case, &setup, &output, &exit, &events);
             let mut findings = judge::common(&facts);
             findings.extend((case.judge)(&facts));
             let grade = judge::grade(case, &findings);
