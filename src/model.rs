@@ -24,6 +24,17 @@ impl Environment {
         }
     }
 
+    /// Apple's host name of this environment for a protocol (PROTOCOL.md 1.1, 2.1): the SNI
+    /// and `:authority` providers send, and the inverse of [`Environment::from_host`].
+    pub fn apple_host(self, protocol: Protocol) -> &'static str {
+        match (protocol, self) {
+            (Protocol::Http2, Environment::Production) => "api.push.apple.com",
+            (Protocol::Http2, Environment::Sandbox) => "api.sandbox.push.apple.com",
+            (_, Environment::Production) => "gateway.push.apple.com",
+            (_, Environment::Sandbox) => "gateway.sandbox.push.apple.com",
+        }
+    }
+
     /// The environment a TLS SNI host name selects (PROTOCOL.md 1.1, 2.1); `None` for other names.
     pub fn from_host(host: &str) -> Option<Environment> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -252,6 +263,19 @@ mod payload_serde {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apple_hosts_select_their_own_environment() {
+        for env in [Environment::Production, Environment::Sandbox] {
+            for protocol in [Protocol::Legacy, Protocol::Http2] {
+                assert_eq!(Environment::from_host(env.apple_host(protocol)), Some(env));
+            }
+        }
+        assert_eq!(
+            Environment::Sandbox.apple_host(Protocol::Http2),
+            "api.sandbox.push.apple.com"
+        );
+    }
 
     #[test]
     fn notification_json_round_trip() {

@@ -214,16 +214,6 @@ async fn settle(journal: &crate::journal::Journal) {
     }
 }
 
-/// Apple's host name for a protocol and environment (SNI and `:authority`).
-pub fn apple_host(protocol: Protocol, environment: Environment) -> &'static str {
-    match (protocol, environment) {
-        (Protocol::Http2, Environment::Production) => "api.push.apple.com",
-        (Protocol::Http2, Environment::Sandbox) => "api.sandbox.push.apple.com",
-        (_, Environment::Production) => "gateway.push.apple.com",
-        (_, Environment::Sandbox) => "gateway.sandbox.push.apple.com",
-    }
-}
-
 fn driver_env(
     env: &RunEnv,
     emu: &Emulator,
@@ -264,7 +254,7 @@ fn driver_env(
         ("APNSIM_FEEDBACK_PORT".into(), feedback.port().to_string()),
         (
             "APNSIM_APPLE_HOST".into(),
-            apple_host(protocol, environment).into(),
+            environment.apple_host(protocol).into(),
         ),
         ("APNSIM_CA".into(), file(&m.ca)),
         ("APNSIM_CERT".into(), file(&ident.cert)),

@@ -104,16 +104,6 @@ pub struct Job {
     pub quiet_ms: u64,
 }
 
-/// Apple's host name for a protocol and environment (PROTOCOL.md 1.1, 2.1).
-pub fn apple_host(protocol: Protocol, environment: Environment) -> &'static str {
-    match (protocol, environment) {
-        (Protocol::Http2, Environment::Production) => "api.push.apple.com",
-        (Protocol::Http2, Environment::Sandbox) => "api.sandbox.push.apple.com",
-        (_, Environment::Production) => "gateway.push.apple.com",
-        (_, Environment::Sandbox) => "gateway.sandbox.push.apple.com",
-    }
-}
-
 /// The ports `apnsim serve` listens on by default: (gateway or HTTP/2, feedback).
 fn default_ports(protocol: Protocol, environment: Environment) -> (u16, u16) {
     match (protocol, environment) {
@@ -223,7 +213,7 @@ impl Job {
             apple_host: args
                 .apple_host
                 .clone()
-                .unwrap_or_else(|| apple_host(protocol, environment).to_string()),
+                .unwrap_or_else(|| environment.apple_host(protocol).to_string()),
         };
         let plan = load_plan(args)?;
         let mut manifest = LazyManifest::new(&args.certs);

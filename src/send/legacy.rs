@@ -318,10 +318,11 @@ fn feedback_host(apple_host: &str) -> String {
 /// Reads the feedback service until it closes (PROTOCOL.md 1.8).
 pub async fn read_feedback(job: &Job) -> io::Result<Vec<FeedbackTuple>> {
     let host = match job.target.protocol {
-        crate::model::Protocol::Http2 => feedback_host(super::config::apple_host(
-            crate::model::Protocol::Legacy,
-            job.target.environment,
-        )),
+        crate::model::Protocol::Http2 => feedback_host(
+            job.target
+                .environment
+                .apple_host(crate::model::Protocol::Legacy),
+        ),
         _ => feedback_host(&job.target.apple_host),
     };
     let connector = Connector::new(
