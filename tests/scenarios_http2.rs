@@ -231,25 +231,8 @@ then = { action = "goaway", reason = "Shutdown", code = "NO_ERROR" }
     let path = device_path(TOKEN);
     let fields = push_fields(&path);
     let mut out = bytes::BytesMut::new();
-    for i in 0..6u32 {
-        let fragment = r.block(&fields);
-        let stream_id = 1 + 2 * i;
-        Frame::Headers {
-            stream_id,
-            end_stream: false,
-            end_headers: true,
-            priority: None,
-            fragment,
-            pad: None,
-        }
-        .encode(&mut out);
-        Frame::Data {
-            stream_id,
-            end_stream: true,
-            data: bytes::Bytes::from_static(PAYLOAD),
-            pad: None,
-        }
-        .encode(&mut out);
+    for _ in 0..6 {
+        r.encode_request(&fields, PAYLOAD, None, &mut out);
     }
     r.write(&out).await;
     let (goaways, _) = close_and_goaways(&mut r, 5).await;

@@ -399,10 +399,23 @@ impl Raw {
         body: &[u8],
         priority: Option<PrioritySpec>,
     ) -> u32 {
+        let mut out = BytesMut::new();
+        let stream_id = self.encode_request(fields, body, priority, &mut out);
+        self.write(&out).await;
+        stream_id
+    }
+
+    /// Encodes the next request into `out` without writing it, so several can go in one write.
+    pub fn encode_request(
+        &mut self,
+        fields: Fields<'_>,
+        body: &[u8],
+        priority: Option<PrioritySpec>,
+        out: &mut BytesMut,
+    ) -> u32 {
         let stream_id = self.next_stream;
         self.next_stream += 2;
         let fragment = self.block(fields);
-        let mut out = BytesMut::new();
         Frame::Headers {
             stream_id,
             end_stream: body.is_empty(),
@@ -411,7 +424,7 @@ impl Raw {
             fragment,
             pad: None,
         }
-        .encode(&mut out);
+        .encode(out);
         if !body.is_empty() {
             Frame::Data {
                 stream_id,
@@ -419,9 +432,8 @@ impl Raw {
                 data: Bytes::copy_from_slice(body),
                 pad: None,
             }
-            .encode(&mut out);
+            .encode(out);
         }
-        self.write(&out).await;
         stream_id
     }
 
