@@ -18,6 +18,7 @@ pub mod conformance;
 pub mod control;
 pub mod emulator;
 pub mod engine;
+pub mod files;
 pub mod http2;
 pub mod journal;
 pub mod legacy;
