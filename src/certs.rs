@@ -42,6 +42,8 @@ pub const APPLE_HOSTS: &[&str] = &[
     "api.push.apple.com",
     "api.sandbox.push.apple.com",
     "api.development.push.apple.com",
+    "api-manage-broadcast.push.apple.com",
+    "api-manage-broadcast.sandbox.push.apple.com",
 ];
 
 /// Upper bound on a topic's length, so a hostile CLI argument cannot bloat certificates.

@@ -12,6 +12,7 @@
 //! `engine` (decisions), `journal` (what happened), `certs` + `tls` (identities), `emulator`
 //! (the embedding API).
 
+pub mod broadcast;
 pub mod certs;
 pub mod clock;
 pub mod conformance;

@@ -67,6 +67,8 @@ pub struct Settings {
     pub jwt_min_update_secs: u64,
     /// Which newer reasons are emitted; older clients can be served their older equivalents (PROTOCOL.md 2.7).
     pub http2_reasons: crate::http2::reason::CompatSettings,
+    /// Broadcast push and channel management (PROTOCOL.md 2.11; its [uncertain] points).
+    pub broadcast: crate::broadcast::BroadcastSettings,
 }
 
 impl Default for Settings {
@@ -94,6 +96,7 @@ impl Default for Settings {
             jwt_max_age_secs: 3600,
             jwt_min_update_secs: 1200,
             http2_reasons: crate::http2::reason::CompatSettings::default(),
+            broadcast: crate::broadcast::BroadcastSettings::default(),
         }
     }
 }

@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Sandbox HTTP/2 API port [default: 2297].
     #[arg(long, env = "APNSIM_SANDBOX_HTTP2_PORT")]
     sandbox_http2_port: Option<Port>,
+    /// Production broadcast channel-management port (Apple: 2196, taken by feedback) [default: 2198].
+    #[arg(long, env = "APNSIM_MANAGE_BROADCAST_PORT")]
+    manage_broadcast_port: Option<Port>,
+    /// Sandbox broadcast channel-management port (Apple: 2195) [default: 2298].
+    #[arg(long, env = "APNSIM_SANDBOX_MANAGE_BROADCAST_PORT")]
+    sandbox_manage_broadcast_port: Option<Port>,
     /// Control API port (HTTP; bound to --bind) [default: 2199].
     #[arg(long, env = "APNSIM_CONTROL_PORT")]
     control_port: Option<Port>,
@@ -141,6 +147,8 @@ struct ConfigFile {
     sandbox_feedback_port: Option<Port>,
     http2_port: Option<Port>,
     sandbox_http2_port: Option<Port>,
+    manage_broadcast_port: Option<Port>,
+    sandbox_manage_broadcast_port: Option<Port>,
     control_port: Option<Port>,
     control_token: Option<String>,
     control_insecure: Option<bool>,
@@ -220,6 +228,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ))
         .http2_port(port(args.http2_port, file.http2_port, 2197))
         .sandbox_http2_port(port(args.sandbox_http2_port, file.sandbox_http2_port, 2297))
+        .manage_broadcast_port(port(
+            args.manage_broadcast_port,
+            file.manage_broadcast_port,
+            2198,
+        ))
+        .sandbox_manage_broadcast_port(port(
+            args.sandbox_manage_broadcast_port,
+            file.sandbox_manage_broadcast_port,
+            2298,
+        ))
         .control_port(port(
             args.control_port,
             file.control_port,
@@ -243,6 +261,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ("sandbox_feedback", "feedback service (sandbox)"),
         ("http2", "HTTP/2 API (production)"),
         ("sandbox_http2", "HTTP/2 API (sandbox)"),
+        (
+            "manage_broadcast",
+            "broadcast channel management (production)",
+        ),
+        (
+            "sandbox_manage_broadcast",
+            "broadcast channel management (sandbox)",
+        ),
     ];
     for (key, name) in names {
         if let Some(addr) = emu.addr(key) {

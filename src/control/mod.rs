@@ -3,6 +3,7 @@
 //! while the emulator runs. It speaks the same JSON as the Rust model and the journal.
 
 mod auth;
+mod broadcast;
 mod error;
 mod events;
 mod journal;
@@ -86,6 +87,11 @@ pub fn router(state: ControlState) -> Router {
         .route(
             "/feedback",
             get(tokens::peek_feedback).post(tokens::add_feedback),
+        )
+        .route("/channels", get(broadcast::list))
+        .route(
+            "/subscriptions",
+            post(broadcast::subscribe).delete(broadcast::unsubscribe),
         )
         .route("/journal", get(journal::query).delete(journal::clear))
         .route("/journal/wait", get(journal::wait))
