@@ -496,9 +496,17 @@ fn settings_from(cx: &mut Cx, node: &Node) -> Option<Settings> {
         }
         let mut one = serde_json::Map::new();
         one.insert(e.key.clone(), value.clone());
-        if let Err(err) = serde_json::from_value::<Settings>(serde_json::Value::Object(one)) {
-            cx.err(&e.value.span, format!("{path}: {err}"));
-            continue;
+        match serde_json::from_value::<Settings>(serde_json::Value::Object(one)) {
+            Err(err) => {
+                cx.err(&e.value.span, format!("{path}: {err}"));
+                continue;
+            }
+            Ok(alone) => {
+                if let Err(err) = alone.check_field(&e.key) {
+                    cx.err(&e.value.span, format!("settings.{err}"));
+                    continue;
+                }
+            }
         }
         merged.insert(e.key.clone(), value);
     }
@@ -506,7 +514,18 @@ fn settings_from(cx: &mut Cx, node: &Node) -> Option<Settings> {
         return None;
     }
     match serde_json::from_value::<Settings>(serde_json::Value::Object(merged)) {
-        Ok(s) => Some(s),
+        Ok(s) => {
+            if let Err(err) = s.check_combined() {
+                // Point at the frame limit if the file sets it, else at the buffer, else the table.
+                let span = ["legacy_max_frame", "legacy_read_buffer"]
+                    .iter()
+                    .find_map(|k| entries.iter().find(|e| e.key == *k))
+                    .map_or(node.span.clone(), |e| e.value.span.clone());
+                cx.err(&span, format!("settings: {err}"));
+                return None;
+            }
+            Some(s)
+        }
         Err(err) => {
             cx.err(&node.span, format!("settings: {err}"));
             None
