@@ -21,6 +21,7 @@ pub mod engine;
 pub mod http2;
 pub mod journal;
 pub mod legacy;
+pub mod lint;
 pub mod model;
 pub mod plan;
 mod runtime;
