@@ -28,6 +28,8 @@ pub(crate) struct Core {
     pub legacy_limits: Limits,
     /// The scenario in force, if any (see `scenario_host`).
     pub scenario: parking_lot::Mutex<Option<crate::scenario_host::LoadedScenario>>,
+    /// Broadcast channels and their subscribers (PROTOCOL.md 2.11).
+    pub broadcast: parking_lot::Mutex<crate::broadcast::Channels>,
     next_id: AtomicU64,
 }
 
@@ -52,6 +54,7 @@ impl Core {
             http2,
             legacy_limits,
             scenario: parking_lot::Mutex::new(None),
+            broadcast: parking_lot::Mutex::new(crate::broadcast::Channels::new()),
             next_id: AtomicU64::new(1),
         }
     }
