@@ -529,6 +529,11 @@ impl ApnsHandler {
             Verdict::Reject(Refusal::InvalidToken) => {
                 (self.reject(Reason::BadDeviceToken, apns_id, None), Some(n))
             }
+            // strict_payload (an apnsim extension): the broadcast API's payload reason (PROTOCOL.md 2.11).
+            Verdict::Reject(Refusal::LintedPayload) => (
+                self.reject(Reason::BadRequestPayload, apns_id, None),
+                Some(n),
+            ),
             Verdict::Reject(Refusal::TokenNotForTopic) => (
                 self.reject(Reason::DeviceTokenNotForTopic, apns_id, None),
                 Some(n),
