@@ -8,3 +8,4 @@ pub mod hpack;
 pub mod reason;
 pub mod request;
 pub mod server;
+pub mod team_tokens;

@@ -41,6 +41,8 @@ pub struct Http2State {
     /// When set, every request is answered with this reason (the Rust API's way to produce
     /// IdleTimeout, Forbidden, InternalServerError, ServiceUnavailable, Shutdown, TooManyRequests).
     pub forced: RwLock<Option<Reason>>,
+    /// Each team's current provider token, for the per-team update limit (PROTOCOL.md 2.8).
+    pub teams: Arc<crate::http2::team_tokens::TeamTokenUpdates>,
     live: Mutex<HashMap<u64, LiveConn>>,
 }
 
@@ -51,6 +53,7 @@ impl Http2State {
             keys: RwLock::new(keys),
             cache: VerifyCache::new(),
             forced: RwLock::new(None),
+            teams: Arc::default(),
             live: Mutex::new(HashMap::new()),
         }
     }
@@ -218,7 +221,8 @@ pub(crate) async fn serve(
                     future_tolerance_secs: core.settings.jwt_future_tolerance_secs,
                     max_token_age_secs: core.settings.jwt_max_age_secs,
                     min_update_interval_secs: core.settings.jwt_min_update_secs,
-                }),
+                })
+                .counting_updates(core.settings.token_update_scope, &core.http2.teams),
                 raised: auth == AuthKind::Certificate,
             }),
             settings: request_settings(&core.settings),
