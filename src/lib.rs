@@ -23,6 +23,7 @@ pub mod journal;
 pub mod legacy;
 pub mod model;
 pub mod plan;
+pub mod refusal;
 mod runtime;
 pub mod scenario_host;
 pub mod send;

@@ -231,7 +231,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
                 }
                 read = tokio::time::timeout(idle, self.read_some()) => match read {
                     Err(_) => break Ending::IdleTimeout,
-                    Ok(Err(e)) => break Ending::Io(e.to_string()),
+                    Ok(Err(e)) => break Ending::Io(crate::refusal::plain_io(&e)),
                     Ok(Ok(0)) if self.buf.is_empty() => break Ending::PeerClosed,
                     Ok(Ok(0)) => break Ending::PeerVanishedMidFrame(self.buf.len()),
                     Ok(Ok(_)) => {}
@@ -424,7 +424,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
                 if slot.command.reports_errors() {
                     let resp = ErrorResponse::new(status, identifier);
                     if let Err(e) = self.io.write_all(&resp.encode()).await {
-                        return Some(Ending::Io(e.to_string()));
+                        return Some(Ending::Io(crate::refusal::plain_io(&e)));
                     }
                     let _ = self.io.flush().await;
                 }
