@@ -547,7 +547,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
         rule: Option<serde_json::Value>,
     ) -> Ending {
         let silent = !slot.command.reports_errors();
-        let mut detail = json!({ "error_response_sent": !silent });
+        // The identifier the error-response names (status 10: the last one accepted, 1.6).
+        let mut detail =
+            json!({ "error_response_sent": !silent, "identifier": hex::encode(slot.identifier) });
         if let Some(rule) = rule {
             detail["rule"] = rule;
         }
