@@ -22,14 +22,12 @@ async fn the_gold_provider_passes_every_case() {
         "target/conformance-test-gold-{}",
         std::process::id()
     ));
-    let opts = conformance::Options {
-        providers: vec![root().join("fixtures/providers/apnsim-send")],
-        cases: None,
-        report_dir: report.clone(),
-        tools: root().join("target/providers"),
-        apnsim: PathBuf::from(env!("CARGO_BIN_EXE_apnsim")),
-        timeout_scale: 1.0,
-    };
+    let opts = conformance::Options::new(
+        vec![root().join("fixtures/providers/apnsim-send")],
+        report.clone(),
+        root().join("target/providers"),
+        PathBuf::from(env!("CARGO_BIN_EXE_apnsim")),
+    );
     let m = conformance::run(&opts, |_| {}).await.expect("runs");
     assert_eq!(m.results.len(), catalogue().len());
     let bad: Vec<String> = m

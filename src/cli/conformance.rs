@@ -28,6 +28,13 @@ pub struct ConformanceArgs {
     /// Multiply every case's timeout (slow machines).
     #[arg(long, default_value_t = 1.0)]
     timeout_scale: f64,
+    /// Cells run at once [default: the number of cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run every cell N times: the worst grade counts, cells whose grades differ are flaky
+    /// (and fail `--expect`).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
     /// List the cases and exit.
     #[arg(long)]
     list: bool,
@@ -36,6 +43,7 @@ pub struct ConformanceArgs {
 /// Runs the suite, prints the table, writes the reports, compares with `--expect`.
 pub async fn run(args: ConformanceArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if args.list {
+        println!("Facts cited as PROTOCOL.md N.N are sections of docs/PROTOCOL.md.\n");
         for c in catalogue() {
             if args.cases.as_deref().map_or(true, |p| c.selected_by(p)) {
                 println!(
@@ -68,7 +76,10 @@ pub async fn run(args: ConformanceArgs) -> Result<ExitCode, Box<dyn std::error::
         tools: std::path::absolute(&args.tools_dir)?,
         apnsim: std::env::current_exe()?,
         timeout_scale: args.timeout_scale,
+        jobs: args.jobs.unwrap_or_else(conformance::default_jobs),
+        repeat: args.repeat,
     };
+    let started = std::time::Instant::now();
     let matrix = conformance::run(&opts, |r| {
         let mark = match r.grade {
             Grade::Failed => "✗",
@@ -87,6 +98,26 @@ pub async fn run(args: ConformanceArgs) -> Result<ExitCode, Box<dyn std::error::
     .await?;
     report::write_all(&matrix, &args.report_dir)?;
     println!("{}", report::table(&matrix));
+    println!(
+        "{} cell(s) × {} run(s) in {:.1} s with --jobs {}",
+        matrix.results.len(),
+        opts.repeat.max(1),
+        started.elapsed().as_secs_f64(),
+        opts.jobs
+    );
+    let flaky: Vec<&conformance::CaseResult> = matrix
+        .results
+        .iter()
+        .filter(|r| r.flaky.is_some())
+        .collect();
+    for r in &flaky {
+        println!(
+            "FLAKY {} {}: {}",
+            r.provider,
+            r.case,
+            r.flaky.as_deref().unwrap_or_default()
+        );
+    }
     println!(
         "reports: {}/index.html, index.json, junit.xml",
         args.report_dir.display()
@@ -111,6 +142,10 @@ pub async fn run(args: ConformanceArgs) -> Result<ExitCode, Box<dyn std::error::
                     .as_ref()
                     .map_or(String::new(), |p| p.display().to_string())
             );
+            return Ok(ExitCode::from(1));
+        }
+        if !flaky.is_empty() {
+            println!("{} flaky cell(s)", flaky.len());
             return Ok(ExitCode::from(1));
         }
         println!("every grade matches the expectations");

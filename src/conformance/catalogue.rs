@@ -5,7 +5,7 @@ use crate::conformance::case::{AuthChoice, Case, Finding, Grade, Twist, UNREGIST
 use crate::conformance::judge::{gap_ms, Facts, MIN_BACKOFF};
 use crate::journal::EventKind;
 use crate::model::{Environment, Protocol};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const SHORT: Duration = Duration::from_secs(60);
@@ -135,7 +135,7 @@ pub fn catalogue() -> Vec<Case> {
                         r#"{ action = "error", status = "shutdown" }"#,
                     ));
                 },
-                no_more,
+                judge_shutdown,
             )
         },
         Case {
@@ -437,6 +437,53 @@ fn no_more(_: &Facts) -> Vec<Finding> {
     Vec::new()
 }
 
+/// Reports the identifier status 10 named (PROTOCOL.md 1.6: the last notification processed),
+/// as the journal holds it, and which plan notification carried it.
+fn judge_shutdown(f: &Facts) -> Vec<Finding> {
+    let Some(e) = f
+        .of_kind(EventKind::Rejected)
+        .find(|e| e.status == Some(crate::legacy::status::Status::Shutdown.code()))
+    else {
+        return Vec::new();
+    };
+    let Some(named) = e
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("identifier"))
+        .and_then(|v| v.as_str())
+    else {
+        return Vec::new();
+    };
+    let carrier = f.of_kind(EventKind::Accepted).find(|a| {
+        a.connection == e.connection
+            && a.notification
+                .as_ref()
+                .and_then(|n| n.identifier)
+                .is_some_and(|i| hex::encode(i.0) == named)
+    });
+    let id = carrier
+        .and_then(|a| a.notification.as_ref())
+        .and_then(|n| {
+            let t = n.token.to_hex();
+            f.setup
+                .plan
+                .notifications
+                .iter()
+                .find(|p| p.token.eq_ignore_ascii_case(&t))
+        })
+        .map_or("no notification of the connection".to_string(), |p| {
+            format!("#{}", p.id)
+        });
+    let mut seqs = vec![e.seq];
+    seqs.extend(carrier.map(|a| a.seq));
+    seqs.sort_unstable();
+    vec![Finding::new(
+        Grade::Ok,
+        format!("status 10 named identifier {named}, carried by {id}"),
+        seqs,
+    )]
+}
+
 const FEEDBACK_IDS: [u32; 3] = [1001, 1002, 1003];
 
 fn feedback_time_ms(i: usize) -> u64 {
@@ -483,20 +530,52 @@ fn judge_feedback(f: &Facts) -> Vec<Finding> {
     }
 }
 
+/// Apple allows several connections and asks that they stay open (PROTOCOL.md 2.2): a pool kept
+/// to the end is fine; churn is a connection closed and another opened while sends go on, or
+/// about as many connections as notifications.
 fn judge_churn(f: &Facts) -> Vec<Finding> {
     let conns = f.connections();
     let n = f.setup.plan.notifications.len();
-    let seqs = conns.iter().map(|e| e.seq).collect();
-    if conns.len() > 1 {
+    let seqs: Vec<u64> = conns.iter().map(|e| e.seq).collect();
+    if conns.len() <= 1 {
+        return vec![Finding::new(
+            Grade::Ok,
+            format!("one connection for {n} notifications"),
+            seqs,
+        )];
+    }
+    // A connection opened after another closed, that then carried a notification.
+    let closed: Vec<u64> = f
+        .of_kind(EventKind::ConnectionClosed)
+        .filter(|e| e.protocol == f.case.protocol)
+        .map(|e| e.seq)
+        .collect();
+    let reopened: Vec<u64> = conns
+        .iter()
+        .filter(|o| closed.iter().any(|c| *c < o.seq))
+        .filter(|o| {
+            f.of_kind(EventKind::Accepted)
+                .any(|a| a.connection == o.connection)
+        })
+        .map(|o| o.seq)
+        .collect();
+    if conns.len() * 2 >= n || !reopened.is_empty() {
         vec![Finding::new(
             Grade::NonStrict,
-            format!("{} connections for {n} notifications", conns.len()),
+            format!(
+                "connection churn: {} connections for {n} notifications, {} opened after another closed",
+                conns.len(),
+                reopened.len()
+            ),
             seqs,
         )]
     } else {
         vec![Finding::new(
             Grade::Ok,
-            format!("one connection for {n} notifications"),
+            format!(
+                "a pool of {} connections kept open for {n} notifications",
+                conns.len()
+            ),
             seqs,
         )]
     }
@@ -720,14 +799,45 @@ fn judge_refresh(f: &Facts) -> Vec<Finding> {
     out
 }
 
+/// PROTOCOL.md 2.8 (thread 702056): more than one new token per team within 20 minutes is too
+/// often, across connections; the emulator may only see it per connection, so count here.
 fn judge_update_rate(f: &Facts) -> Vec<Finding> {
-    let (tokens, token_seqs) = jwt_fingerprints(f);
+    let mut teams: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for (e, v) in f.observations("jwt") {
+        let Some(fp) = v.get("fingerprint").and_then(|x| x.as_str()) else {
+            continue;
+        };
+        let team = v
+            .get("iss")
+            .and_then(|x| x.as_str())
+            .unwrap_or("the team")
+            .to_string();
+        let list = teams.entry(team).or_default();
+        if !list.iter().any(|(f, _)| f == fp) {
+            list.push((fp.to_string(), e.seq));
+        }
+    }
     let too_many = rejections(f, "TooManyProviderTokenUpdates");
+    let n = f.setup.plan.notifications.len();
+    let total: usize = teams.values().map(Vec::len).sum();
     let mut out = vec![Finding::new(
         Grade::Ok,
-        format!("{} distinct JWT(s) for 20 notifications", tokens.len()),
-        token_seqs,
+        format!("{total} distinct JWT(s) for {n} notifications"),
+        teams.values().flatten().map(|(_, s)| *s).collect(),
     )];
+    for (team, tokens) in &teams {
+        if tokens.len() > 1 {
+            out.push(Finding::new(
+                Grade::NonStrict,
+                format!(
+                    "{} JWTs signed for {team} within one run (under 20 minutes): Apple allows one \
+                     new token per team per 20 minutes, across connections",
+                    tokens.len()
+                ),
+                tokens.iter().map(|(_, s)| *s).collect(),
+            ));
+        }
+    }
     if !too_many.is_empty() {
         out.push(Finding::new(
             Grade::NonStrict,
@@ -853,5 +963,32 @@ mod tests {
             .map(|c| c.id)
             .collect();
         assert_eq!(loss, ["L2.1", "L2.2", "L2.3", "L2.4", "L3.1"]);
+    }
+
+    #[test]
+    fn every_protocol_citation_resolves_in_docs() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        for c in catalogue() {
+            let text = c.expectation;
+            for (at, _) in text.match_indices("PROTOCOL.md ") {
+                let rest = &text[at + "PROTOCOL.md ".len()..];
+                let mut refs = vec![];
+                for part in rest.split([',', ')']) {
+                    let r = part.trim();
+                    if r.chars().next().is_some_and(|ch| ch.is_ascii_digit()) {
+                        refs.push(r.split_whitespace().next().unwrap_or(r).to_string());
+                    } else {
+                        break;
+                    }
+                }
+                for r in refs {
+                    assert!(
+                        doc.contains(&format!("## {r} ")),
+                        "{}: PROTOCOL.md {r} is not a section of docs/PROTOCOL.md",
+                        c.id
+                    );
+                }
+            }
+        }
     }
 }

@@ -23,6 +23,10 @@ pub enum Exit {
     Timeout {
         /// The limit, in seconds.
         secs: u64,
+        /// When it was killed, in ms since the UNIX epoch (the emulator's clock is the system
+        /// clock): how long before it the last notification arrived tells a hang from a slow run.
+        #[serde(default)]
+        killed_at_ms: u64,
     },
     /// It could not be started.
     Spawn {
@@ -155,6 +159,14 @@ impl<'a> Facts<'a> {
             .collect()
     }
 
+    /// The event the case's scenario rule (its fault) fired on, if it fired: the evidence an
+    /// `error` report is excused by.
+    pub fn fault(&self) -> Option<&Event> {
+        self.events
+            .iter()
+            .find(|e| e.detail.as_ref().and_then(|d| d.get("rule")).is_some())
+    }
+
     /// What each closed HTTP/2 connection reported about itself (ALPN, PRIORITY, HPACK…).
     pub fn closed_observations(&self) -> Vec<(&Event, &serde_json::Value)> {
         self.of_kind(EventKind::ConnectionClosed)
@@ -176,15 +188,15 @@ type Gathered = (Vec<u32>, Vec<u64>);
 /// Findings of one category, folded into one line with the ids and their evidence.
 #[derive(Default)]
 struct Fold {
-    lines: BTreeMap<(Grade, &'static str), Gathered>,
+    lines: BTreeMap<(Grade, String), Gathered>,
 }
 
 /// Most ids and seqs printed per folded line: a 5000-notification loss stays readable.
 const MAX_LISTED: usize = 12;
 
 impl Fold {
-    fn add(&mut self, grade: Grade, what: &'static str, id: u32, seqs: Vec<u64>) {
-        let e = self.lines.entry((grade, what)).or_default();
+    fn add(&mut self, grade: Grade, what: impl Into<String>, id: u32, seqs: Vec<u64>) {
+        let e = self.lines.entry((grade, what.into())).or_default();
         e.0.push(id);
         e.1.extend(seqs);
     }
@@ -202,6 +214,7 @@ impl Fold {
                     list.push(format!("… ({} in all)", ids.len()));
                 }
                 seqs.sort_unstable();
+                seqs.dedup();
                 seqs.truncate(3 * MAX_LISTED);
                 Finding::new(grade, format!("{what}: {}", list.join(", ")), seqs)
             })
@@ -225,11 +238,7 @@ pub fn common(f: &Facts) -> Vec<Finding> {
             "the driver was killed by a signal (crash)",
             vec![],
         )),
-        Exit::Timeout { secs } => out.push(Finding::new(
-            Grade::Failed,
-            format!("hang: the driver had not finished after {secs} s and was killed"),
-            vec![],
-        )),
+        Exit::Timeout { secs, killed_at_ms } => out.push(timeout_finding(f, *secs, *killed_at_ms)),
         Exit::Spawn { error } => out.push(Finding::new(
             Grade::Failed,
             format!("the driver could not be started: {error}"),
@@ -245,6 +254,7 @@ pub fn common(f: &Facts) -> Vec<Finding> {
     }
 
     let tolerated = f.case.duplicates_tolerated;
+    let fault = f.fault();
     let mut fold = Fold::default();
     for n in &f.setup.plan.notifications {
         let id = n.id;
@@ -258,30 +268,9 @@ pub fn common(f: &Facts) -> Vec<Finding> {
             Meant::Delivered => {
                 match a.accepted.len() {
                     0 => {
-                        let transient = f.report(id).is_some_and(|o| {
-                            (o.result == ResultKind::Error && f.setup.transient_errors)
-                                || matches!(o.result, ResultKind::Failed | ResultKind::Error)
-                                    && o.reason.as_deref().is_some_and(|r| {
-                                        f.setup.transient.iter().any(|t| r.contains(t))
-                                    })
-                        });
-                        if transient {
-                            fold.add(
-                                Grade::NonStrict,
-                                "not retried: the temporary failure was reported to the caller",
-                                id,
-                                a.all_seqs(),
-                            );
-                        } else if report == Some(ResultKind::Sent) {
-                            fold.add(
-                                Grade::Failed,
-                                "lost silently (reported sent, never accepted)",
-                                id,
-                                a.all_seqs(),
-                            );
-                        } else {
-                            fold.add(Grade::Failed, "never delivered", id, a.all_seqs());
-                        }
+                        let (grade, what, mut seqs) = undelivered(f, id, &a, fault);
+                        seqs.extend(a.all_seqs());
+                        fold.add(grade, what, id, seqs);
                     }
                     1 => {}
                     _ if tolerated => fold.add(
@@ -322,10 +311,24 @@ pub fn common(f: &Facts) -> Vec<Finding> {
                     }
                 }
             }
-            Meant::Refused(_) => {
+            Meant::Refused(twist) => {
                 match report {
                     None if a.sent() == 0 => fold.add(Grade::Failed, "no report line", id, vec![]),
                     None => fold.add(Grade::Failed, "no report line", id, a.all_seqs()),
+                    // The library altered it (a payload shortened to fit) and APNs took that.
+                    Some(_) if !a.accepted.is_empty() => fold.add(
+                        Grade::Failed,
+                        "delivered altered: the library changed a notification meant to be \
+                         refused (APNs accepted what it sent)",
+                        id,
+                        a.all_seqs(),
+                    ),
+                    Some(ResultKind::Sent) if a.sent() == 0 => fold.add(
+                        Grade::Failed,
+                        "reported sent, never reached APNs",
+                        id,
+                        vec![],
+                    ),
                     Some(ResultKind::Sent) if tolerated => fold.add(
                         Grade::NonStrict,
                         "reported sent, though APNs cut the connection after it",
@@ -337,6 +340,13 @@ pub fn common(f: &Facts) -> Vec<Finding> {
                         "wrong report: refused by APNs but reported sent",
                         id,
                         a.all_seqs(),
+                    ),
+                    // Only an oversized payload may be refused by the library itself.
+                    Some(_) if a.sent() == 0 && twist != Twist::OversizedPayload => fold.add(
+                        Grade::Failed,
+                        "reported failed without ever reaching APNs",
+                        id,
+                        vec![],
                     ),
                     Some(_) => {}
                 }
@@ -352,7 +362,291 @@ pub fn common(f: &Facts) -> Vec<Finding> {
         }
     }
     out.extend(fold.into_findings());
+    out.extend(causes(f));
+    out.extend(observed(f));
     out
+}
+
+/// Facts apnsim saw about the provider's connections that cost nothing but are worth knowing:
+/// JWT quirks (iat not an integer, DER signatures, extra claims or header fields) and the SNI
+/// names sent, each with the seqs of the connections that showed them.
+pub fn observed(f: &Facts) -> Vec<Finding> {
+    let mut facts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let list = |v: &serde_json::Value, key: &str| -> Vec<String> {
+        v.get(key)
+            .and_then(|x| x.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (e, o) in f.closed_observations() {
+        if let Some(jwt) = o.get("jwt") {
+            for form in list(jwt, "iat_forms")
+                .into_iter()
+                .filter(|x| x != "integer")
+            {
+                facts
+                    .entry(format!("JWT iat sent as {form}"))
+                    .or_default()
+                    .push(e.seq);
+            }
+            for form in list(jwt, "signature_forms")
+                .into_iter()
+                .filter(|x| x != "raw")
+            {
+                facts
+                    .entry(format!("JWT signature in {form} form"))
+                    .or_default()
+                    .push(e.seq);
+            }
+            for claim in list(jwt, "extra_claims") {
+                facts
+                    .entry(format!("JWT extra claim {claim}"))
+                    .or_default()
+                    .push(e.seq);
+            }
+            for field in list(jwt, "extra_header_fields") {
+                facts
+                    .entry(format!("JWT extra header field {field}"))
+                    .or_default()
+                    .push(e.seq);
+            }
+        }
+    }
+    for e in f.connections() {
+        let sni = e
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("sni"))
+            .and_then(|s| s.as_str())
+            .unwrap_or("none");
+        facts.entry(format!("SNI {sni}")).or_default().push(e.seq);
+    }
+    facts
+        .into_iter()
+        .map(|(what, seqs)| Finding::new(Grade::Ok, format!("observed: {what}"), seqs))
+        .collect()
+}
+
+/// A driver killed at its timeout: still delivering (too slow) or stuck (a hang), with progress.
+fn timeout_finding(f: &Facts, secs: u64, killed_at_ms: u64) -> Finding {
+    let accepted: Vec<&Event> = f.of_kind(EventKind::Accepted).collect();
+    let planned = f.setup.plan.notifications.len();
+    let delivered = f
+        .setup
+        .plan
+        .notifications
+        .iter()
+        .filter(|n| !f.attempts(n.id).accepted.is_empty())
+        .count();
+    match accepted.last() {
+        Some(last) if killed_at_ms > 0 => {
+            let before = killed_at_ms.saturating_sub(last.time_ms);
+            let how = if before <= 2_000 {
+                "too slow: still delivering when the timeout hit"
+            } else {
+                "hang: stalled before the timeout"
+            };
+            Finding::new(
+                Grade::Failed,
+                format!(
+                    "{how} ({delivered} of {planned} delivered, the last {:.1} s before the {secs} s timeout)",
+                    before as f64 / 1000.0
+                ),
+                vec![last.seq],
+            )
+        }
+        _ => Finding::new(
+            Grade::Failed,
+            format!(
+                "hang: the driver had not finished after {secs} s and was killed ({delivered} of {planned} delivered)"
+            ),
+            accepted.last().map(|e| vec![e.seq]).unwrap_or_default(),
+        ),
+    }
+}
+
+/// Why a notification meant to arrive never did, and what it costs: an `error` (or a temporary
+/// reason) is excused only by the journal's evidence that the case's fault hit it.
+fn undelivered(
+    f: &Facts,
+    id: u32,
+    a: &Attempts,
+    fault: Option<&Event>,
+) -> (Grade, String, Vec<u64>) {
+    let Some(o) = f.report(id) else {
+        return (
+            Grade::Failed,
+            "never delivered, no report line".into(),
+            vec![],
+        );
+    };
+    let reason = o.reason.as_deref().unwrap_or("");
+    let temporary = f.setup.transient.iter().any(|t| reason.contains(t));
+    if matches!(o.result, ResultKind::Failed | ResultKind::Error) && temporary {
+        // The temporary answer must be APNs's, for this notification.
+        let answered: Vec<u64> = a
+            .rejected
+            .iter()
+            .filter(|(_, r)| f.setup.transient.iter().any(|t| r.contains(t)))
+            .map(|(s, _)| *s)
+            .collect();
+        return if answered.is_empty() {
+            (
+                Grade::Failed,
+                format!("never delivered, reported {reason:?} though APNs never answered it so"),
+                vec![],
+            )
+        } else {
+            (
+                Grade::NonStrict,
+                "not retried: the temporary failure was reported to the caller".into(),
+                answered,
+            )
+        };
+    }
+    if o.result == ResultKind::Error && f.setup.transient_errors {
+        let Some(fault) = fault else {
+            return (
+                Grade::Failed,
+                "never delivered, reported error though the case's fault never fired".into(),
+                vec![],
+            );
+        };
+        let what = fault_name(fault);
+        let reopened = f
+            .connections()
+            .into_iter()
+            .find(|e| e.seq > fault.seq && e.connection != fault.connection);
+        let Some(reopened) = reopened else {
+            return (
+                Grade::Failed,
+                format!(
+                    "never delivered: the provider never reconnected after {what} at seq {}",
+                    fault.seq
+                ),
+                vec![fault.seq],
+            );
+        };
+        let in_flight = a.all_seqs().into_iter().any(|s| {
+            s >= fault.seq && f.event(s).is_some_and(|e| e.connection == fault.connection)
+        });
+        return if in_flight {
+            (
+                Grade::NonStrict,
+                format!(
+                    "not retried: in flight when {what} at seq {} cut its connection, reported error",
+                    fault.seq
+                ),
+                vec![fault.seq, reopened.seq],
+            )
+        } else {
+            (
+                Grade::Failed,
+                format!(
+                    "never delivered, reported error though it was not in flight when {what} at seq {} fired",
+                    fault.seq
+                ),
+                vec![fault.seq],
+            )
+        };
+    }
+    if o.result == ResultKind::Sent {
+        let text = if a.sent() == 0 {
+            "lost silently (reported sent, never reached APNs)"
+        } else {
+            "lost silently (reported sent, never accepted)"
+        };
+        return (Grade::Failed, text.into(), vec![]);
+    }
+    (Grade::Failed, "never delivered".into(), vec![])
+}
+
+/// How the findings name a fault rule's action.
+fn fault_name(e: &Event) -> &'static str {
+    let d = e.detail.as_ref();
+    let action = d
+        .and_then(|d| d.get("rule"))
+        .and_then(|r| r.get("action"))
+        .and_then(|a| a.as_str())
+        .unwrap_or("");
+    let reset = d.and_then(|d| d.get("reset")).and_then(|r| r.as_bool()) == Some(true);
+    match action {
+        "goaway" => "the GOAWAY",
+        "close" | "drop" if reset => "the reset",
+        "close" => "the connection cut",
+        "drop" => "the silent close",
+        "error" => "the error-response",
+        _ => "the fault",
+    }
+}
+
+/// Why notifications never reached apnsim, from the journal: connections refused in the TLS
+/// handshake or closed for a protocol error before any notification, grouped by their detail.
+/// Empty when every planned notification reached apnsim at least once.
+pub fn causes(f: &Facts) -> Vec<Finding> {
+    let unseen = f
+        .setup
+        .plan
+        .notifications
+        .iter()
+        .filter(|n| f.attempts(n.id).sent() == 0)
+        .count();
+    if unseen == 0 {
+        return Vec::new();
+    }
+    let mut groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in f.events {
+        let d = e.detail.as_ref();
+        let why = match e.kind {
+            EventKind::ConnectionRefused => d
+                .and_then(|d| d.get("error").or_else(|| d.get("reason")))
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .map(|w| format!("refused in the TLS handshake: {w}")),
+            EventKind::ConnectionClosed => d
+                .and_then(|d| d.get("connection_error"))
+                .and_then(|c| c.get("message"))
+                .and_then(|m| m.as_str())
+                .map(|m| format!("closed for a protocol error: {m}")),
+            _ => None,
+        };
+        if let Some(why) = why {
+            groups.entry(why).or_default().push(e.seq);
+        }
+    }
+    let n = f.setup.plan.notifications.len();
+    if groups.is_empty() {
+        let opened: Vec<u64> = f.connections().iter().map(|e| e.seq).collect();
+        let text = if f.events.is_empty() {
+            format!("{unseen} of {n} notifications never reached apnsim: no connection was ever made (the journal is empty)")
+        } else if opened.is_empty() {
+            format!("{unseen} of {n} notifications never reached apnsim: no connection on the case's protocol")
+        } else {
+            format!(
+                "{unseen} of {n} notifications never reached apnsim over the {} connection(s) opened",
+                opened.len()
+            )
+        };
+        return vec![Finding::new(Grade::Failed, text, opened)];
+    }
+    groups
+        .into_iter()
+        .map(|(why, seqs)| {
+            let list: Vec<String> = seqs.iter().take(MAX_LISTED).map(u64::to_string).collect();
+            Finding::new(
+                Grade::Failed,
+                format!(
+                    "{} connection(s) {why} (seq {}); {unseen} of {n} notifications never reached apnsim",
+                    seqs.len(),
+                    list.join(", ")
+                ),
+                seqs,
+            )
+        })
+        .collect()
 }
 
 /// The case's grade: the worst finding; OK becomes INFORMATIONAL on reporting cases.
@@ -475,7 +769,8 @@ mod tests {
         }
         tweak(&s, &mut events, &mut out);
         let facts = Facts::new(c, &s, &out, &exit, &events);
-        let findings = common(&facts);
+        let mut findings = common(&facts);
+        findings.extend((c.judge)(&facts));
         (grade(c, &findings), findings)
     }
 
@@ -544,7 +839,14 @@ mod tests {
 
     #[test]
     fn a_hang_or_a_crash_fails() {
-        let (g, f) = judge(&case("H1.1"), Exit::Timeout { secs: 60 }, |_, _, _| {});
+        let (g, f) = judge(
+            &case("H1.1"),
+            Exit::Timeout {
+                secs: 60,
+                killed_at_ms: 0,
+            },
+            |_, _, _| {},
+        );
         assert_eq!(g, Grade::Failed);
         assert!(f[0].text.starts_with("hang"));
         let (g, _) = judge(&case("H1.1"), OK_EXIT, |_, _, out| out.done = false);
@@ -557,5 +859,239 @@ mod tests {
             judge(&case("H7.1"), OK_EXIT, |_, _, _| {}).0,
             Grade::Informational
         );
+    }
+
+    /// A provider that never connects and reports `error` for every notification.
+    fn never_connects(s: &Setup, ev: &mut Vec<Event>, out: &mut DriverOutput) {
+        ev.clear();
+        for (o, n) in out.outcomes.iter_mut().zip(&s.plan.notifications) {
+            o.result = ResultKind::Error;
+            o.reason = Some("connection refused".into());
+            let _ = n;
+        }
+    }
+
+    #[test]
+    fn a_provider_that_never_connects_fails_the_fault_cases_too() {
+        for id in ["L2.2", "L3.1", "H4.1", "H4.2", "H3.1", "H2.1", "L2.3"] {
+            let (g, f) = judge(&case(id), OK_EXIT, never_connects);
+            assert_eq!(g, Grade::Failed, "{id}: {f:?}");
+            assert!(
+                f.iter().all(|x| x.grade != Grade::NonStrict),
+                "{id}: nothing is excused: {f:?}"
+            );
+            assert!(
+                f.iter().any(|x| x.text.contains("never reached apnsim")),
+                "{id}: the cause is named: {f:?}"
+            );
+        }
+    }
+
+    fn with_detail(mut e: Event, detail: serde_json::Value) -> Event {
+        e.detail = Some(detail);
+        e
+    }
+
+    fn conn_event(seq: u64, kind: EventKind, connection: u64) -> Event {
+        let mut e = event(seq, kind, &"00".repeat(32), None);
+        e.notification = None;
+        e.connection = connection;
+        e
+    }
+
+    /// H4.1 where the GOAWAY hits #11 (seq 12) and everything from #11 on is reported `error`;
+    /// `reconnect` says whether a second connection was opened after it.
+    fn goaway_run(reconnect: bool) -> (Grade, Vec<Finding>) {
+        judge(&case("H4.1"), OK_EXIT, move |s, ev, out| {
+            ev.truncate(10);
+            ev.insert(0, conn_event(0, EventKind::ConnectionOpened, 1));
+            let t = s.token(11);
+            let mut fault = event(12, EventKind::Dropped, &t, None);
+            fault = with_detail(
+                fault,
+                serde_json::json!({"rule": {"action": "goaway", "rule": 0}}),
+            );
+            ev.push(fault);
+            ev.push(event(13, EventKind::Discarded, &s.token(12), None));
+            if reconnect {
+                ev.push(conn_event(14, EventKind::ConnectionOpened, 2));
+            }
+            for o in out.outcomes.iter_mut().skip(10) {
+                o.result = ResultKind::Error;
+                o.reason = Some("connection lost".into());
+            }
+        })
+    }
+
+    #[test]
+    fn an_error_is_excused_only_in_flight_on_the_faulted_connection_after_a_reconnect() {
+        let (g, f) = goaway_run(false);
+        assert_eq!(g, Grade::Failed, "{f:?}");
+        let t = f
+            .iter()
+            .find(|x| {
+                x.text
+                    .contains("never reconnected after the GOAWAY at seq 12")
+            })
+            .unwrap_or_else(|| panic!("{f:?}"));
+        assert!(t.seqs.contains(&12));
+
+        let (g, f) = goaway_run(true);
+        assert_eq!(g, Grade::Failed, "#13-#30 were never in flight: {f:?}");
+        let excused = f
+            .iter()
+            .find(|x| x.grade == Grade::NonStrict)
+            .unwrap_or_else(|| panic!("{f:?}"));
+        assert!(
+            excused.text.contains("#11") && excused.text.contains("#12"),
+            "{f:?}"
+        );
+        assert!(!excused.text.contains("#13"), "{f:?}");
+        assert!(excused.seqs.contains(&12) && excused.seqs.contains(&14));
+        assert!(f
+            .iter()
+            .any(|x| x.grade == Grade::Failed && x.text.contains("not in flight")));
+    }
+
+    #[test]
+    fn a_temporary_reason_is_excused_only_when_apns_gave_it() {
+        let (g, f) = judge(&case("H3.1"), OK_EXIT, |s, ev, out| {
+            let t = s.token(5);
+            ev.retain(|e| e.notification.as_ref().unwrap().token.to_hex() != t);
+            out.outcomes[4].result = ResultKind::Failed;
+            out.outcomes[4].reason = Some("TooManyRequests".into());
+        });
+        assert_eq!(g, Grade::Failed, "{f:?}");
+    }
+
+    #[test]
+    fn refused_connections_are_cited_grouped_with_their_seqs() {
+        let (g, f) = judge(&case("H1.1"), OK_EXIT, |_, ev, out| {
+            ev.clear();
+            for seq in [1, 4, 7] {
+                ev.push(with_detail(
+                    conn_event(seq, EventKind::ConnectionRefused, seq),
+                    serde_json::json!({"error": "the client offered only TLS 1.0"}),
+                ));
+            }
+            for o in &mut out.outcomes {
+                o.result = ResultKind::Error;
+            }
+        });
+        assert_eq!(g, Grade::Failed);
+        let c = f
+            .iter()
+            .find(|x| {
+                x.text
+                    .starts_with("3 connection(s) refused in the TLS handshake")
+            })
+            .unwrap_or_else(|| panic!("{f:?}"));
+        assert_eq!(c.seqs, vec![1, 4, 7]);
+        assert!(
+            c.text.contains("(seq 1, 4, 7)") && c.text.contains("TLS 1.0"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn an_oversized_payload_shortened_by_the_library_is_not_called_refused() {
+        let (g, f) = judge(&case("H2.3"), OK_EXIT, |s, ev, out| {
+            let t = s.token(5);
+            for e in ev.iter_mut() {
+                if e.notification.as_ref().unwrap().token.to_hex() == t {
+                    e.kind = EventKind::Accepted;
+                }
+            }
+            out.outcomes[4].result = ResultKind::Sent;
+        });
+        assert_eq!(g, Grade::Failed);
+        assert!(
+            f.iter().all(|x| !x.text.contains("refused by APNs")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|x| x.text.starts_with("delivered altered")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_timeout_while_still_delivering_reports_progress() {
+        let (g, f) = judge(
+            &case("H1.1"),
+            Exit::Timeout {
+                secs: 60,
+                killed_at_ms: 100 + 300,
+            },
+            |_, _, _| {},
+        );
+        assert_eq!(g, Grade::Failed);
+        assert!(
+            f[0].text.contains("still delivering")
+                && f[0].text.contains("10 of 10 delivered, the last 0.3 s"),
+            "{f:?}"
+        );
+    }
+
+    /// Spreads the run's notifications over `conns` connections, opened (and, with `churn`,
+    /// each closed before the next opens) around them, signing one JWT per connection.
+    fn over_connections(
+        conns: u64,
+        churn: bool,
+    ) -> impl Fn(&Setup, &mut Vec<Event>, &mut DriverOutput) {
+        move |_, ev, _| {
+            let notes: Vec<Event> = std::mem::take(ev);
+            let per = notes.len().div_ceil(conns as usize);
+            let mut seq = 1000;
+            let mut next = |ev: &mut Vec<Event>, e: Event| {
+                let mut e = e;
+                seq += 1;
+                e.seq = seq;
+                ev.push(e);
+            };
+            for (k, chunk) in notes.chunks(per).enumerate() {
+                let c = k as u64 + 1;
+                next(ev, conn_event(0, EventKind::ConnectionOpened, c));
+                next(
+                    ev,
+                    with_detail(
+                        conn_event(0, EventKind::Observation, c),
+                        serde_json::json!({"jwt": {"fingerprint": format!("{c:016x}")}}),
+                    ),
+                );
+                for n in chunk {
+                    let mut n = n.clone();
+                    n.connection = if churn { c } else { 1 + (n.seq % conns) };
+                    next(ev, n);
+                }
+                if churn {
+                    next(ev, conn_event(0, EventKind::ConnectionClosed, c));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_kept_pool_is_not_churn_but_reconnecting_between_sends_is() {
+        let c = case("H7.1");
+        let (g, f) = judge(&c, OK_EXIT, over_connections(2, false));
+        assert_eq!(g, Grade::Informational, "{f:?}");
+        assert!(f.iter().any(|x| x.text.contains("a pool of 2")), "{f:?}");
+        let (g, f) = judge(&c, OK_EXIT, over_connections(2, true));
+        assert_eq!(g, Grade::NonStrict, "{f:?}");
+        let (g, _) = judge(&c, OK_EXIT, over_connections(20, false));
+        assert_eq!(g, Grade::NonStrict, "a connection per notification");
+    }
+
+    #[test]
+    fn new_tokens_are_counted_per_team_across_connections() {
+        let c = case("H5.3");
+        let (g, f) = judge(&c, OK_EXIT, over_connections(1, false));
+        assert_eq!(g, Grade::Ok, "{f:?}");
+        let (g, f) = judge(&c, OK_EXIT, over_connections(20, true));
+        assert_eq!(g, Grade::NonStrict, "{f:?}");
+        let x = f.iter().find(|x| x.grade == Grade::NonStrict).unwrap();
+        assert!(x.text.starts_with("20 JWTs signed"), "{x:?}");
+        assert_eq!(x.seqs.len(), 20);
     }
 }

@@ -36,6 +36,36 @@ pub struct Options {
     pub apnsim: PathBuf,
     /// Multiplies every case's timeout.
     pub timeout_scale: f64,
+    /// Cells run at once (each case has its own emulator on ephemeral ports).
+    pub jobs: usize,
+    /// Runs per cell: the worst grade counts, differing grades mark the cell flaky.
+    pub repeat: u32,
+}
+
+impl Options {
+    /// Options for `providers` with the defaults of `apnsim conformance`.
+    pub fn new(
+        providers: Vec<PathBuf>,
+        report_dir: PathBuf,
+        tools: PathBuf,
+        apnsim: PathBuf,
+    ) -> Self {
+        Options {
+            providers,
+            cases: None,
+            report_dir,
+            tools,
+            apnsim,
+            timeout_scale: 1.0,
+            jobs: default_jobs(),
+            repeat: 1,
+        }
+    }
+}
+
+/// `--jobs` by default: the number of cores.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Everything a run produced: what reports are written from.
@@ -66,7 +96,13 @@ pub enum ConformanceError {
     NoCases(String),
 }
 
-/// Runs the selected cases against each provider in turn; `progress` hears of each result.
+/// A result for a case id the catalogue lost between selection and run (cannot happen).
+fn unreachable_case(p: &Provider, id: &str) -> CaseResult {
+    runner::not_run(p, id, "no such case")
+}
+
+/// Runs the selected cases against each provider, `jobs` cells at once, each `repeat` times;
+/// `progress` hears of each run as it ends.
 pub async fn run(
     opts: &Options,
     mut progress: impl FnMut(&CaseResult),
@@ -100,14 +136,38 @@ pub async fn run(
         runs: report_dir.join("runs"),
         timeout_scale: opts.timeout_scale,
     };
-    let mut results = Vec::new();
-    for p in &providers {
-        for c in &cases {
-            let r = runner::run_case(&env, p, c).await;
-            progress(&r);
-            results.push(r);
+    let env = std::sync::Arc::new(env);
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let repeat = opts.repeat.max(1);
+    let mut set = tokio::task::JoinSet::new();
+    for (pi, p) in providers.iter().enumerate() {
+        for (ci, c) in cases.iter().enumerate() {
+            for run in 0..repeat {
+                let (env, gate, p, id) = (env.clone(), gate.clone(), p.clone(), c.id);
+                set.spawn(async move {
+                    let _slot = gate.acquire_owned().await;
+                    let catalogue = catalogue::catalogue();
+                    let c = catalogue.iter().find(|c| c.id == id);
+                    let r = match c {
+                        Some(c) => runner::run_case(&env, &p, c, run).await,
+                        None => unreachable_case(&p, id),
+                    };
+                    (pi, ci, r)
+                });
+            }
         }
     }
+    let mut cells: Vec<Vec<Vec<CaseResult>>> = vec![vec![Vec::new(); cases.len()]; providers.len()];
+    while let Some(done) = set.join_next().await {
+        let Ok((pi, ci, r)) = done else { continue };
+        progress(&r);
+        cells[pi][ci].push(r);
+    }
+    let results = cells
+        .into_iter()
+        .flatten()
+        .filter_map(runner::worst_of)
+        .collect();
     Ok(Matrix {
         providers,
         cases: cases.iter().map(|c| c.id).collect(),

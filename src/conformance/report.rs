@@ -31,7 +31,7 @@ pub fn index_json(m: &Matrix) -> Value {
                 json!({
                     "grade": r.grade, "summary": r.summary, "duration_ms": r.duration_ms,
                     "auth": r.auth, "exit": r.exit, "evidence": r.findings,
-                    "artifacts": r.artifacts,
+                    "artifacts": r.artifacts, "flaky": r.flaky,
                 }),
             );
         }
@@ -165,7 +165,10 @@ pub fn table(m: &Matrix) -> String {
                 .results
                 .iter()
                 .find(|r| r.provider == *n && r.case == *id)
-                .map_or("?", |r| cell(r.grade));
+                .map_or("?".to_string(), |r| {
+                    let mark = if r.flaky.is_some() { " (flaky)" } else { "" };
+                    format!("{}{mark}", cell(r.grade))
+                });
             let _ = write!(s, " {g:<w$}");
         }
         s.push('\n');

@@ -59,6 +59,43 @@ pub struct CaseResult {
     /// Artefacts folder relative to the report directory (plan, journal, stdout, stderr).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<String>,
+    /// With `--repeat`, the grades of the runs when they differed (`OK 2/3, FAILED 1/3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flaky: Option<String>,
+}
+
+/// A result for a cell that did not run.
+pub fn not_run(provider: &Provider, case: &str, why: &str) -> CaseResult {
+    CaseResult {
+        provider: provider.name().to_string(),
+        case: case.to_string(),
+        title: String::new(),
+        grade: Grade::Failed,
+        summary: why.to_string(),
+        findings: Vec::new(),
+        duration_ms: 0,
+        auth: None,
+        exit: None,
+        artifacts: None,
+        flaky: None,
+    }
+}
+
+/// The repeated runs of one cell folded into one: the worst run, marked flaky when the grades
+/// differed.
+pub fn worst_of(mut runs: Vec<CaseResult>) -> Option<CaseResult> {
+    let mut counts: std::collections::BTreeMap<Grade, usize> = std::collections::BTreeMap::new();
+    for r in &runs {
+        *counts.entry(r.grade).or_default() += 1;
+    }
+    let n = runs.len();
+    runs.sort_by_key(|r| std::cmp::Reverse(r.grade));
+    let mut worst = runs.into_iter().next()?;
+    if counts.len() > 1 {
+        let list: Vec<String> = counts.iter().map(|(g, k)| format!("{g} {k}/{n}")).collect();
+        worst.flaky = Some(list.join(", "));
+    }
+    Some(worst)
 }
 
 /// Chooses the auth for `case`, or says why the provider cannot run it.
@@ -81,14 +118,20 @@ fn choose_auth(case: &Case, provider: &Provider, setup: &Setup) -> Result<AuthKi
         AuthChoice::Token => &[AuthKind::Token],
         AuthChoice::Either => &[AuthKind::Token, AuthKind::Certificate],
     };
+    let missing = match case.auth {
+        AuthChoice::Certificate => "certificate",
+        AuthChoice::Token => "token",
+        AuthChoice::Either => "certificate or token",
+    };
     want.iter()
         .copied()
         .find(|a| provider.has_auth(*a))
-        .ok_or_else(|| format!("{} declares no token authentication", provider.name()))
+        .ok_or_else(|| format!("{} declares no {missing} authentication", provider.name()))
 }
 
 /// Runs `case` against `provider` and judges it; never fails (trouble becomes a FAILED grade).
-pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case) -> CaseResult {
+/// `run` numbers the repetition (0 first): later ones keep their artefacts in `<case>-rN`.
+pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case, run: u32) -> CaseResult {
     let mut setup = Setup::new(case.id);
     (case.setup)(&mut setup, case.protocol);
     let mut result = CaseResult {
@@ -102,6 +145,7 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case) -> CaseRes
         auth: None,
         exit: None,
         artifacts: None,
+        flaky: None,
     };
     let auth = match choose_auth(case, provider, &setup) {
         Ok(a) => a,
@@ -111,8 +155,13 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case) -> CaseRes
         }
     };
     result.auth = Some(auth);
-    let dir = env.runs.join(provider.name()).join(case.id);
-    match run(env, provider, case, &setup, auth, &dir).await {
+    let folder = if run == 0 {
+        case.id.to_string()
+    } else {
+        format!("{}-r{}", case.id, run + 1)
+    };
+    let dir = env.runs.join(provider.name()).join(&folder);
+    match run_driver(env, provider, case, &setup, auth, &dir).await {
         Ok((exit, output, events, elapsed)) => {
             let facts = Facts::new(case, &setup, &output, &exit, &events);
             let mut findings = judge::common(&facts);
@@ -140,13 +189,13 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case) -> CaseRes
         dir.join("result.json"),
         serde_json::to_vec_pretty(&result).unwrap_or_default(),
     );
-    result.artifacts = Some(format!("runs/{}/{}", provider.name(), case.id));
+    result.artifacts = Some(format!("runs/{}/{folder}", provider.name()));
     result
 }
 
 type RunOutput = (Exit, DriverOutput, Vec<Event>, Duration);
 
-async fn run(
+async fn run_driver(
     env: &RunEnv,
     provider: &Provider,
     case: &Case,
@@ -326,6 +375,9 @@ async fn spawn_and_wait(
             let _ = child.kill().await;
             Exit::Timeout {
                 secs: timeout.as_secs(),
+                killed_at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
             }
         }
     };

@@ -598,7 +598,11 @@ impl<'a> Session<'a> {
                     self.event(EventKind::Rejected)
                         .notification(notification)
                         .status(status.code(), status.name())
-                        .detail(json!({ "error_response_sent": sent, "rule": rule })),
+                        .detail(json!({
+                            "error_response_sent": sent,
+                            "identifier": hex::encode(identifier),
+                            "rule": rule
+                        })),
                 ));
                 if sent {
                     let resp = ErrorResponse::new(status, identifier);
@@ -660,7 +664,9 @@ impl<'a> Session<'a> {
         out: &mut Vec<Effect>,
     ) {
         let silent = !slot.command.reports_errors();
-        let mut detail = json!({ "error_response_sent": !silent });
+        // The identifier the error-response names (PROTOCOL.md 1.6).
+        let mut detail =
+            json!({ "error_response_sent": !silent, "identifier": hex::encode(slot.identifier) });
         if let Some(rule) = rule {
             detail["rule"] = rule;
         }

@@ -6,6 +6,7 @@
 use super::config::Job;
 use super::connect::Connector;
 use super::jwt::JwtCache;
+use super::mutant::{self, Mutant};
 use super::retry::{backoff, classify, Verdict, MAX_ATTEMPTS};
 use super::{error_outcome, sent_outcome};
 use crate::model::AuthKind;
@@ -189,11 +190,18 @@ pub async fn send(job: &Job) -> Vec<Outcome> {
             conn = None;
         }
         if !ledger.ready.is_empty() && conn.is_none() {
+            if generation > 0 && mutant::is(Mutant::NoReconnect) {
+                ledger.give_up_waiting("connection lost");
+                continue;
+            }
             if connect_failures > 0 {
                 tokio::time::sleep(RECONNECT_BACKOFF).await;
             }
             match open(&connector, token_auth).await {
                 Ok((send, driver)) => {
+                    if mutant::is(Mutant::ConnectionPerNotification) {
+                        jwt = job.token.clone().map(JwtCache::new);
+                    }
                     connect_failures = 0;
                     generation = generation.saturating_add(1);
                     conn = Some(Conn {
@@ -262,10 +270,13 @@ pub async fn send(job: &Job) -> Vec<Outcome> {
                     }
                 });
                 task_index.insert(handle.id(), i);
-                if probe {
+                if probe || mutant::is(Mutant::ConnectionPerNotification) {
                     break;
                 }
             }
+        }
+        if mutant::is(Mutant::ConnectionPerNotification) && !tasks.is_empty() {
+            conn = None;
         }
         let next_due = ledger.delayed.iter().map(|&(t, _)| t).min();
         tokio::select! {
@@ -355,7 +366,11 @@ fn handle_done(
                 Verdict::Fail => ledger.settle(i, answered(ResultKind::Failed)),
                 Verdict::RetryLater => {
                     let tries = ledger.attempts.get(i).copied().unwrap_or(MAX_ATTEMPTS);
-                    ledger.retry(i, backoff(tries), answered(ResultKind::Failed));
+                    ledger.retry(
+                        i,
+                        mutant::pause(backoff(tries)),
+                        answered(ResultKind::Failed),
+                    );
                 }
                 Verdict::RetryOnNewConnection => {
                     // The connection keeps refusing token updates for a while: stop using it.
@@ -368,7 +383,9 @@ fn handle_done(
                 Verdict::RetryWithNewToken => {
                     // PROTOCOL.md 2.8: a fresh token right after ExpiredProviderToken is allowed.
                     if let (Some(j), Some(serial)) = (jwt, done.jwt_serial) {
-                        j.expired(serial);
+                        if !mutant::is(Mutant::NoResign) {
+                            j.expired(serial);
+                        }
                     }
                     ledger.retry(i, Duration::ZERO, answered(ResultKind::Failed));
                 }

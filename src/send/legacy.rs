@@ -126,7 +126,7 @@ pub async fn send(job: &Job) -> Vec<Outcome> {
         for w in &written {
             attempts[w.index] = attempts[w.index].saturating_add(1);
         }
-        let settlement = settle::settle(&written, end);
+        let settlement = super::mutant::settlement(&written, end, settle::settle(&written, end));
         apply(&settlement, notes, &mut outcomes);
         let unwritten = batch.get(written.len()..).unwrap_or(&[]);
         pending.extend(settlement.resend.iter().map(|&index| Pending {

@@ -11,6 +11,7 @@ mod connect;
 mod http2;
 mod jwt;
 mod legacy;
+pub mod mutant;
 mod retry;
 mod settle;
 
@@ -100,6 +101,9 @@ pub struct SendArgs {
     /// Legacy: how long to wait for an error-response after the last write, in ms.
     #[arg(long, env = "APNSIM_QUIET_MS", default_value_t = 1000)]
     pub quiet_ms: u64,
+    /// Break one rule on purpose (calibrates the conformance suite; see src/send/mutant.rs).
+    #[arg(long, value_enum)]
+    pub mutant: Option<mutant::Mutant>,
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -137,6 +141,14 @@ pub async fn run(args: SendArgs) -> Result<ExitCode, Box<dyn std::error::Error>>
             return Ok(ExitCode::from(2));
         }
     };
+    if let Some(m) = args.mutant {
+        mutant::set(m);
+    }
+    let ids = job.plan.notifications.iter().map(|n| n.id);
+    if let Some(outcomes) = mutant::without_connecting(ids) {
+        print_report(&outcomes, None)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcomes = match job.target.protocol {
         Protocol::Http2 => http2::send(&job).await,
         _ => legacy::send(&job).await,

@@ -34,7 +34,15 @@ impl Connection {
                 let want = &PREFACE[matched..];
                 let n = want.len().min(self.inbuf.len());
                 if self.inbuf.get(..n) != want.get(..n) {
-                    self.connection_error(ErrorCode::PROTOCOL_ERROR, "invalid connection preface");
+                    // An HTTP/1.x client on the HTTP/2 port: say so, the journal cites it.
+                    let line = &self.inbuf[..self.inbuf.len().min(256)];
+                    let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+                    let message = if matched == 0 && line.windows(7).any(|w| w == b"HTTP/1.") {
+                        "HTTP/1.x request line instead of the HTTP/2 connection preface"
+                    } else {
+                        "invalid connection preface"
+                    };
+                    self.connection_error(ErrorCode::PROTOCOL_ERROR, message);
                     return;
                 }
                 let _ = self.inbuf.split_to(n);

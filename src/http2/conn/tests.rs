@@ -245,6 +245,22 @@ fn invalid_preface_is_a_connection_error() {
     let fs = frames(&mut c);
     assert_eq!(goaway_code(&fs), Some(ErrorCode::PROTOCOL_ERROR));
     assert!(c.wants_close());
+    let debug = |fs: &[Frame]| -> String {
+        fs.iter()
+            .filter_map(|f| match f {
+                Frame::GoAway { debug, .. } => Some(String::from_utf8_lossy(debug).into_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        debug(&fs).contains("HTTP/1.x request line"),
+        "{}",
+        debug(&fs)
+    );
+    let mut c = Connection::new(ConnConfig::default());
+    c.recv(b"\x16\x03\x01 not http at all\r\n", now);
+    assert_eq!(debug(&frames(&mut c)), "invalid connection preface");
 }
 
 #[test]
