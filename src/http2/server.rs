@@ -89,11 +89,13 @@ pub struct Observations {
     pub alpn: bool,
     /// SNI as sent.
     pub sni: Option<String>,
-    /// The client's SETTINGS, in wire order, id → value.
+    /// The client's last SETTINGS, in wire order, id → value (at most 64 values kept).
     pub client_settings: Vec<(u16, u32)>,
+    /// SETTINGS frames received from the client (only the first few are journaled one by one).
+    pub settings_frames: u64,
     /// PRIORITY information received (frames or HEADERS flags), counted.
     pub priority_frames: u64,
-    /// PINGs received from the client.
+    /// PINGs received from the client (only the first few are journaled one by one).
     pub pings: u64,
     /// Requests seen.
     pub requests: u64,
@@ -124,6 +126,13 @@ impl LiveConn {
             observations: self.observations.lock().clone(),
         }
     }
+}
+
+/// Counts a client GOAWAY or RST_STREAM; returns the count so far.
+fn count_reset(observations: &Mutex<Observations>) -> u64 {
+    let mut o = observations.lock();
+    o.client_resets += 1;
+    o.client_resets
 }
 
 /// The request settings the emulator's settings imply (PROTOCOL.md 2.3–2.5, Part 3).
@@ -797,8 +806,17 @@ impl Handler for ApnsHandler {
     fn on_event(&self, event: &Event, _handle: &ConnHandle) {
         let note = match event {
             Event::ClientSettings(values) => {
-                self.observe(|o| o.client_settings = values.clone());
-                Some(json!({ "client_settings": values }))
+                // A flood of (large) SETTINGS frames is counted, not kept: the first few are
+                // journaled, each with at most MAX_OBSERVATIONS values (issue 12).
+                let kept: Vec<(u16, u32)> = values.iter().copied().take(MAX_OBSERVATIONS).collect();
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.settings_frames += 1;
+                    o.client_settings.clone_from(&kept);
+                    o.settings_frames
+                };
+                (n <= MAX_OBSERVATIONS as u64)
+                    .then(|| json!({ "client_settings": kept, "entries": values.len() }))
             }
             Event::Priority { stream_id, .. } => {
                 let n = {
@@ -811,22 +829,29 @@ impl Handler for ApnsHandler {
                     .then(|| json!({ "priority": { "stream_id": stream_id } }))
             }
             Event::Ping { ack: false, .. } => {
-                self.observe(|o| o.pings += 1);
-                Some(json!({ "ping": true }))
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.pings += 1;
+                    o.pings
+                };
+                // The first few only; the count goes into the connection's record.
+                (n <= MAX_OBSERVATIONS as u64).then(|| json!({ "ping": true }))
             }
             Event::GoAwayReceived {
                 last_stream_id,
                 code,
                 ..
             } => {
-                self.observe(|o| o.client_resets += 1);
-                Some(
-                    json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } }),
-                )
+                let n = count_reset(&self.observations);
+                (n <= MAX_OBSERVATIONS as u64).then(|| {
+                    json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } })
+                })
             }
             Event::StreamReset { stream_id, code } => {
-                self.observe(|o| o.client_resets += 1);
-                Some(json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } }))
+                let n = count_reset(&self.observations);
+                (n <= MAX_OBSERVATIONS as u64).then(
+                    || json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } }),
+                )
             }
             Event::StreamError {
                 stream_id,

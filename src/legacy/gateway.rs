@@ -104,7 +104,7 @@ pub(crate) async fn serve(
             topic,
             last_accepted: [0; 4],
             io: tls,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(IDLE_BUFFER),
             pending: Vec::new(),
             run: Vec::new(),
             throttle: None,
@@ -132,6 +132,12 @@ pub(crate) async fn serve(
     .instrument(span)
     .await
 }
+
+/// How long a frame, once its first byte arrived, may take to arrive whole.
+const PARTIAL_FRAME_BOUND: Duration = Duration::from_secs(30);
+
+/// Read-buffer capacity of a connection with nothing pending.
+const IDLE_BUFFER: usize = 4 * 1024;
 
 struct GatewayConn<'a, IO> {
     core: &'a Core,
@@ -214,11 +220,33 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
             0 => Duration::from_secs(u64::MAX / 4),
             s => Duration::from_secs(s),
         };
+        // Idle = no complete frame within `idle` (issue 12): a byte a second does not keep a
+        // connection; a frame once started must complete within PARTIAL_FRAME_BOUND too.
+        let mut deadline = tokio::time::Instant::now() + idle;
+        let mut partial_since: Option<tokio::time::Instant> = None;
+        let mut decided = self.state.decided;
+        let mut last_read = 0usize;
         let ending = loop {
             if let Step::End(ending) = self.process_buffer().await {
                 break ending;
             }
-            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+            let now = tokio::time::Instant::now();
+            if self.state.decided != decided {
+                decided = self.state.decided;
+                deadline = now + idle;
+                partial_since = None;
+            }
+            if self.buf.is_empty() {
+                partial_since = None;
+            } else if partial_since.is_none() {
+                partial_since = Some(now);
+            }
+            let due = partial_since.map_or(deadline, |t| deadline.min(t + PARTIAL_FRAME_BOUND));
+            if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER && last_read < IDLE_BUFFER {
+                // Nothing pending: give the large read buffer back, so thousands of idle
+                // connections cost little (a busy one, reading more than that at a time, keeps it).
+                self.buf = BytesMut::with_capacity(IDLE_BUFFER);
+            } else if self.buf.capacity() - self.buf.len() < IDLE_BUFFER {
                 self.buf.reserve(64 * 1024);
             }
             tokio::select! {
@@ -229,12 +257,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GatewayConn<'_, IO> {
                     let _ = self.write_then_close(&resp.encode()).await;
                     return Ending::Shutdown;
                 }
-                read = tokio::time::timeout(idle, self.read_some()) => match read {
+                read = tokio::time::timeout_at(due, self.read_some()) => match read {
                     Err(_) => break Ending::IdleTimeout,
                     Ok(Err(e)) => break Ending::Io(e.to_string()),
                     Ok(Ok(0)) if self.buf.is_empty() => break Ending::PeerClosed,
                     Ok(Ok(0)) => break Ending::PeerVanishedMidFrame(self.buf.len()),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(n)) => last_read = n,
                 },
             }
         };
