@@ -12,6 +12,7 @@ use crate::http2::driver::Command;
 use crate::http2::reason::Reason;
 use crate::http2::state::{ConnectionInfo, Http2State};
 use crate::journal::Journal;
+use crate::journal_file::JournalFile;
 use crate::model::{DeviceToken, Environment};
 use crate::runtime::{spawn_listener, Core, Shutdown};
 use crate::scenario_host::{LoadError, LoadedScenario};
@@ -46,6 +47,9 @@ pub enum StartError {
     /// The control API would listen beyond loopback with no token.
     #[error("refusing to serve the control API on {0} (not loopback) without a control token; give --control-token, or --control-insecure to accept the risk")]
     ControlExposed(IpAddr),
+    /// The journal file could not be created.
+    #[error("{0}")]
+    JournalFile(String),
     /// A setting is out of its range.
     #[error("settings: {0}")]
     Settings(String),
@@ -122,6 +126,7 @@ pub struct EmulatorBuilder {
     control_token: Option<String>,
     control_insecure: bool,
     control_idle_timeout: Duration,
+    journal_file: Option<PathBuf>,
 }
 
 impl Default for EmulatorBuilder {
@@ -146,6 +151,7 @@ impl Default for EmulatorBuilder {
             control_token: None,
             control_insecure: false,
             control_idle_timeout: crate::control::IDLE_TIMEOUT,
+            journal_file: None,
         }
     }
 }
@@ -271,6 +277,12 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Streams every journal event to this file as JSON lines (created or truncated at start).
+    pub fn journal_file(mut self, path: Option<PathBuf>) -> Self {
+        self.journal_file = path;
+        self
+    }
+
     /// Binds every listener, then serves in the background; returns once all are listening.
     pub async fn start(self) -> Result<Emulator, StartError> {
         let token_set = self.control_token.as_deref().is_some_and(|t| !t.is_empty());
@@ -309,6 +321,13 @@ impl EmulatorBuilder {
             .map_err(|e| StartError::Certs(e.to_string()))?,
         );
         let journal = Journal::new(self.settings.journal_capacity, self.clock.clone());
+        if let Some(path) = self.journal_file.clone() {
+            let file = tokio::task::spawn_blocking(move || JournalFile::create(&path))
+                .await
+                .map_err(|e| StartError::JournalFile(e.to_string()))?
+                .map_err(|e| StartError::JournalFile(e.to_string()))?;
+            journal.stream_to(file);
+        }
         let engine = Engine::new(self.settings.clone(), self.registry.clone());
         let core = Arc::new(Core::new(
             self.settings.clone(),
@@ -401,7 +420,7 @@ impl EmulatorBuilder {
                     &tracker,
                     listener,
                     core,
-                    env,
+                    (env, crate::model::Protocol::Legacy),
                     sd,
                     crate::legacy::gateway::serve,
                 ),
@@ -409,7 +428,7 @@ impl EmulatorBuilder {
                     &tracker,
                     listener,
                     core,
-                    env,
+                    (env, crate::model::Protocol::Feedback),
                     sd,
                     crate::legacy::feedback::serve,
                 ),
@@ -417,7 +436,7 @@ impl EmulatorBuilder {
                     &tracker,
                     listener,
                     core,
-                    env,
+                    (env, crate::model::Protocol::Http2),
                     sd,
                     crate::http2::server::serve,
                 ),
@@ -696,6 +715,12 @@ impl Emulator {
         let _ = self.stop_tx.send(true);
         self.tracker.close();
         let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
+        // Everything journaled is on disk before shutdown returns.
+        if let Some(file) = self.core.journal.close_file() {
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || file.finish()).await {
+                tracing::warn!(error = %e, "journal file");
+            }
+        }
     }
 
     /// Graceful shutdown with a 5-second grace period.

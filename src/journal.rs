@@ -47,6 +47,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// A notification's verdict (accepted, rejected, discarded, dropped): these are kept under a
+    /// bound of their own, so no flood of other events can push them out of the journal.
+    pub fn is_verdict(self) -> bool {
+        matches!(
+            self,
+            EventKind::Accepted | EventKind::Rejected | EventKind::Discarded | EventKind::Dropped
+        )
+    }
+
     /// How many kinds there are (sizes the per-kind counters).
     pub const COUNT: usize = 13;
 
@@ -246,11 +255,23 @@ pub struct WaitTimeout {
 }
 
 struct Inner {
-    events: VecDeque<Event>,
+    /// Notification verdicts ([`EventKind::is_verdict`]), and every other event: each bounded by
+    /// `capacity` on its own, oldest evicted first.
+    classes: [VecDeque<Event>; 2],
     next_seq: u64,
     capacity: usize,
     evicted: u64,
+    /// Per class: every event of the class with a sequence number from this one on is retained
+    /// (eviction and `clear` move it forward).
+    complete_from: [u64; 2],
     tallies: Tallies,
+    /// `--journal-file`: every event also goes to the writer thread.
+    file: Option<crate::journal_file::JournalFile>,
+}
+
+/// The class index of a kind in [`Inner::classes`].
+fn class(kind: EventKind) -> usize {
+    usize::from(!kind.is_verdict())
 }
 
 /// How many events of each kind each protocol produced since start, and rejections by reason:
@@ -311,15 +332,18 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// A journal keeping at most `capacity` events (oldest evicted first).
+    /// A journal keeping at most `capacity` notification verdicts and `capacity` other events
+    /// (oldest evicted first, each under its own bound).
     pub fn new(capacity: usize, clock: crate::clock::Clock) -> Self {
         Journal {
             inner: Arc::new(Mutex::new(Inner {
-                events: VecDeque::new(),
+                classes: [VecDeque::new(), VecDeque::new()],
                 next_seq: 1,
                 capacity: capacity.max(1),
                 evicted: 0,
+                complete_from: [1, 1],
                 tallies: Tallies::default(),
+                file: None,
             })),
             notify: Arc::new(Notify::new()),
             clock,
@@ -342,11 +366,14 @@ impl Journal {
                 let seq = inner.next_seq;
                 inner.next_seq += 1;
                 inner.tallies.count(e.kind, e.protocol, e.reason.as_deref());
-                if inner.events.len() >= inner.capacity {
-                    inner.events.pop_front();
+                let c = class(e.kind);
+                if inner.classes[c].len() >= inner.capacity {
+                    if let Some(old) = inner.classes[c].pop_front() {
+                        inner.complete_from[c] = old.seq + 1;
+                    }
                     inner.evicted += 1;
                 }
-                inner.events.push_back(Event {
+                let event = Event {
                     seq,
                     time_ms,
                     connection: e.connection,
@@ -357,7 +384,11 @@ impl Journal {
                     status: e.status,
                     reason: e.reason,
                     detail: e.detail,
-                });
+                };
+                if let Some(file) = &inner.file {
+                    file.send(&event);
+                }
+                inner.classes[c].push_back(event);
             }
             inner.next_seq - 1
         };
@@ -373,7 +404,7 @@ impl Journal {
     /// The retained events that match, oldest first.
     pub fn query(&self, filter: &Filter) -> Vec<Event> {
         let inner = self.inner.lock();
-        candidates(&inner.events, filter)
+        candidates(&inner, filter)
             .filter(|e| filter.matches(e))
             .cloned()
             .collect()
@@ -382,7 +413,7 @@ impl Journal {
     /// How many retained events match (without cloning them).
     pub fn count(&self, filter: &Filter) -> usize {
         let inner = self.inner.lock();
-        candidates(&inner.events, filter)
+        candidates(&inner, filter)
             .filter(|e| filter.matches(e))
             .count()
     }
@@ -436,12 +467,40 @@ impl Journal {
 
     /// Forgets every retained event; sequence numbers keep counting.
     pub fn clear(&self) {
-        self.inner.lock().events.clear();
+        let mut inner = self.inner.lock();
+        let next = inner.next_seq;
+        inner.complete_from = [next, next];
+        for c in &mut inner.classes {
+            c.clear();
+        }
     }
 
     /// Number of retained events.
     pub fn len(&self) -> usize {
-        self.inner.lock().events.len()
+        let inner = self.inner.lock();
+        inner.classes[0].len() + inner.classes[1].len()
+    }
+
+    /// Every event `filter` could match with a sequence number from this one on is still
+    /// retained: an older one that is missing may have been evicted or cleared ("gone", not
+    /// "never happened").
+    pub fn first_seq(&self, filter: &Filter) -> u64 {
+        let inner = self.inner.lock();
+        match filter.kind {
+            Some(kind) => inner.complete_from[class(kind)],
+            None => inner.complete_from[0].max(inner.complete_from[1]),
+        }
+    }
+
+    /// Streams every event from now on to `file` as JSON lines (see [`crate::journal_file`]).
+    pub fn stream_to(&self, file: crate::journal_file::JournalFile) {
+        self.inner.lock().file = Some(file);
+    }
+
+    /// Stops streaming to the journal file; the returned handle finishes once every event sent
+    /// is written and flushed.
+    pub fn close_file(&self) -> Option<crate::journal_file::JournalFile> {
+        self.inner.lock().file.take()
     }
 
     /// True when nothing is retained.
@@ -460,15 +519,51 @@ impl Journal {
     }
 }
 
-/// The retained events a filter can match: with `since`, a binary search skips the older ones
-/// (sequence numbers only increase), so followers of the journal (metrics, live events, waits)
-/// do not rescan the whole bounded journal under its lock on every new event.
-fn candidates<'a>(events: &'a VecDeque<Event>, filter: &Filter) -> impl Iterator<Item = &'a Event> {
-    let start = match filter.since {
-        Some(since) => events.partition_point(|e| e.seq <= since),
-        None => 0,
+/// The retained events a filter can match, oldest first: only the kind's class when the filter
+/// names a kind, else both classes merged by sequence number. With `since`, a binary search skips
+/// the older ones (sequence numbers only increase), so followers of the journal (metrics, live
+/// events, waits) do not rescan the whole bounded journal under its lock on every new event.
+fn candidates<'a>(inner: &'a Inner, filter: &Filter) -> impl Iterator<Item = &'a Event> {
+    let from = |events: &'a VecDeque<Event>| {
+        let start = match filter.since {
+            Some(since) => events.partition_point(|e| e.seq <= since),
+            None => 0,
+        };
+        events.range(start..)
     };
-    events.range(start..)
+    let (a, b) = match filter.kind {
+        Some(kind) => {
+            let c = class(kind);
+            (from(&inner.classes[c]), inner.classes[1 - c].range(0..0))
+        }
+        None => (from(&inner.classes[0]), from(&inner.classes[1])),
+    };
+    MergeBySeq {
+        a: a.peekable(),
+        b: b.peekable(),
+    }
+}
+
+/// Two seq-ordered iterators merged into one seq-ordered iterator.
+struct MergeBySeq<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'a, A, B> Iterator for MergeBySeq<A, B>
+where
+    A: Iterator<Item = &'a Event>,
+    B: Iterator<Item = &'a Event>,
+{
+    type Item = &'a Event;
+
+    fn next(&mut self) -> Option<&'a Event> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y.seq < x.seq => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -513,6 +608,68 @@ mod tests {
         j.clear();
         assert!(j.is_empty());
         assert_eq!(accepted(&j, 9), 6);
+    }
+
+    fn observation(j: &Journal) -> u64 {
+        j.record(NewEvent::new(
+            EventKind::Observation,
+            1,
+            Protocol::Http2,
+            Environment::Production,
+        ))
+    }
+
+    #[test]
+    fn a_flood_of_other_events_never_evicts_verdicts_and_eviction_is_reported() {
+        let j = Journal::new(3, Clock::new());
+        let a = accepted(&j, 1);
+        for _ in 0..100 {
+            observation(&j);
+        }
+        let b = accepted(&j, 2);
+        let kept = j.query(&Filter::kind(EventKind::Accepted));
+        assert_eq!(kept.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(j.evicted(), 97);
+        // Verdicts are complete from the start; observations only from the oldest kept.
+        assert_eq!(j.first_seq(&Filter::kind(EventKind::Accepted)), 1);
+        let obs = j.query(&Filter::kind(EventKind::Observation));
+        assert_eq!(
+            j.first_seq(&Filter::kind(EventKind::Observation)),
+            obs[0].seq
+        );
+        assert_eq!(j.first_seq(&Filter::default()), obs[0].seq);
+        // Merged listing stays in sequence order.
+        let all: Vec<u64> = j.query(&Filter::default()).iter().map(|e| e.seq).collect();
+        assert_eq!(all, vec![a, obs[0].seq, obs[1].seq, obs[2].seq, b]);
+        let since: Vec<u64> = j
+            .query(&Filter {
+                since: Some(obs[1].seq),
+                ..Filter::default()
+            })
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(since, vec![obs[2].seq, b]);
+        j.clear();
+        assert_eq!(j.first_seq(&Filter::default()), b + 1);
+    }
+
+    #[test]
+    fn the_journal_file_gets_every_event_despite_eviction() {
+        let path = std::env::temp_dir().join(format!("apnsim-jf-{}.jsonl", std::process::id()));
+        let j = Journal::new(2, Clock::new());
+        j.stream_to(crate::journal_file::JournalFile::create(&path).unwrap());
+        for i in 0..10 {
+            accepted(&j, i);
+        }
+        j.close_file().unwrap().finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap().seq)
+            .collect();
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod files;
 pub mod http2;
 pub mod journal;
+pub mod journal_file;
 pub mod legacy;
 pub mod lint;
 pub mod model;

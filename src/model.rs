@@ -166,8 +166,9 @@ pub enum AuthKind {
 pub struct Notification {
     /// The device token.
     pub token: DeviceToken,
-    /// The payload bytes exactly as received (JSON text when valid UTF-8, else `hex:…`).
-    #[serde(with = "payload_serde")]
+    /// The payload bytes exactly as received: in JSON `payload` (the text) when they are UTF-8,
+    /// else `payload_base64`, so bytes and text that look alike never serialize alike.
+    #[serde(flatten, with = "payload_serde")]
     pub payload: Bytes,
     /// Legacy: the 4-byte identifier (opaque, PROTOCOL.md 1.3); HTTP/2: unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,23 +244,44 @@ impl<'de> Deserialize<'de> for Identifier {
 }
 
 mod payload_serde {
+    use base64::Engine as _;
     use bytes::Bytes;
+    use serde::ser::SerializeMap;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
     pub fn serialize<S: Serializer>(p: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
         match std::str::from_utf8(p) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => s.serialize_str(&format!("hex:{}", hex::encode(p))),
+            Ok(text) => map.serialize_entry("payload", text)?,
+            Err(_) => map.serialize_entry("payload_base64", &B64.encode(p))?,
         }
+        map.end()
+    }
+
+    #[derive(Deserialize)]
+    struct Raw {
+        payload: Option<String>,
+        payload_base64: Option<String>,
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.strip_prefix("hex:") {
-            Some(h) => hex::decode(h)
+        match Raw::deserialize(d)? {
+            Raw {
+                payload: Some(text),
+                payload_base64: None,
+            } => Ok(Bytes::from(text.into_bytes())),
+            Raw {
+                payload: None,
+                payload_base64: Some(b),
+            } => B64
+                .decode(b)
                 .map(Bytes::from)
                 .map_err(serde::de::Error::custom),
-            None => Ok(Bytes::from(s.into_bytes())),
+            _ => Err(serde::de::Error::custom(
+                "a notification has exactly one of `payload` and `payload_base64`",
+            )),
         }
     }
 }
@@ -282,6 +304,28 @@ mod tests {
     }
 
     #[test]
+    fn payload_bytes_and_lookalike_text_serialize_apart() {
+        let mut n = Notification {
+            token: DeviceToken::from_hex("AB01").unwrap(),
+            payload: Bytes::from_static(b"\xff\xfe"),
+            identifier: None,
+            expiry: None,
+            priority: 10,
+            topic: None,
+            push_type: None,
+            collapse_id: None,
+            apns_id: None,
+            command: None,
+        };
+        let bytes = serde_json::to_value(&n).unwrap();
+        n.payload = Bytes::from_static(b"hex:fffe");
+        let text = serde_json::to_value(&n).unwrap();
+        assert_ne!(bytes, text);
+        assert_eq!(text["payload"], "hex:fffe");
+        assert_eq!(bytes["payload_base64"], "//4=");
+    }
+
+    #[test]
     fn notification_json_round_trip() {
         let n = Notification {
             token: DeviceToken::from_hex("AB01").unwrap(),
@@ -298,7 +342,8 @@ mod tests {
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["token"], "ab01");
         assert_eq!(json["identifier"], "01020304");
-        assert_eq!(json["payload"], "hex:ff00");
+        assert_eq!(json["payload_base64"], "/wA=");
+        assert!(json.get("payload").is_none());
         let back: Notification = serde_json::from_value(json).unwrap();
         assert_eq!(back, n);
         assert_eq!(

@@ -155,12 +155,15 @@ impl Shutdown {
     }
 }
 
+/// How often reaching the connection bound is journaled and logged (issue 12).
+const CAP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs an accept loop: each connection is served by `serve` under the connection bound.
 pub(crate) fn spawn_listener<F, Fut>(
     tracker: &TaskTracker,
     listener: TcpListener,
     core: Arc<Core>,
-    env: Environment,
+    (env, protocol): (Environment, crate::model::Protocol),
     shutdown: Shutdown,
     serve: F,
 ) where
@@ -171,6 +174,8 @@ pub(crate) fn spawn_listener<F, Fut>(
     let conns = tracker.clone();
     tracker.spawn(async move {
         let mut stop = shutdown.clone();
+        let mut refused = 0u64;
+        let mut last_said = None;
         loop {
             let (stream, peer) = tokio::select! {
                 _ = stop.wait() => return,
@@ -185,8 +190,29 @@ pub(crate) fn spawn_listener<F, Fut>(
             };
             // Bounded connections: over the limit, the connection is closed at once.
             let Ok(permit) = limit.clone().try_acquire_owned() else {
-                warn!(%peer, "connection limit reached; closing");
                 drop(stream);
+                refused += 1;
+                // Journaled and logged at most once a minute, with the count since the last.
+                if !last_said.is_some_and(|t: tokio::time::Instant| t.elapsed() < CAP_REPORT_EVERY) {
+                    last_said = Some(tokio::time::Instant::now());
+                    let max = core.settings.max_connections;
+                    warn!(%peer, max_connections = max, refused, "connection limit reached; closing new connections");
+                    core.journal.record(
+                        crate::journal::NewEvent::new(
+                            crate::journal::EventKind::ConnectionRefused,
+                            core.next_connection_id(),
+                            protocol,
+                            env,
+                        )
+                        .detail(serde_json::json!({
+                            "peer": peer.to_string(),
+                            "error": "connection limit reached",
+                            "max_connections": max,
+                            "refused_since_last_report": refused,
+                        })),
+                    );
+                    refused = 0;
+                }
                 continue;
             };
             let _ = stream.set_nodelay(true);

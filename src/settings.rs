@@ -98,7 +98,8 @@ impl Default for Settings {
             http2_streams_before_auth: 1,
             http2_max_streams: 1000,
             http2_uppercase_apns_id: false,
-            http2_idle_timeout_secs: 0,
+            // Longer than the hour after which Apple suggests a PING (PROTOCOL.md 2.2).
+            http2_idle_timeout_secs: 3900,
             jwt_future_tolerance_secs: 60,
             jwt_max_age_secs: 3600,
             jwt_min_update_secs: 1200,

@@ -345,7 +345,10 @@ async fn journal_query_wait_and_clear() {
         .get("/journal/wait?kind=accepted&n=3&timeout_ms=200")
         .await;
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
-    assert_eq!(body, json!({"error": "timeout", "found": 1, "wanted": 3}));
+    assert_eq!(
+        body,
+        json!({"error": "timeout", "found": 1, "wanted": 3, "first_seq": 1, "evicted": 0})
+    );
     assert!(started.elapsed() >= Duration::from_millis(200));
 
     // A wait that is satisfied by a notification sent while it blocks.

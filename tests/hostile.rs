@@ -201,3 +201,101 @@ async fn the_builder_refuses_out_of_range_settings() {
         .await;
     assert!(matches!(started, Err(apnsim::StartError::Settings(_))));
 }
+
+/// Resident set size of this process (the in-process emulator included), in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// An HTTP/2 frame header plus payload.
+fn h2_frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = len.to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Defect 3: every PING and SETTINGS frame was journaled as its own event (a flood evicted every
+/// verdict and grew memory by ~265 KB per 16 KB SETTINGS frame). Now the connection's record
+/// counts them, only the first few are journaled, and memory stays flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_and_settings_flood_is_counted_not_journaled_frame_by_frame() {
+    use tokio::io::AsyncWriteExt;
+    const PINGS: u64 = 20_000;
+    const SETTINGS: u64 = 400;
+    let emu = Emulator::builder().start().await.unwrap();
+    legacy_client_is_served(&emu, 1).await;
+    let ca = emu.ca_pem();
+    let mut opts = ClientOpts::new(&ca, Some(emu.identity(ProviderKind::Production)));
+    opts.alpn = vec![b"h2".to_vec()];
+    let tls = connect(emu.http2_addr(), &opts).await.unwrap();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let drain = tokio::spawn(async move {
+        let mut b = vec![0u8; 64 * 1024];
+        while rd.read(&mut b).await.is_ok_and(|n| n > 0) {}
+    });
+    let before = rss_bytes();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(4, 0, &[]));
+    wr.write_all(&out).await.unwrap();
+    let ping = h2_frame(6, 0, &[7; 8]);
+    let mut pings = Vec::new();
+    for _ in 0..1000 {
+        pings.extend_from_slice(&ping);
+    }
+    for _ in 0..PINGS / 1000 {
+        wr.write_all(&pings).await.unwrap();
+    }
+    // 2,730 unknown settings (ignored, RFC 9113 6.5.2) fill a 16 KB frame.
+    let mut params = Vec::new();
+    for i in 0..2730u32 {
+        params.extend_from_slice(&0x20u16.to_be_bytes());
+        params.extend_from_slice(&i.to_be_bytes());
+    }
+    let settings = h2_frame(4, 0, &params);
+    for _ in 0..SETTINGS {
+        wr.write_all(&settings).await.unwrap();
+    }
+    wr.flush().await.unwrap();
+    // A well-behaved provider beside the flood is served, and its verdicts stay in the journal.
+    legacy_client_is_served(&emu, 2).await;
+    wr.shutdown().await.unwrap();
+    let closed = emu
+        .journal()
+        .wait_for(
+            &Filter {
+                protocol: Some(apnsim::model::Protocol::Http2),
+                ..Filter::kind(EventKind::ConnectionClosed)
+            },
+            1,
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the flooding connection ends");
+    let grown = rss_bytes().saturating_sub(before);
+    drain.abort();
+    let obs = &closed[0].detail.as_ref().unwrap()["observations"];
+    assert_eq!(obs["pings"], PINGS, "{obs}");
+    assert_eq!(obs["settings_frames"], SETTINGS + 1, "{obs}");
+    let journaled = emu.journal().query(&Filter::kind(EventKind::Observation));
+    let count = |key: &str| {
+        journaled
+            .iter()
+            .filter(|e| e.detail.as_ref().is_some_and(|d| d.get(key).is_some()))
+            .count()
+    };
+    assert!(count("ping") <= 64, "{} PINGs journaled", count("ping"));
+    assert!(count("client_settings") <= 64);
+    assert_eq!(emu.journal().count(&Filter::kind(EventKind::Accepted)), 2);
+    // 400 × 16 KB SETTINGS once cost ~265 KB each (~100 MB); now memory stays flat.
+    eprintln!(
+        "RSS growth under {PINGS} PINGs + {SETTINGS} 16 KB SETTINGS: {} KB",
+        grown / 1024
+    );
+    assert!(grown < 40 * 1024 * 1024, "RSS grew {} KB", grown / 1024);
+    emu.shutdown().await;
+}

@@ -134,6 +134,9 @@ pub struct ServeArgs {
     /// Journal capacity in events [default: 100000].
     #[arg(long, env = "APNSIM_JOURNAL_CAPACITY")]
     journal_capacity: Option<usize>,
+    /// Stream every journal event to this file as JSON lines (nothing lost to the journal's bound).
+    #[arg(long, env = "APNSIM_JOURNAL_FILE")]
+    journal_file: Option<PathBuf>,
     /// Scenario file (TOML, or JSON by extension) loaded at start; its [settings] replace the defaults.
     #[arg(long, env = "APNSIM_SCENARIO")]
     scenario: Option<PathBuf>,
@@ -155,6 +158,7 @@ struct ConfigFile {
     control_port: Option<Port>,
     control_token: Option<String>,
     control_insecure: Option<bool>,
+    journal_file: Option<PathBuf>,
     certs: Option<PathBuf>,
     topic: Option<String>,
     ready_file: Option<PathBuf>,
@@ -251,6 +255,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ))
         .control_token(control_token.clone())
         .control_insecure(args.control_insecure || file.control_insecure.unwrap_or(false))
+        .journal_file(args.journal_file.or(file.journal_file))
         .certs(CertSource::Dir(certs.clone()))
         .topic(topic)
         .settings(settings);

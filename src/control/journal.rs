@@ -114,8 +114,20 @@ fn number(key: &str, value: &str) -> Result<u64, ApiError> {
     })
 }
 
-fn listing(events: &[Event], last_seq: u64) -> Value {
-    json!({ "events": payload::events_json(events), "last_seq": last_seq })
+/// A journal answer's head, read before the events so `since=<last_seq>` never skips one: the
+/// newest sequence number, and what tells "not there" from "gone": `first_seq` (every matching
+/// event from it on is retained) and `evicted` (events the journal's bound pushed out since start).
+fn head(journal: &crate::journal::Journal, filter: &Filter) -> Value {
+    json!({
+        "last_seq": journal.last_seq(),
+        "first_seq": journal.first_seq(filter),
+        "evicted": journal.evicted(),
+    })
+}
+
+fn listing(events: &[Event], mut head: Value) -> Value {
+    head["events"] = json!(payload::events_json(events));
+    head
 }
 
 /// `GET /journal?kind=&token=&topic=&protocol=&connection=&since=&lint=&limit=`: the newest
@@ -129,7 +141,7 @@ pub(super) async fn query(
     let lint = payload::level_param(&params)?;
     let limit = usize::try_from(params.get("limit", DEFAULT_LIMIT as u64)?).unwrap_or(usize::MAX);
     let journal = &s.core.journal;
-    let last_seq = journal.last_seq();
+    let head = head(journal, &params.filter);
     let mut events = journal.query(&params.filter);
     if lint.is_some() {
         events.retain(|e| payload::matches(e, lint));
@@ -138,7 +150,7 @@ pub(super) async fn query(
     if matched > limit {
         events.drain(..matched - limit);
     }
-    let mut body = listing(&events, last_seq);
+    let mut body = listing(&events, head);
     body["matched"] = json!(matched);
     Ok(Json(body))
 }
@@ -160,10 +172,16 @@ pub(super) async fn wait(
         r = journal.wait_for(&params.filter, n, timeout) => r,
     };
     match outcome {
-        Ok(events) => Ok(Json(listing(&events, journal.last_seq()))),
+        Ok(events) => Ok(Json(listing(&events, head(&journal, &params.filter)))),
         Err(t) => Err(ApiError::with_body(
             StatusCode::REQUEST_TIMEOUT,
-            json!({ "error": "timeout", "found": t.found, "wanted": t.wanted }),
+            json!({
+                "error": "timeout",
+                "found": t.found,
+                "wanted": t.wanted,
+                "first_seq": journal.first_seq(&params.filter),
+                "evicted": journal.evicted(),
+            }),
         )),
     }
 }

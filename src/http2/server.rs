@@ -214,6 +214,14 @@ impl ApnsHandler {
         NewEvent::new(kind, self.id, Protocol::Http2, self.environment)
     }
 
+    /// Adds one to the counter `f` picks (after whatever else `f` records); returns the count.
+    fn count(&self, f: impl FnOnce(&mut Observations) -> &mut u64) -> u64 {
+        let mut o = self.observations.lock();
+        let n = f(&mut o);
+        *n += 1;
+        *n
+    }
+
     fn observe(&self, f: impl FnOnce(&mut Observations)) {
         f(&mut self.observations.lock());
     }
@@ -721,50 +729,43 @@ impl Handler for ApnsHandler {
     fn on_event(&self, event: &Event, _handle: &ConnHandle) {
         let note = match event {
             Event::ClientSettings(values) => {
-                self.observe(|o| o.client_settings = values.clone());
-                Some(json!({ "client_settings": values }))
+                // A flood of (large) SETTINGS frames is counted, not kept: the first few are
+                // journaled, each with at most MAX_OBSERVATIONS values (issue 12).
+                let kept: Vec<(u16, u32)> = values
+                    .iter()
+                    .copied()
+                    .take(state::MAX_OBSERVATIONS)
+                    .collect();
+                let n = self.count(|o| {
+                    o.client_settings.clone_from(&kept);
+                    &mut o.settings_frames
+                });
+                first_few(n).then(|| json!({ "client_settings": kept, "entries": values.len() }))
             }
-            Event::Priority { stream_id, .. } => {
-                let n = {
-                    let mut o = self.observations.lock();
-                    o.priority_frames += 1;
-                    o.priority_frames
-                };
-                // Journal the first few only: a client may send thousands.
-                (n <= state::MAX_OBSERVATIONS as u64)
-                    .then(|| json!({ "priority": { "stream_id": stream_id } }))
-            }
+            // Journal the first few only of each kind below: a client may send thousands; the
+            // count goes into the connection's record.
+            Event::Priority { stream_id, .. } => first_few(self.count(|o| &mut o.priority_frames))
+                .then(|| json!({ "priority": { "stream_id": stream_id } })),
             Event::Ping { ack: false, .. } => {
-                self.observe(|o| o.pings += 1);
-                Some(json!({ "ping": true }))
+                first_few(self.count(|o| &mut o.pings)).then(|| json!({ "ping": true }))
             }
             Event::GoAwayReceived {
                 last_stream_id,
                 code,
                 ..
-            } => {
-                self.observe(|o| o.client_resets += 1);
-                Some(
-                    json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } }),
-                )
-            }
-            Event::StreamReset { stream_id, code } => {
-                self.observe(|o| o.client_resets += 1);
-                Some(json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } }))
-            }
+            } => first_few(self.count(|o| &mut o.client_resets)).then(
+                || json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } }),
+            ),
+            Event::StreamReset { stream_id, code } => first_few(
+                self.count(|o| &mut o.client_resets),
+            )
+            .then(|| json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } })),
             Event::StreamError {
                 stream_id,
                 code: ErrorCode::REFUSED_STREAM,
                 ..
-            } => {
-                let n = {
-                    let mut o = self.observations.lock();
-                    o.refused_streams += 1;
-                    o.refused_streams
-                };
-                (n <= state::MAX_OBSERVATIONS as u64)
-                    .then(|| json!({ "refused_stream": { "stream_id": stream_id } }))
-            }
+            } => first_few(self.count(|o| &mut o.refused_streams))
+                .then(|| json!({ "refused_stream": { "stream_id": stream_id } })),
             Event::ConnectionError { code, message } => {
                 Some(json!({ "connection_error": { "code": code.0, "message": message } }))
             }
@@ -881,4 +882,9 @@ fn representation(f: &HeaderField) -> String {
     } else {
         r
     }
+}
+
+/// Whether the `n`th observation of a kind is still journaled one by one (bounded, issue 12).
+fn first_few(n: u64) -> bool {
+    n <= state::MAX_OBSERVATIONS as u64
 }

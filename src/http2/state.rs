@@ -74,11 +74,13 @@ pub struct Observations {
     pub alpn: bool,
     /// SNI as sent.
     pub sni: Option<String>,
-    /// The client's SETTINGS, in wire order, id → value.
+    /// The client's last SETTINGS, in wire order, id → value (at most 64 values kept).
     pub client_settings: Vec<(u16, u32)>,
+    /// SETTINGS frames received from the client (only the first few are journaled one by one).
+    pub settings_frames: u64,
     /// PRIORITY information received (frames or HEADERS flags), counted.
     pub priority_frames: u64,
-    /// PINGs received from the client.
+    /// PINGs received from the client (only the first few are journaled one by one).
     pub pings: u64,
     /// Requests seen.
     pub requests: u64,

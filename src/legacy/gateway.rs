@@ -99,10 +99,27 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Vec::with_capacity(256);
     let mut t = Transport::default();
     session.handle_connect(now(), &mut out);
+    // Idle = no complete frame within `idle` (issue 12): a byte a second does not keep a
+    // connection; a frame once started must complete within PARTIAL_FRAME_BOUND too.
+    let mut deadline = after(idle);
+    let mut partial_since: Option<Instant> = None;
+    let mut decided = session.decided();
     loop {
         if let Some(end) = run_effects(core, io, &mut out, &mut t).await {
             return end;
         }
+        let now_t = Instant::now();
+        if session.decided() != decided {
+            decided = session.decided();
+            deadline = after(idle);
+            partial_since = None;
+        }
+        if session.buffered() == 0 {
+            partial_since = None;
+        } else if partial_since.is_none() {
+            partial_since = Some(now_t);
+        }
+        let due = partial_since.map_or(deadline, |t| deadline.min(t + PARTIAL_FRAME_BOUND));
         let wake = t.wake;
         let read = !t.stalled && session.wants_read();
         tokio::select! {
@@ -116,7 +133,7 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
                 t.stalled = false;
                 session.handle_timeout(now(), &mut out);
             }
-            r = tokio::time::timeout(idle, read_some(io, session.buffer(), t.throttle)), if read => {
+            r = tokio::time::timeout_at(due, read_some(io, session.buffer(), t.throttle)), if read => {
                 match r {
                     Err(_) => session.handle_idle(now(), &mut out),
                     Ok(Err(e)) => session.handle_read_error(crate::refusal::plain_io(&e), now(), &mut out),
@@ -129,6 +146,16 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             else => return (CloseHow::Abrupt, Ending::Shutdown),
         }
     }
+}
+
+/// How long a frame, once its first byte arrived, may take to arrive whole.
+const PARTIAL_FRAME_BOUND: Duration = Duration::from_secs(30);
+
+/// `now + d`, saturating (an idle timeout of 0 means "never").
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 /// The session's clock.

@@ -224,7 +224,14 @@ pub struct Session<'a> {
     phase: Phase,
     /// Connect rules not yet carried out (one may be waiting out its delay).
     connect: VecDeque<Fired>,
+    /// `buf.len()` when [`Session::buffer`] handed it out, to measure the next read.
+    len_before_read: usize,
+    /// Bytes the last read brought (a busy connection keeps its large buffer).
+    last_read: usize,
 }
+
+/// Read-buffer capacity of a connection with nothing pending (issue 12: idle connections are cheap).
+pub const IDLE_BUFFER: usize = 4 * 1024;
 
 impl<'a> Session<'a> {
     /// A session for connection `id` in `environment`; `topic` is the certificate's first topic.
@@ -248,7 +255,9 @@ impl<'a> Session<'a> {
             },
             topic,
             last_accepted: [0; 4],
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(IDLE_BUFFER),
+            len_before_read: 0,
+            last_read: 0,
             run: Vec::new(),
             phase: Phase::Open,
             connect: VecDeque::new(),
@@ -257,10 +266,21 @@ impl<'a> Session<'a> {
 
     /// The read buffer: the network layer appends what it reads, then calls [`Self::handle_read`].
     pub fn buffer(&mut self) -> &mut BytesMut {
-        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER && self.last_read < IDLE_BUFFER
+        {
+            // Nothing pending: give the large read buffer back, so thousands of idle connections
+            // cost little (a busy one, reading more than that at a time, keeps it).
+            self.buf = BytesMut::with_capacity(IDLE_BUFFER);
+        } else if self.buf.capacity() - self.buf.len() < IDLE_BUFFER {
             self.buf.reserve(64 * 1024);
         }
+        self.len_before_read = self.buf.len();
         &mut self.buf
+    }
+
+    /// Bytes buffered and not yet decided (a frame still arriving, or frames read while paused).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// Whether the network layer should read now (not while paused, not past the discard bound).
@@ -291,6 +311,7 @@ impl<'a> Session<'a> {
 
     /// Bytes were appended to [`Self::buffer`].
     pub fn handle_read(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        self.last_read = self.buf.len().saturating_sub(self.len_before_read);
         match self.phase {
             Phase::Open => self.process(now, out),
             // Buffered until the answer goes out (bounded by [`Self::wants_read`]).

@@ -168,7 +168,9 @@ impl Connection {
         if self.settings_sent && !self.pending_local.is_empty() {
             self.arm_settings_timer();
         }
-        if !data.is_empty() {
+        // Idle means no stream or PING activity (issue 12): bytes alone, a byte a second, do not
+        // keep a connection alive; the clock starts with the connection.
+        if self.last_activity.is_none() {
             self.last_activity = Some(now);
         }
         self.inbuf.extend_from_slice(data);

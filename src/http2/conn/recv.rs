@@ -142,6 +142,9 @@ impl Connection {
                 self.connection_error(ErrorCode::PROTOCOL_ERROR, "PUSH_PROMISE from a client")
             }
             Frame::Ping { ack, data } => {
+                if !ack {
+                    self.last_activity = Some(now);
+                }
                 self.events.push_back(Event::Ping { ack, data });
                 if !ack && !self.ignore_ping {
                     self.write(&Frame::Ping { ack: true, data });
