@@ -319,17 +319,24 @@ function deviceCard(view, compact) {
     for (const s of view.stored) st.append(banner(s, true));
     card.append(st);
   }
-  if (view.channels) card.append(el("div", { class: "channels" }, "channels: " + JSON.stringify(view.channels)));
+  if (view.channels && view.channels.length) {
+    card.append(el("div", { class: "channels" }, el("h4", {}, "Broadcast channels"),
+      ...view.channels.map((c) => el("div", { class: "chan" }, el("code", {}, c.id), " " + c.bundle_id + " (" + c.environment + ")"))));
+  }
   return card;
 }
 loaders.devices = async () => {
   const r = await api("GET", "/tokens");
   const box = $("devices");
   if (!r.ok) { box.replaceChildren(el("p", {}, JSON.stringify(r.json))); return; }
+  // Channel subscriptions (GET /channels lists each channel's subscribers).
+  const ch = await api("GET", "/channels");
+  const byToken = {};
+  if (ch.ok) for (const c of ch.json.channels) for (const t of c.subscribers) (byToken[t] = byToken[t] || []).push(c);
   const cards = [];
   for (const t of r.json.tokens) {
     const v = await api("GET", "/devices/" + t.token + "/inbox");
-    if (v.ok) cards.push(deviceCard(v.json, false));
+    if (v.ok) cards.push(deviceCard({ ...v.json, channels: byToken[v.json.token] || [] }, false));
   }
   box.replaceChildren(...(cards.length ? cards : [el("p", { class: "muted" }, "No registered tokens: register one under Tokens & feedback.")]));
 };
