@@ -10,7 +10,7 @@ use crate::engine::{Engine, Registry};
 use crate::http2::auth::{KeyRegistry, ProviderKey};
 use crate::http2::driver::Command;
 use crate::http2::reason::Reason;
-use crate::http2::server::{ConnectionInfo, Http2State};
+use crate::http2::state::{ConnectionInfo, Http2State};
 use crate::journal::Journal;
 use crate::model::{DeviceToken, Environment};
 use crate::runtime::{spawn_listener, Core, Shutdown};
@@ -43,6 +43,12 @@ pub enum StartError {
     /// TLS configuration failed.
     #[error("tls: {0}")]
     Tls(String),
+    /// The control API would listen beyond loopback with no token.
+    #[error("refusing to serve the control API on {0} (not loopback) without a control token; give --control-token, or --control-insecure to accept the risk")]
+    ControlExposed(IpAddr),
+    /// A setting is out of its range.
+    #[error("settings: {0}")]
+    Settings(String),
     /// The scenario could not be loaded.
     #[error("scenario: {0}")]
     Scenario(String),
@@ -114,6 +120,8 @@ pub struct EmulatorBuilder {
     scenario: Option<(Scenario, Option<PathBuf>)>,
     control_port: Option<u16>,
     control_token: Option<String>,
+    control_insecure: bool,
+    control_idle_timeout: Duration,
 }
 
 impl Default for EmulatorBuilder {
@@ -136,6 +144,8 @@ impl Default for EmulatorBuilder {
             scenario: None,
             control_port: Some(0),
             control_token: None,
+            control_insecure: false,
+            control_idle_timeout: crate::control::IDLE_TIMEOUT,
         }
     }
 }
@@ -248,26 +258,39 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serve the control API beyond loopback with no token (refused by default: anyone who can
+    /// reach it could clear the journal or load scenarios).
+    pub fn control_insecure(mut self, insecure: bool) -> Self {
+        self.control_insecure = insecure;
+        self
+    }
+
+    /// How long a control-API connection may sit without sending a complete request head.
+    pub fn control_idle_timeout(mut self, idle: Duration) -> Self {
+        self.control_idle_timeout = idle;
+        self
+    }
+
     /// Binds every listener, then serves in the background; returns once all are listening.
     pub async fn start(self) -> Result<Emulator, StartError> {
-        let authority = match &self.certs {
-            CertSource::InMemory => {
-                Authority::new_in_memory().map_err(|e| StartError::Certs(e.to_string()))?
-            }
-            CertSource::Dir(dir) => {
-                crate::certs::ensure(dir, &self.topic)
-                    .map_err(|e| StartError::Certs(e.to_string()))?;
-                Authority::load(dir).map_err(|e| StartError::Certs(e.to_string()))?
-            }
-        };
-        let server = match &self.certs {
-            CertSource::InMemory => authority
-                .issue_server()
-                .map_err(|e| StartError::Certs(e.to_string()))?,
-            CertSource::Dir(dir) => {
-                Identity::load(dir, "server").map_err(|e| StartError::Certs(e.to_string()))?
-            }
-        };
+        let token_set = self.control_token.as_deref().is_some_and(|t| !t.is_empty());
+        if self.control_port.is_some()
+            && !self.bind.is_loopback()
+            && !token_set
+            && !self.control_insecure
+        {
+            return Err(StartError::ControlExposed(self.bind));
+        }
+        self.settings
+            .check()
+            .map_err(|e| StartError::Settings(e.to_string()))?;
+        // Certificate files are read (or generated) on the blocking pool, never on the runtime.
+        let certs = self.certs.clone();
+        let topic = self.topic.clone();
+        let (authority, server, token_key) =
+            tokio::task::spawn_blocking(move || load_identities(&certs, &topic))
+                .await
+                .map_err(|e| StartError::Certs(e.to_string()))??;
         let legacy_tls = legacy_tls(&authority, &server, &self.settings)?;
         let http2_tls = crate::tls::ListenerTls::new(
             &authority.ca_pem(),
@@ -275,11 +298,6 @@ impl EmulatorBuilder {
             crate::tls::TlsOptions::http2(),
         )
         .map_err(|e| StartError::Tls(e.to_string()))?;
-        let token_key = match &self.certs {
-            CertSource::InMemory => TokenKey::generate(),
-            CertSource::Dir(dir) => TokenKey::load(dir),
-        }
-        .map_err(|e| StartError::Certs(e.to_string()))?;
         // The generated key is registered by default (issue 4), valid in both environments.
         let mut keys = KeyRegistry::new();
         keys.insert(
@@ -301,7 +319,14 @@ impl EmulatorBuilder {
             Http2State::new(keys),
         ));
         if let Some((scenario, base)) = &self.scenario {
-            crate::scenario_host::load(&core, scenario, base.as_deref())
+            let (sc, b) = (scenario.clone(), base.clone());
+            let key_files = tokio::task::spawn_blocking(move || {
+                crate::scenario_host::read_key_files(&sc, b.as_deref())
+            })
+            .await
+            .map_err(|e| StartError::Scenario(e.to_string()))?
+            .map_err(|e| StartError::Scenario(e.to_string()))?;
+            crate::scenario_host::load(&core, scenario, &key_files)
                 .map_err(|e| StartError::Scenario(e.to_string()))?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -412,10 +437,11 @@ impl EmulatorBuilder {
             addrs.insert("control".to_string(), local);
             let state = ControlState::new(core.clone(), metrics.clone(), shutdown.clone());
             let mut stop = shutdown.clone();
-            tracker.spawn(crate::control::serve(
+            tracker.spawn(crate::control::serve_with(
                 listener,
-                state,
-                self.control_token.clone(),
+                state.with_token(self.control_token.clone()),
+                crate::control::MAX_CONNECTIONS,
+                self.control_idle_timeout,
                 async move { stop.wait().await },
             ));
         }
@@ -440,6 +466,30 @@ impl EmulatorBuilder {
             metrics,
             control_token: self.control_token,
         })
+    }
+}
+
+/// The CA, the server identity and the token key: loaded from (or first generated into) a
+/// directory, or generated in memory. Blocking.
+fn load_identities(
+    certs: &CertSource,
+    topic: &str,
+) -> Result<(Authority, Identity, TokenKey), StartError> {
+    let e = |e: crate::certs::CertError| StartError::Certs(e.to_string());
+    match certs {
+        CertSource::InMemory => {
+            let authority = Authority::new_in_memory().map_err(e)?;
+            let server = authority.issue_server().map_err(e)?;
+            Ok((authority, server, TokenKey::generate().map_err(e)?))
+        }
+        CertSource::Dir(dir) => {
+            crate::certs::ensure(dir, topic).map_err(e)?;
+            Ok((
+                Authority::load(dir).map_err(e)?,
+                Identity::load(dir, "server").map_err(e)?,
+                TokenKey::load(dir).map_err(e)?,
+            ))
+        }
     }
 }
 
@@ -603,8 +653,9 @@ impl Emulator {
 
     /// Loads a scenario into the running emulator (tokens, keys, rules); its `[settings]` must
     /// match the running ones (settings are chosen at start: [`EmulatorBuilder::scenario`]).
+    /// Keys come inline (`pem`) or generated; `p8` paths are read only at start.
     pub fn load_scenario(&self, scenario: &Scenario) -> Result<LoadedScenario, LoadError> {
-        crate::scenario_host::load(&self.core, scenario, None)
+        crate::scenario_host::load(&self.core, scenario, &Default::default())
     }
 
     /// Removes the loaded scenario's rules, tokens and keys; returns it.

@@ -24,7 +24,7 @@ pub(crate) struct Core {
     pub clock: Clock,
     pub legacy_tls: crate::tls::ListenerTls,
     pub http2_tls: crate::tls::ListenerTls,
-    pub http2: crate::http2::server::Http2State,
+    pub http2: crate::http2::state::Http2State,
     pub legacy_limits: Limits,
     /// The scenario in force, if any (see `scenario_host`).
     pub scenario: parking_lot::Mutex<Option<crate::scenario_host::LoadedScenario>>,
@@ -40,7 +40,7 @@ impl Core {
         journal: Journal,
         clock: Clock,
         tls: (crate::tls::ListenerTls, crate::tls::ListenerTls),
-        http2: crate::http2::server::Http2State,
+        http2: crate::http2::state::Http2State,
     ) -> Self {
         let legacy_limits = limits_from(&settings);
         let (legacy_tls, http2_tls) = tls;
@@ -168,4 +168,12 @@ pub(crate) fn spawn_listener<F, Fut>(
             });
         }
     });
+}
+
+/// Makes dropping `tls` abort the TCP connection with a reset instead of a FIN (SO_LINGER 0): the
+/// `reset = true` of `drop` and `close` rules, on every listener.
+pub(crate) fn reset_on_close(tls: &tokio_rustls::server::TlsStream<TcpStream>) {
+    // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
+    #[allow(deprecated)]
+    let _ = tls.get_ref().0.set_linger(Some(std::time::Duration::ZERO));
 }

@@ -5,6 +5,7 @@ pub mod conn;
 pub mod driver;
 pub mod frame;
 pub mod hpack;
-pub mod reason;
+pub use crate::model::wire::reason;
 pub mod request;
 pub mod server;
+pub mod state;
