@@ -1102,3 +1102,82 @@ async fn control_api_lists_channels_and_manages_subscriptions() {
     assert_eq!(r.status(), 404, "channel ids are per environment");
     emu.shutdown().await;
 }
+
+/// Runs `apnsim channels …` against the emulator; returns (exit code, stdout).
+async fn cli(dir: &std::path::Path, port: u16, args: &[&str]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_apnsim"));
+    cmd.env_clear()
+        .arg("channels")
+        .args([
+            "--certs",
+            dir.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .args(args)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), cmd.output())
+        .await
+        .expect("in time")
+        .expect("ran");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.stderr.is_empty() || out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+#[tokio::test]
+async fn the_channels_command_creates_lists_reads_broadcasts_and_deletes() {
+    let dir = std::env::temp_dir().join(format!("apnsim-channels-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    apnsim::certs::generate(&dir, APP).unwrap();
+    let emu = Emulator::builder()
+        .certs(apnsim::CertSource::Dir(dir.clone()))
+        .start()
+        .await
+        .unwrap();
+    let manage = addr(&emu, "manage_broadcast").port();
+    let api = addr(&emu, "http2").port();
+
+    let (code, out) = cli(&dir, manage, &["create", "--storage-policy", "1"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("status: 201"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("apns-channel-id: "))
+        .expect("channel id printed")
+        .to_owned();
+    let (code, out) = cli(&dir, manage, &["list"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&id), "{out}");
+    let (code, out) = cli(&dir, manage, &["read", &id]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(r#""message-storage-policy":1"#), "{out}");
+
+    let t = token(7);
+    emu.registry().register(TokenRecord::new(t.clone(), None));
+    emu.subscribe(Environment::Production, &id, t.clone())
+        .unwrap();
+    let (code, out) = cli(&dir, api, &["broadcast", &id, "--payload", UPDATE]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("status: 200") && out.contains("apns-request-id: "),
+        "{out}"
+    );
+    assert_eq!(emu.inbox(&t).unwrap().inbox.len(), 1);
+
+    let (code, out) = cli(&dir, manage, &["delete", &id]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("status: 204"), "{out}");
+    let (code, out) = cli(&dir, manage, &["read", &id]).await;
+    assert_eq!(code, 1, "an error exits 1");
+    assert!(
+        out.contains(r#"{"reason":"ChannelNotRegistered"}"#),
+        "{out}"
+    );
+    emu.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

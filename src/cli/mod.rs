@@ -1,6 +1,7 @@
 //! Subcommands and their options; each `serve` option has an `APNSIM_*` environment twin and a
 //! `--config` TOML key of the same name.
 
+mod channels;
 mod conformance;
 mod serve;
 
@@ -38,6 +39,8 @@ enum Command {
     Conformance(Box<conformance::ConformanceArgs>),
     /// Send notifications as a correct provider would (both protocols); the conformance gold provider.
     Send(Box<apnsim::send::SendArgs>),
+    /// Broadcast channels: create, list, read, delete, and broadcast to one (PROTOCOL.md 2.11).
+    Channels(Box<channels::ChannelsArgs>),
 }
 
 /// Runs the parsed command line.
@@ -45,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
         Command::Send(args) => apnsim::send::run(*args).await,
+        Command::Channels(args) => channels::run(*args).await,
         Command::Conformance(args) => conformance::run(*args).await,
         Command::CheckScenario { file } => {
             let text =

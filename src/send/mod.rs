@@ -7,7 +7,7 @@
 //! `retry`) send, and this file prints the contract's report lines.
 
 mod config;
-mod connect;
+pub mod connect;
 mod http2;
 mod jwt;
 mod legacy;
