@@ -10,7 +10,7 @@ use crate::engine::{Engine, Registry};
 use crate::http2::auth::{KeyRegistry, ProviderKey};
 use crate::http2::driver::Command;
 use crate::http2::reason::Reason;
-use crate::http2::server::{ConnectionInfo, Http2State};
+use crate::http2::state::{ConnectionInfo, Http2State};
 use crate::journal::Journal;
 use crate::journal_file::JournalFile;
 use crate::model::{DeviceToken, Environment};
@@ -114,6 +114,8 @@ pub struct EmulatorBuilder {
     sandbox_feedback_port: Option<u16>,
     http2_port: Option<u16>,
     sandbox_http2_port: Option<u16>,
+    manage_broadcast_port: Option<u16>,
+    sandbox_manage_broadcast_port: Option<u16>,
     certs: CertSource,
     topic: String,
     settings: Settings,
@@ -137,6 +139,8 @@ impl Default for EmulatorBuilder {
             sandbox_feedback_port: Some(0),
             http2_port: Some(0),
             sandbox_http2_port: Some(0),
+            manage_broadcast_port: Some(0),
+            sandbox_manage_broadcast_port: Some(0),
             certs: CertSource::InMemory,
             topic: crate::DEFAULT_TOPIC.to_string(),
             settings: Settings::default(),
@@ -192,6 +196,19 @@ impl EmulatorBuilder {
     /// Sandbox HTTP/2 API port.
     pub fn sandbox_http2_port(mut self, port: Option<u16>) -> Self {
         self.sandbox_http2_port = port;
+        self
+    }
+
+    /// Production channel-management port (Apple: api-manage-broadcast.push.apple.com:2196,
+    /// PROTOCOL.md 2.11; `apnsim serve` defaults to 2198 so as not to collide with feedback).
+    pub fn manage_broadcast_port(mut self, port: Option<u16>) -> Self {
+        self.manage_broadcast_port = port;
+        self
+    }
+
+    /// Sandbox channel-management port (Apple: 2195; `apnsim serve` defaults to 2298).
+    pub fn sandbox_manage_broadcast_port(mut self, port: Option<u16>) -> Self {
+        self.sandbox_manage_broadcast_port = port;
         self
     }
 
@@ -370,6 +387,19 @@ impl EmulatorBuilder {
             (
                 "sandbox_http2",
                 self.sandbox_http2_port,
+                Environment::Sandbox,
+                Kind::Http2,
+            ),
+            // PROTOCOL.md 2.11: the channel-management hosts speak the same HTTP/2 API.
+            (
+                "manage_broadcast",
+                self.manage_broadcast_port,
+                Environment::Production,
+                Kind::Http2,
+            ),
+            (
+                "sandbox_manage_broadcast",
+                self.sandbox_manage_broadcast_port,
                 Environment::Sandbox,
                 Kind::Http2,
             ),
@@ -696,5 +726,49 @@ impl Emulator {
     /// Graceful shutdown with a 5-second grace period.
     pub async fn shutdown(self) {
         self.shutdown_with(Duration::from_secs(5)).await
+    }
+}
+
+/// Broadcast channels and subscriptions (PROTOCOL.md 2.11), for tests written in Rust.
+impl Emulator {
+    /// Creates a channel as `POST /1/apps/<bundle>/channels` would (no request, no journal).
+    pub fn create_channel(
+        &self,
+        env: Environment,
+        bundle_id: &str,
+        policy: crate::broadcast::StoragePolicy,
+    ) -> Result<crate::broadcast::Channel, crate::broadcast::ChannelError> {
+        let max = self.core.settings.broadcast.max_channels;
+        let now = self.core.clock.now_ms();
+        self.core
+            .broadcast
+            .lock()
+            .create(env, bundle_id, policy, max, now, rand::random)
+    }
+
+    /// The live channels of an environment, with their subscribers.
+    pub fn channels(&self, env: Environment) -> Vec<crate::broadcast::Channel> {
+        self.core.broadcast.lock().all(env)
+    }
+
+    /// Subscribes a device to a channel: its broadcasts reach the device's inbox (registered
+    /// tokens only, as every delivery). True when it was not subscribed yet.
+    pub fn subscribe(
+        &self,
+        env: Environment,
+        channel: &str,
+        token: DeviceToken,
+    ) -> Result<bool, crate::broadcast::ChannelError> {
+        self.core.broadcast.lock().subscribe(env, channel, token)
+    }
+
+    /// Unsubscribes a device from a channel; true when it was subscribed.
+    pub fn unsubscribe(
+        &self,
+        env: Environment,
+        channel: &str,
+        token: &DeviceToken,
+    ) -> Result<bool, crate::broadcast::ChannelError> {
+        self.core.broadcast.lock().unsubscribe(env, channel, token)
     }
 }

@@ -12,6 +12,7 @@
 //! `engine` (decisions), `journal` (what happened), `certs` + `tls` (identities), `emulator`
 //! (the embedding API).
 
+pub mod broadcast;
 pub mod certs;
 pub mod clock;
 pub mod conformance;
@@ -23,8 +24,10 @@ pub mod http2;
 pub mod journal;
 pub mod journal_file;
 pub mod legacy;
+pub mod lint;
 pub mod model;
 pub mod plan;
+pub mod refusal;
 mod runtime;
 pub mod scenario_host;
 pub mod send;

@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Sandbox HTTP/2 API port [default: 2297].
     #[arg(long, env = "APNSIM_SANDBOX_HTTP2_PORT")]
     sandbox_http2_port: Option<Port>,
+    /// Production broadcast channel-management port (Apple: 2196, taken by feedback) [default: 2198].
+    #[arg(long, env = "APNSIM_MANAGE_BROADCAST_PORT")]
+    manage_broadcast_port: Option<Port>,
+    /// Sandbox broadcast channel-management port (Apple: 2195) [default: 2298].
+    #[arg(long, env = "APNSIM_SANDBOX_MANAGE_BROADCAST_PORT")]
+    sandbox_manage_broadcast_port: Option<Port>,
     /// Control API port (HTTP; bound to --bind) [default: 2199].
     #[arg(long, env = "APNSIM_CONTROL_PORT")]
     control_port: Option<Port>,
@@ -116,6 +122,9 @@ pub struct ServeArgs {
     /// Refuse unregistered tokens (status 8).
     #[arg(long, env = "APNSIM_STRICT_TOKENS")]
     strict_tokens: Option<bool>,
+    /// Refuse payloads the payload lint warns about (HTTP/2 400 BadRequestPayload, legacy status 255).
+    #[arg(long, env = "APNSIM_STRICT_PAYLOAD")]
+    strict_payload: Option<bool>,
     /// Allow TLS 1.3 on the legacy and feedback ports (default: TLS 1.2 only).
     #[arg(long, env = "APNSIM_LEGACY_TLS13")]
     legacy_tls13: Option<bool>,
@@ -144,6 +153,8 @@ struct ConfigFile {
     sandbox_feedback_port: Option<Port>,
     http2_port: Option<Port>,
     sandbox_http2_port: Option<Port>,
+    manage_broadcast_port: Option<Port>,
+    sandbox_manage_broadcast_port: Option<Port>,
     control_port: Option<Port>,
     control_token: Option<String>,
     control_insecure: Option<bool>,
@@ -172,6 +183,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     let mut settings = file.settings.unwrap_or_default();
     if let Some(v) = args.strict_tokens {
         settings.strict_tokens = v;
+    }
+    if let Some(v) = args.strict_payload {
+        settings.strict_payload = v;
     }
     if let Some(v) = args.legacy_tls13 {
         settings.legacy_tls13 = v;
@@ -224,6 +238,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ))
         .http2_port(port(args.http2_port, file.http2_port, 2197))
         .sandbox_http2_port(port(args.sandbox_http2_port, file.sandbox_http2_port, 2297))
+        .manage_broadcast_port(port(
+            args.manage_broadcast_port,
+            file.manage_broadcast_port,
+            2198,
+        ))
+        .sandbox_manage_broadcast_port(port(
+            args.sandbox_manage_broadcast_port,
+            file.sandbox_manage_broadcast_port,
+            2298,
+        ))
         .control_port(port(
             args.control_port,
             file.control_port,
@@ -248,6 +272,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ("sandbox_feedback", "feedback service (sandbox)"),
         ("http2", "HTTP/2 API (production)"),
         ("sandbox_http2", "HTTP/2 API (sandbox)"),
+        (
+            "manage_broadcast",
+            "broadcast channel management (production)",
+        ),
+        (
+            "sandbox_manage_broadcast",
+            "broadcast channel management (sandbox)",
+        ),
     ];
     for (key, name) in names {
         if let Some(addr) = emu.addr(key) {

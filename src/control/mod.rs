@@ -3,13 +3,17 @@
 //! while the emulator runs. It speaks the same JSON as the Rust model and the journal.
 
 mod auth;
+mod broadcast;
 mod error;
 mod events;
 mod journal;
 mod metrics;
+mod origin;
+mod payload;
 mod scenario;
 mod status;
 mod tokens;
+mod ui;
 
 pub use metrics::Metrics;
 
@@ -87,6 +91,11 @@ pub fn router(state: ControlState) -> Router {
             "/feedback",
             get(tokens::peek_feedback).post(tokens::add_feedback),
         )
+        .route("/channels", get(broadcast::list))
+        .route(
+            "/subscriptions",
+            post(broadcast::subscribe).delete(broadcast::unsubscribe),
+        )
         .route("/journal", get(journal::query).delete(journal::clear))
         .route("/journal/wait", get(journal::wait))
         .route("/events", get(events::stream))
@@ -99,6 +108,7 @@ pub fn router(state: ControlState) -> Router {
                 .put(scenario::put)
                 .delete(scenario::delete),
         )
+        .route("/scenario/check", post(ui::check_scenario))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -106,9 +116,11 @@ pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
+        .merge(ui::routes())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(origin::guard))
         .with_state(state)
 }
 
