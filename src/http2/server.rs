@@ -31,6 +31,13 @@ use tracing::{debug, info_span, Instrument};
 
 mod broadcast;
 
+/// Counts a client GOAWAY or RST_STREAM; returns the count so far.
+fn count_reset(observations: &Mutex<Observations>) -> u64 {
+    let mut o = observations.lock();
+    o.client_resets += 1;
+    o.client_resets
+}
+
 /// The request settings the emulator's settings imply (PROTOCOL.md 2.3–2.5, Part 3).
 fn request_settings(s: &Settings) -> RequestSettings {
     RequestSettings {
@@ -212,14 +219,6 @@ struct Answer {
 impl ApnsHandler {
     fn event(&self, kind: EventKind) -> NewEvent {
         NewEvent::new(kind, self.id, Protocol::Http2, self.environment)
-    }
-
-    /// Adds one to the counter `f` picks (after whatever else `f` records); returns the count.
-    fn count(&self, f: impl FnOnce(&mut Observations) -> &mut u64) -> u64 {
-        let mut o = self.observations.lock();
-        let n = f(&mut o);
-        *n += 1;
-        *n
     }
 
     fn observe(&self, f: impl FnOnce(&mut Observations)) {
@@ -730,42 +729,69 @@ impl Handler for ApnsHandler {
         let note = match event {
             Event::ClientSettings(values) => {
                 // A flood of (large) SETTINGS frames is counted, not kept: the first few are
-                // journaled, each with at most MAX_OBSERVATIONS values (issue 12).
+                // journaled, each with at most state::MAX_OBSERVATIONS values (issue 12).
                 let kept: Vec<(u16, u32)> = values
                     .iter()
                     .copied()
                     .take(state::MAX_OBSERVATIONS)
                     .collect();
-                let n = self.count(|o| {
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.settings_frames += 1;
                     o.client_settings.clone_from(&kept);
-                    &mut o.settings_frames
-                });
-                first_few(n).then(|| json!({ "client_settings": kept, "entries": values.len() }))
+                    o.settings_frames
+                };
+                (n <= state::MAX_OBSERVATIONS as u64)
+                    .then(|| json!({ "client_settings": kept, "entries": values.len() }))
             }
-            // Journal the first few only of each kind below: a client may send thousands; the
-            // count goes into the connection's record.
-            Event::Priority { stream_id, .. } => first_few(self.count(|o| &mut o.priority_frames))
-                .then(|| json!({ "priority": { "stream_id": stream_id } })),
+            Event::Priority { stream_id, .. } => {
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.priority_frames += 1;
+                    o.priority_frames
+                };
+                // Journal the first few only: a client may send thousands.
+                (n <= state::MAX_OBSERVATIONS as u64)
+                    .then(|| json!({ "priority": { "stream_id": stream_id } }))
+            }
             Event::Ping { ack: false, .. } => {
-                first_few(self.count(|o| &mut o.pings)).then(|| json!({ "ping": true }))
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.pings += 1;
+                    o.pings
+                };
+                // The first few only; the count goes into the connection's record.
+                (n <= state::MAX_OBSERVATIONS as u64).then(|| json!({ "ping": true }))
             }
             Event::GoAwayReceived {
                 last_stream_id,
                 code,
                 ..
-            } => first_few(self.count(|o| &mut o.client_resets)).then(
-                || json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } }),
-            ),
-            Event::StreamReset { stream_id, code } => first_few(
-                self.count(|o| &mut o.client_resets),
-            )
-            .then(|| json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } })),
+            } => {
+                let n = count_reset(&self.observations);
+                (n <= state::MAX_OBSERVATIONS as u64).then(|| {
+                    json!({ "client_goaway": { "last_stream_id": last_stream_id, "code": code.0 } })
+                })
+            }
+            Event::StreamReset { stream_id, code } => {
+                let n = count_reset(&self.observations);
+                (n <= state::MAX_OBSERVATIONS as u64).then(
+                    || json!({ "client_rst_stream": { "stream_id": stream_id, "code": code.0 } }),
+                )
+            }
             Event::StreamError {
                 stream_id,
                 code: ErrorCode::REFUSED_STREAM,
                 ..
-            } => first_few(self.count(|o| &mut o.refused_streams))
-                .then(|| json!({ "refused_stream": { "stream_id": stream_id } })),
+            } => {
+                let n = {
+                    let mut o = self.observations.lock();
+                    o.refused_streams += 1;
+                    o.refused_streams
+                };
+                (n <= state::MAX_OBSERVATIONS as u64)
+                    .then(|| json!({ "refused_stream": { "stream_id": stream_id } }))
+            }
             Event::ConnectionError { code, message } => {
                 Some(json!({ "connection_error": { "code": code.0, "message": message } }))
             }
@@ -882,9 +908,4 @@ fn representation(f: &HeaderField) -> String {
     } else {
         r
     }
-}
-
-/// Whether the `n`th observation of a kind is still journaled one by one (bounded, issue 12).
-fn first_few(n: u64) -> bool {
-    n <= state::MAX_OBSERVATIONS as u64
 }

@@ -84,6 +84,9 @@ struct Transport {
     shut: bool,
 }
 
+/// How long a frame, once its first byte arrived, may take to arrive whole (issue 12).
+const PARTIAL_FRAME_BOUND: Duration = Duration::from_secs(30);
+
 /// Runs one session to its end: the only `select!` of a legacy connection (shutdown, the
 /// session's timer, reads with the idle timeout). Returns how to close and why.
 async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
@@ -99,27 +102,21 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Vec::with_capacity(256);
     let mut t = Transport::default();
     session.handle_connect(now(), &mut out);
-    // Idle = no complete frame within `idle` (issue 12): a byte a second does not keep a
-    // connection; a frame once started must complete within PARTIAL_FRAME_BOUND too.
-    let mut deadline = after(idle);
-    let mut partial_since: Option<Instant> = None;
+    // Idle = no complete frame within `idle` (issue 12): a byte a second keeps nothing open, and
+    // bytes of a frame, once they start, must make a whole frame within PARTIAL_FRAME_BOUND.
     let mut decided = session.decided();
+    let mut deadline = Instant::now() + idle;
+    let mut partial_since: Option<Instant> = None;
     loop {
         if let Some(end) = run_effects(core, io, &mut out, &mut t).await {
             return end;
         }
-        let now_t = Instant::now();
         if session.decided() != decided {
             decided = session.decided();
-            deadline = after(idle);
+            deadline = Instant::now() + idle;
             partial_since = None;
         }
-        if session.buffered() == 0 {
-            partial_since = None;
-        } else if partial_since.is_none() {
-            partial_since = Some(now_t);
-        }
-        let due = partial_since.map_or(deadline, |t| deadline.min(t + PARTIAL_FRAME_BOUND));
+        let due = partial_since.map_or(deadline, |p| deadline.min(p + PARTIAL_FRAME_BOUND));
         let wake = t.wake;
         let read = !t.stalled && session.wants_read();
         tokio::select! {
@@ -138,7 +135,10 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
                     Err(_) => session.handle_idle(now(), &mut out),
                     Ok(Err(e)) => session.handle_read_error(crate::refusal::plain_io(&e), now(), &mut out),
                     Ok(Ok(0)) => session.handle_eof(now(), &mut out),
-                    Ok(Ok(_)) => session.handle_read(now(), &mut out),
+                    Ok(Ok(_)) => {
+                        partial_since.get_or_insert_with(Instant::now);
+                        session.handle_read(now(), &mut out);
+                    }
                 }
             }
             // Stalled for good after shutdown was handled: cannot happen (shutdown closes the
@@ -146,16 +146,6 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             else => return (CloseHow::Abrupt, Ending::Shutdown),
         }
     }
-}
-
-/// How long a frame, once its first byte arrived, may take to arrive whole.
-const PARTIAL_FRAME_BOUND: Duration = Duration::from_secs(30);
-
-/// `now + d`, saturating (an idle timeout of 0 means "never").
-fn after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 /// The session's clock.

@@ -98,6 +98,9 @@ impl Ending {
     }
 }
 
+/// Read-buffer capacity of a connection with nothing pending (grown to 64 KiB when busy).
+const IDLE_BUFFER: usize = 4 * 1024;
+
 /// The settings a session answers by (from [`crate::settings::Settings`]).
 #[derive(Debug, Clone, Copy)]
 pub struct SessionConfig {
@@ -219,19 +222,14 @@ pub struct Session<'a> {
     topic: Option<Arc<str>>,
     last_accepted: [u8; 4],
     buf: BytesMut,
+    /// `buf.len()` when it was last handed out for a read (so the next call knows the read's size).
+    len_before_read: usize,
     /// Scratch for [`Session::accept_run`]: where the frames of one run lie in `buf`.
     run: Vec<Slot>,
     phase: Phase,
     /// Connect rules not yet carried out (one may be waiting out its delay).
     connect: VecDeque<Fired>,
-    /// `buf.len()` when [`Session::buffer`] handed it out, to measure the next read.
-    len_before_read: usize,
-    /// Bytes the last read brought (a busy connection keeps its large buffer).
-    last_read: usize,
 }
-
-/// Read-buffer capacity of a connection with nothing pending (issue 12: idle connections are cheap).
-pub const IDLE_BUFFER: usize = 4 * 1024;
 
 impl<'a> Session<'a> {
     /// A session for connection `id` in `environment`; `topic` is the certificate's first topic.
@@ -257,7 +255,6 @@ impl<'a> Session<'a> {
             last_accepted: [0; 4],
             buf: BytesMut::with_capacity(IDLE_BUFFER),
             len_before_read: 0,
-            last_read: 0,
             run: Vec::new(),
             phase: Phase::Open,
             connect: VecDeque::new(),
@@ -266,21 +263,16 @@ impl<'a> Session<'a> {
 
     /// The read buffer: the network layer appends what it reads, then calls [`Self::handle_read`].
     pub fn buffer(&mut self) -> &mut BytesMut {
-        if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER && self.last_read < IDLE_BUFFER
-        {
-            // Nothing pending: give the large read buffer back, so thousands of idle connections
-            // cost little (a busy one, reading more than that at a time, keeps it).
+        let last_read = self.buf.len().saturating_sub(self.len_before_read);
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER && last_read < IDLE_BUFFER {
+            // Nothing pending after a small read: give the large buffer back, so thousands of
+            // idle connections cost little (issue 12); a busy connection keeps it.
             self.buf = BytesMut::with_capacity(IDLE_BUFFER);
         } else if self.buf.capacity() - self.buf.len() < IDLE_BUFFER {
             self.buf.reserve(64 * 1024);
         }
         self.len_before_read = self.buf.len();
         &mut self.buf
-    }
-
-    /// Bytes buffered and not yet decided (a frame still arriving, or frames read while paused).
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
     }
 
     /// Whether the network layer should read now (not while paused, not past the discard bound).
@@ -311,7 +303,6 @@ impl<'a> Session<'a> {
 
     /// Bytes were appended to [`Self::buffer`].
     pub fn handle_read(&mut self, now: Instant, out: &mut Vec<Effect>) {
-        self.last_read = self.buf.len().saturating_sub(self.len_before_read);
         match self.phase {
             Phase::Open => self.process(now, out),
             // Buffered until the answer goes out (bounded by [`Self::wants_read`]).
@@ -619,11 +610,7 @@ impl<'a> Session<'a> {
                     self.event(EventKind::Rejected)
                         .notification(notification)
                         .status(status.code(), status.name())
-                        .detail(json!({
-                            "error_response_sent": sent,
-                            "identifier": hex::encode(identifier),
-                            "rule": rule
-                        })),
+                        .detail(json!({ "error_response_sent": sent, "rule": rule })),
                 ));
                 if sent {
                     let resp = ErrorResponse::new(status, identifier);
@@ -685,9 +672,7 @@ impl<'a> Session<'a> {
         out: &mut Vec<Effect>,
     ) {
         let silent = !slot.command.reports_errors();
-        // The identifier the error-response names (PROTOCOL.md 1.6).
-        let mut detail =
-            json!({ "error_response_sent": !silent, "identifier": hex::encode(slot.identifier) });
+        let mut detail = json!({ "error_response_sent": !silent });
         if let Some(rule) = rule {
             detail["rule"] = rule;
         }

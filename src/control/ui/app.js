@@ -199,7 +199,7 @@ function curlFor(e) {
   if (n.priority != null) lines.push("  -H " + shellQuote("apns-priority: " + n.priority) + " \\");
   if (n.expiry != null) lines.push("  -H " + shellQuote("apns-expiration: " + n.expiry) + " \\");
   if (n.collapse_id) lines.push("  -H " + shellQuote("apns-collapse-id: " + n.collapse_id) + " \\");
-  lines.push("  --data-binary " + shellQuote(n.payload) + " \\");
+  lines.push("  --data-binary " + shellQuote(n.payload != null ? n.payload : "") + " \\");
   lines.push("  https://localhost:2197/3/device/" + n.token);
   return lines.join("\n");
 }
@@ -215,9 +215,10 @@ async function openEvent(e) {
   if (e.detail && e.detail.rule != null) parts.push(el("h4", {}, "Rule that fired"), el("pre", { class: "json" }, JSON.stringify(e.detail.rule, null, 2)));
   const n = e.notification;
   if (n) {
-    const { payload, ...fields } = n;
+    const { payload, payload_base64, ...fields } = n;
     parts.push(el("h4", {}, e.protocol === "legacy" ? "Frame fields" : "Headers"), kv(fields));
-    parts.push(el("h4", {}, "Payload"), el("pre", { class: "json payload" }, pretty(payload)));
+    const shown = payload != null ? pretty(payload) : "(not UTF-8; base64) " + payload_base64;
+    parts.push(el("h4", {}, "Payload"), el("pre", { class: "json payload" }, shown));
   }
   if (e.lint) {
     parts.push(el("h4", {}, "Payload lint: ", el("span", { class: "lint " + e.lint.level }, e.lint.level)));
