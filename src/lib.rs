@@ -12,17 +12,21 @@
 //! `engine` (decisions), `journal` (what happened), `certs` + `tls` (identities), `emulator`
 //! (the embedding API).
 
+pub mod broadcast;
 pub mod certs;
 pub mod clock;
 pub mod conformance;
 pub mod control;
 pub mod emulator;
 pub mod engine;
+pub mod files;
 pub mod http2;
 pub mod journal;
 pub mod legacy;
+pub mod lint;
 pub mod model;
 pub mod plan;
+pub mod refusal;
 mod runtime;
 pub mod scenario_host;
 pub mod send;

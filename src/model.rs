@@ -1,5 +1,7 @@
 //! The protocol-neutral vocabulary every listener, the engine, the journal and the control API share.
 
+pub mod wire;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -39,13 +41,15 @@ impl Environment {
     pub fn from_host(host: &str) -> Option<Environment> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         match host.as_str() {
-            "gateway.push.apple.com" | "feedback.push.apple.com" | "api.push.apple.com" => {
-                Some(Environment::Production)
-            }
+            "gateway.push.apple.com"
+            | "feedback.push.apple.com"
+            | "api.push.apple.com"
+            | "api-manage-broadcast.push.apple.com" => Some(Environment::Production),
             "gateway.sandbox.push.apple.com"
             | "feedback.sandbox.push.apple.com"
             | "api.sandbox.push.apple.com"
-            | "api.development.push.apple.com" => Some(Environment::Sandbox),
+            | "api.development.push.apple.com"
+            | "api-manage-broadcast.sandbox.push.apple.com" => Some(Environment::Sandbox),
             _ => None,
         }
     }

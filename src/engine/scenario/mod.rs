@@ -6,16 +6,20 @@
 
 use crate::engine::registry::{Registry, TokenRecord};
 use crate::engine::rules::{
-    Action, Event, H2ErrorCode, Http2Settings, LastStreamId, Matcher, Rule, RuleSet,
+    Action, Event, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet,
 };
-use crate::http2::reason::Reason;
-use crate::legacy::status::Status;
+use crate::model::wire::{ErrorCode, Reason, SettingsUpdate, Status};
 use crate::model::{DeviceToken, Environment, Protocol};
 use crate::settings::Settings;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
-use std::ops::Range;
 use std::path::PathBuf;
+
+mod doc;
+
+use doc::{
+    boolean, float, int, line_col, name_of, string, suggest, u32_, u64_, Cx, Fields, Kind, Node,
+};
 
 /// Largest scenario accepted, so a mistaken path (a log file, a binary) cannot exhaust memory.
 pub const MAX_SCENARIO_BYTES: usize = 4 << 20;
@@ -288,389 +292,6 @@ fn finish<T>((value, cx): (T, Cx), text: Option<&str>) -> Result<T, ScenarioErro
     })
 }
 
-/// 1-based line and character column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = text.get(..end).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).unwrap_or("").chars().count() + 1;
-    (line, column)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The value tree both formats are read into.
-
-type Span = Option<Range<usize>>;
-
-#[derive(Debug, Clone)]
-struct Node {
-    span: Span,
-    kind: Kind,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    key: String,
-    key_span: Span,
-    value: Node,
-}
-
-#[derive(Debug, Clone)]
-enum Kind {
-    Table(Vec<Entry>),
-    Array(Vec<Node>),
-    Str(String),
-    Int(i128),
-    Float(f64),
-    Bool(bool),
-    Null,
-}
-
-impl Kind {
-    fn describe(&self) -> &'static str {
-        match self {
-            Kind::Table(_) => "a table",
-            Kind::Array(_) => "an array",
-            Kind::Str(_) => "a string",
-            Kind::Int(_) => "an integer",
-            Kind::Float(_) => "a float",
-            Kind::Bool(_) => "a boolean",
-            Kind::Null => "null",
-        }
-    }
-}
-
-/// A TOML value with its byte span (toml's `Spanned` hook).
-struct TomlNode(Node);
-
-impl<'de> Deserialize<'de> for TomlNode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = toml::Spanned::<Kind>::deserialize(d)?;
-        let span = s.span();
-        Ok(TomlNode(Node {
-            span: Some(span),
-            kind: s.into_inner(),
-        }))
-    }
-}
-
-impl<'de> Deserialize<'de> for Kind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-}
-
-struct KindVisitor;
-
-impl<'de> serde::de::Visitor<'de> for KindVisitor {
-    type Value = Kind;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a TOML value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Kind, E> {
-        Ok(Kind::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Kind, E> {
-        Ok(Kind::Int(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Kind, E> {
-        Ok(Kind::Int(v.into()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Kind, E> {
-        Ok(Kind::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Kind, E> {
-        Ok(Kind::Str(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Kind, E> {
-        Ok(Kind::Str(v))
-    }
-    fn visit_unit<E>(self) -> Result<Kind, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_none<E>(self) -> Result<Kind, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
-        let mut out = Vec::new();
-        while let Some(TomlNode(n)) = seq.next_element()? {
-            out.push(n);
-        }
-        Ok(Kind::Array(out))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
-        let mut out = Vec::new();
-        while let Some(key) = map.next_key::<toml::Spanned<String>>()? {
-            let TomlNode(value) = map.next_value()?;
-            let key_span = Some(key.span());
-            out.push(Entry {
-                key: key.into_inner(),
-                key_span,
-                value,
-            });
-        }
-        Ok(Kind::Table(out))
-    }
-}
-
-impl Node {
-    fn from_json(v: &serde_json::Value) -> Node {
-        use serde_json::Value as V;
-        let kind = match v {
-            V::Null => Kind::Null,
-            V::Bool(b) => Kind::Bool(*b),
-            V::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => Kind::Int(u.into()),
-                (_, Some(i), _) => Kind::Int(i.into()),
-                (_, _, Some(f)) => Kind::Float(f),
-                _ => Kind::Null,
-            },
-            V::String(s) => Kind::Str(s.clone()),
-            V::Array(a) => Kind::Array(a.iter().map(Node::from_json).collect()),
-            V::Object(o) => Kind::Table(
-                o.iter()
-                    .map(|(k, v)| Entry {
-                        key: k.clone(),
-                        key_span: None,
-                        value: Node::from_json(v),
-                    })
-                    .collect(),
-            ),
-        };
-        Node { span: None, kind }
-    }
-
-    /// The JSON value serde needs to read `Settings`; `None` for values JSON cannot hold (NaN).
-    fn to_json(&self) -> Option<serde_json::Value> {
-        use serde_json::Value as V;
-        Some(match &self.kind {
-            Kind::Null => V::Null,
-            Kind::Bool(b) => V::Bool(*b),
-            Kind::Int(i) => match (u64::try_from(*i), i64::try_from(*i)) {
-                (Ok(u), _) => V::from(u),
-                (_, Ok(s)) => V::from(s),
-                _ => return None,
-            },
-            Kind::Float(f) => V::Number(serde_json::Number::from_f64(*f)?),
-            Kind::Str(s) => V::String(s.clone()),
-            Kind::Array(a) => V::Array(a.iter().map(Node::to_json).collect::<Option<_>>()?),
-            Kind::Table(t) => V::Object(
-                t.iter()
-                    .map(|e| Some((e.key.clone(), e.value.to_json()?)))
-                    .collect::<Option<_>>()?,
-            ),
-        })
-    }
-
-    /// The span of the value at a dotted path below this node, or of the deepest part that exists.
-    fn span_of(&self, path: &str) -> Span {
-        let mut node = self;
-        for seg in path.split('.').filter(|s| !s.is_empty()) {
-            match &node.kind {
-                Kind::Table(t) => match t.iter().find(|e| e.key == seg) {
-                    Some(e) => node = &e.value,
-                    None => break,
-                },
-                _ => break,
-            }
-        }
-        node.span.clone()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Conversion with error collection.
-
-#[derive(Debug, Default)]
-struct Cx {
-    errors: Vec<(Span, String)>,
-}
-
-impl Cx {
-    fn err(&mut self, span: &Span, msg: impl Into<String>) {
-        self.errors.push((span.clone(), msg.into()));
-    }
-
-    fn expected(&mut self, node: &Node, path: &str, what: &str) {
-        self.err(
-            &node.span,
-            format!("{path}: expected {what}, found {}", node.kind.describe()),
-        );
-    }
-}
-
-/// A table being read field by field; unread fields are reported as unknown.
-struct Fields<'a> {
-    path: String,
-    entries: &'a [Entry],
-    used: Vec<bool>,
-}
-
-impl<'a> Fields<'a> {
-    fn open(cx: &mut Cx, node: &'a Node, path: &str) -> Option<Fields<'a>> {
-        match &node.kind {
-            Kind::Table(t) => Some(Fields {
-                path: path.to_string(),
-                entries: t,
-                used: vec![false; t.len()],
-            }),
-            _ => {
-                cx.expected(node, path, "a table");
-                None
-            }
-        }
-    }
-
-    fn path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    /// The value of `key` (null counts as absent, as JSON writes absent options).
-    fn get(&mut self, key: &str) -> Option<&'a Node> {
-        let i = self.entries.iter().position(|e| e.key == key)?;
-        if let Some(u) = self.used.get_mut(i) {
-            *u = true;
-        }
-        let v = &self.entries.get(i)?.value;
-        (!matches!(v.kind, Kind::Null)).then_some(v)
-    }
-
-    fn finish(self, cx: &mut Cx, known: &[&str], context: &str) {
-        for (e, used) in self.entries.iter().zip(&self.used) {
-            if *used {
-                continue;
-            }
-            let hint = match suggest(&e.key, known.iter().copied()) {
-                Some(s) => format!("; did you mean `{s}`?"),
-                None => format!("; expected one of: {}", known.join(", ")),
-            };
-            let span = e.key_span.clone().or_else(|| e.value.span.clone());
-            cx.err(
-                &span,
-                format!(
-                    "{}: unknown field `{}`{context}{hint}",
-                    self.path(&e.key),
-                    e.key
-                ),
-            );
-        }
-    }
-}
-
-/// The closest candidate to a misspelt word (case-insensitive, or at most 2 edits away).
-fn suggest<'k>(word: &str, candidates: impl Iterator<Item = &'k str>) -> Option<&'k str> {
-    let w: Vec<char> = word.chars().take(64).flat_map(char::to_lowercase).collect();
-    let mut best: Option<(usize, &str)> = None;
-    for c in candidates {
-        let cv: Vec<char> = c.chars().take(64).flat_map(char::to_lowercase).collect();
-        let d = edit_distance(&w, &cv);
-        if d <= 2 && best.map_or(true, |(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
-fn string(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
-    match &node.kind {
-        Kind::Str(s) => Some(s.clone()),
-        _ => {
-            cx.expected(node, path, "a string");
-            None
-        }
-    }
-}
-
-fn boolean(cx: &mut Cx, node: &Node, path: &str) -> Option<bool> {
-    match node.kind {
-        Kind::Bool(b) => Some(b),
-        _ => {
-            cx.expected(node, path, "true or false");
-            None
-        }
-    }
-}
-
-fn int<T: TryFrom<i128>>(cx: &mut Cx, node: &Node, path: &str, range: &str) -> Option<T> {
-    match node.kind {
-        Kind::Int(i) => match T::try_from(i) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                cx.err(&node.span, format!("{path}: {i} is out of range ({range})"));
-                None
-            }
-        },
-        _ => {
-            cx.expected(node, path, "an integer");
-            None
-        }
-    }
-}
-
-fn u64_(cx: &mut Cx, node: &Node, path: &str) -> Option<u64> {
-    int(cx, node, path, "0 to 18446744073709551615")
-}
-
-fn u32_(cx: &mut Cx, node: &Node, path: &str) -> Option<u32> {
-    int(cx, node, path, "0 to 4294967295")
-}
-
-fn float(cx: &mut Cx, node: &Node, path: &str) -> Option<f64> {
-    match node.kind {
-        Kind::Float(f) => Some(f),
-        // Integers are exact in f64 up to 2^53; larger ones are out of any sane range anyway.
-        Kind::Int(i) => Some(i as f64),
-        _ => {
-            cx.expected(node, path, "a number");
-            None
-        }
-    }
-}
-
-/// Reads a string naming one of `names` (exact), suggesting the closest on failure.
-fn name_of<T: Copy>(
-    cx: &mut Cx,
-    node: &Node,
-    path: &str,
-    what: &str,
-    table: &[(&'static str, T)],
-) -> Option<T> {
-    let s = string(cx, node, path)?;
-    if let Some((_, v)) = table.iter().find(|(n, _)| *n == s) {
-        return Some(*v);
-    }
-    let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-    let hint = match suggest(&s, names.iter().copied()) {
-        Some(n) => format!("did you mean {n:?}?"),
-        None => format!("expected one of: {}", names.join(", ")),
-    };
-    cx.err(&node.span, format!("{path}: unknown {what} {s:?}; {hint}"));
-    None
-}
-
 const PROTOCOLS: [(&str, Protocol); 3] = [
     ("legacy", Protocol::Legacy),
     ("http2", Protocol::Http2),
@@ -738,18 +359,18 @@ fn reason(cx: &mut Cx, node: &Node, path: &str) -> Option<Reason> {
 }
 
 /// An HTTP/2 error code by RFC name or number.
-fn error_code(cx: &mut Cx, node: &Node, path: &str) -> Option<H2ErrorCode> {
+fn error_code(cx: &mut Cx, node: &Node, path: &str) -> Option<ErrorCode> {
     match &node.kind {
-        Kind::Int(_) => u32_(cx, node, path).map(H2ErrorCode),
+        Kind::Int(_) => u32_(cx, node, path).map(ErrorCode),
         _ => {
             let s = string(cx, node, path)?;
-            let c = H2ErrorCode::from_name(&s);
+            let c = ErrorCode::from_name(&s);
             if c.is_none() {
-                let hint = match suggest(&s, H2ErrorCode::NAMES.iter().copied()) {
+                let hint = match suggest(&s, ErrorCode::NAMES.iter().copied()) {
                     Some(n) => format!("did you mean {n:?}?"),
                     None => format!(
                         "expected a number or one of: {}",
-                        H2ErrorCode::NAMES.join(", ")
+                        ErrorCode::NAMES.join(", ")
                     ),
                 };
                 cx.err(
@@ -874,9 +495,17 @@ fn settings_from(cx: &mut Cx, node: &Node) -> Option<Settings> {
         }
         let mut one = serde_json::Map::new();
         one.insert(e.key.clone(), value.clone());
-        if let Err(err) = serde_json::from_value::<Settings>(serde_json::Value::Object(one)) {
-            cx.err(&e.value.span, format!("{path}: {err}"));
-            continue;
+        match serde_json::from_value::<Settings>(serde_json::Value::Object(one)) {
+            Err(err) => {
+                cx.err(&e.value.span, format!("{path}: {err}"));
+                continue;
+            }
+            Ok(alone) => {
+                if let Err(err) = alone.check_field(&e.key) {
+                    cx.err(&e.value.span, format!("settings.{err}"));
+                    continue;
+                }
+            }
         }
         merged.insert(e.key.clone(), value);
     }
@@ -884,7 +513,18 @@ fn settings_from(cx: &mut Cx, node: &Node) -> Option<Settings> {
         return None;
     }
     match serde_json::from_value::<Settings>(serde_json::Value::Object(merged)) {
-        Ok(s) => Some(s),
+        Ok(s) => {
+            if let Err(err) = s.check_combined() {
+                // Point at the frame limit if the file sets it, else at the buffer, else the table.
+                let span = ["legacy_max_frame", "legacy_read_buffer"]
+                    .iter()
+                    .find_map(|k| entries.iter().find(|e| e.key == *k))
+                    .map_or(node.span.clone(), |e| e.value.span.clone());
+                cx.err(&span, format!("settings: {err}"));
+                return None;
+            }
+            Some(s)
+        }
         Err(err) => {
             cx.err(&node.span, format!("settings: {err}"));
             None
@@ -1208,9 +848,11 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
             "error" => {
                 let status = req(cx, "status").and_then(|n| status(cx, n, &p("status")));
                 let close = f.get("close").and_then(|n| boolean(cx, n, &p("close")));
-                status.map(|status| Action::Error {
-                    status,
-                    close: close.unwrap_or(true),
+                status.map(|status| {
+                    Action::Legacy(LegacyAction::Error {
+                        status,
+                        close: close.unwrap_or(true),
+                    })
                 })
             }
             "drop" | "close" => {
@@ -1219,17 +861,17 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     .and_then(|n| boolean(cx, n, &p("reset")))
                     .unwrap_or(false);
                 Some(if name == "drop" {
-                    Action::Drop { reset }
+                    Action::Legacy(LegacyAction::Drop { reset })
                 } else {
-                    Action::Close { reset }
+                    Action::Http2(Http2Action::Close { reset })
                 })
             }
-            "stall" => Some(Action::Stall {
+            "stall" => Some(Action::Legacy(LegacyAction::Stall {
                 for_ms: f.get("for_ms").and_then(|n| u64_(cx, n, &p("for_ms"))),
-            }),
+            })),
             "throttle" => req(cx, "bytes_per_sec")
                 .and_then(|n| u64_(cx, n, &p("bytes_per_sec")))
-                .map(|bytes_per_sec| Action::Throttle { bytes_per_sec }),
+                .map(|bytes_per_sec| Action::Legacy(LegacyAction::Throttle { bytes_per_sec })),
             "reject" => {
                 let r = req(cx, "reason").and_then(|n| reason(cx, n, &p("reason")));
                 let status = f
@@ -1241,11 +883,13 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                 let mcs = f
                     .get("max_concurrent_streams")
                     .and_then(|n| u32_(cx, n, &p("max_concurrent_streams")));
-                r.map(|reason| Action::Reject {
-                    reason,
-                    status,
-                    timestamp_ms,
-                    max_concurrent_streams: mcs,
+                r.map(|reason| {
+                    Action::Http2(Http2Action::Reject {
+                        reason,
+                        status,
+                        timestamp_ms,
+                        max_concurrent_streams: mcs,
+                    })
                 })
             }
             "goaway" => {
@@ -1253,7 +897,7 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                 let code = f
                     .get("code")
                     .and_then(|n| error_code(cx, n, &p("code")))
-                    .unwrap_or(H2ErrorCode::NO_ERROR);
+                    .unwrap_or(ErrorCode::NO_ERROR);
                 let last_stream_id = match f.get("last_stream_id") {
                     None => LastStreamId::Auto,
                     Some(n) => match &n.kind {
@@ -1271,33 +915,33 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     .get("before_settings")
                     .and_then(|n| boolean(cx, n, &p("before_settings")))
                     .unwrap_or(false);
-                Some(Action::Goaway {
+                Some(Action::Http2(Http2Action::Goaway {
                     reason,
                     code,
                     last_stream_id,
                     before_settings,
-                })
+                }))
             }
-            "rst_stream" => Some(Action::RstStream {
+            "rst_stream" => Some(Action::Http2(Http2Action::RstStream {
                 code: f
                     .get("code")
                     .and_then(|n| error_code(cx, n, &p("code")))
-                    .unwrap_or(H2ErrorCode::INTERNAL_ERROR),
-            }),
+                    .unwrap_or(ErrorCode::INTERNAL_ERROR),
+            })),
             "delay" => req(cx, "ms")
                 .and_then(|n| u64_(cx, n, &p("ms")))
-                .map(|ms| Action::Delay { ms }),
+                .map(|ms| Action::Http2(Http2Action::Delay { ms })),
             "settings" => {
                 let mut get = |k: &str| f.get(k).and_then(|n| u32_(cx, n, &p(k)));
-                Some(Action::Settings(Http2Settings {
+                Some(Action::Http2(Http2Action::Settings(SettingsUpdate {
                     header_table_size: get("header_table_size"),
                     max_concurrent_streams: get("max_concurrent_streams"),
                     initial_window_size: get("initial_window_size"),
                     max_frame_size: get("max_frame_size"),
                     max_header_list_size: get("max_header_list_size"),
-                }))
+                })))
             }
-            _ => Some(Action::IgnorePing),
+            _ => Some(Action::Http2(Http2Action::IgnorePing)),
         }
     };
     let mut allowed = vec!["action"];
@@ -1393,7 +1037,7 @@ then = { action = "drop" }
                     token_environment_mismatch: Some(true),
                     ..Matcher::default()
                 },
-                Action::Drop { reset: false }
+                Action::Legacy(LegacyAction::Drop { reset: false })
             )]
         );
         assert_eq!(sc.seed, None);
@@ -1411,93 +1055,96 @@ then = { action = "drop" }
         assert_eq!(then(r#"{ action = "accept" }"#), Action::Accept);
         assert_eq!(
             then(r#"{ action = "error", status = "invalid_token" }"#),
-            Action::Error {
+            Action::Legacy(LegacyAction::Error {
                 status: Status::InvalidToken,
                 close: true
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "error", status = 10, close = false }"#),
-            Action::Error {
+            Action::Legacy(LegacyAction::Error {
                 status: Status::Shutdown,
                 close: false
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "drop", reset = true }"#),
-            Action::Drop { reset: true }
+            Action::Legacy(LegacyAction::Drop { reset: true })
         );
         assert_eq!(
             then(r#"{ action = "stall" }"#),
-            Action::Stall { for_ms: None }
+            Action::Legacy(LegacyAction::Stall { for_ms: None })
         );
         assert_eq!(
             then(r#"{ action = "stall", for_ms = 3000 }"#),
-            Action::Stall { for_ms: Some(3000) }
+            Action::Legacy(LegacyAction::Stall { for_ms: Some(3000) })
         );
         assert_eq!(
             then(r#"{ action = "throttle", bytes_per_sec = 64 }"#),
-            Action::Throttle { bytes_per_sec: 64 }
+            Action::Legacy(LegacyAction::Throttle { bytes_per_sec: 64 })
         );
         assert_eq!(
             then(
                 r#"{ action = "reject", reason = "Unregistered", status = 410, timestamp_ms = 5, max_concurrent_streams = 1 }"#
             ),
-            Action::Reject {
+            Action::Http2(Http2Action::Reject {
                 reason: Reason::Unregistered,
                 status: Some(410),
                 timestamp_ms: Some(5),
                 max_concurrent_streams: Some(1)
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "goaway" }"#),
-            Action::Goaway {
+            Action::Http2(Http2Action::Goaway {
                 reason: None,
-                code: H2ErrorCode::NO_ERROR,
+                code: ErrorCode::NO_ERROR,
                 last_stream_id: LastStreamId::Auto,
                 before_settings: false
-            }
+            })
         );
         assert_eq!(
             then(
                 r#"{ action = "goaway", reason = "Shutdown", code = "ENHANCE_YOUR_CALM", last_stream_id = 7 }"#
             ),
-            Action::Goaway {
+            Action::Http2(Http2Action::Goaway {
                 reason: Some(Reason::Shutdown),
-                code: H2ErrorCode::ENHANCE_YOUR_CALM,
+                code: ErrorCode::ENHANCE_YOUR_CALM,
                 last_stream_id: LastStreamId::Id(7),
                 before_settings: false
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "rst_stream", code = 7 }"#),
-            Action::RstStream {
-                code: H2ErrorCode::REFUSED_STREAM
-            }
+            Action::Http2(Http2Action::RstStream {
+                code: ErrorCode::REFUSED_STREAM
+            })
         );
         assert_eq!(
             then(r#"{ action = "rst_stream" }"#),
-            Action::RstStream {
-                code: H2ErrorCode::INTERNAL_ERROR
-            }
+            Action::Http2(Http2Action::RstStream {
+                code: ErrorCode::INTERNAL_ERROR
+            })
         );
         assert_eq!(
             then(r#"{ action = "delay", ms = 1500 }"#),
-            Action::Delay { ms: 1500 }
+            Action::Http2(Http2Action::Delay { ms: 1500 })
         );
         assert_eq!(
             then(r#"{ action = "close" }"#),
-            Action::Close { reset: false }
+            Action::Http2(Http2Action::Close { reset: false })
         );
         assert_eq!(
             then(r#"{ action = "settings", max_concurrent_streams = 1 }"#),
-            Action::Settings(Http2Settings {
+            Action::Http2(Http2Action::Settings(SettingsUpdate {
                 max_concurrent_streams: Some(1),
-                ..Http2Settings::default()
-            })
+                ..SettingsUpdate::default()
+            }))
         );
-        assert_eq!(then(r#"{ action = "ignore_ping" }"#), Action::IgnorePing);
+        assert_eq!(
+            then(r#"{ action = "ignore_ping" }"#),
+            Action::Http2(Http2Action::IgnorePing)
+        );
     }
 
     #[test]
@@ -1802,7 +1449,7 @@ then = { action = "goaway", before_settings = true, code = 11, last_stream_id = 
 
     #[test]
     fn same_scenario_seed_and_input_give_the_same_verdicts() {
-        let text = include_str!("../../fixtures/scenarios/flaky-network.toml");
+        let text = include_str!("../../../fixtures/scenarios/flaky-network.toml");
         let sc = parse_toml(text).unwrap();
         let a = verdicts(&sc, None);
         assert_eq!(a, verdicts(&parse_toml(text).unwrap(), None));
@@ -1813,13 +1460,6 @@ then = { action = "goaway", before_settings = true, code = 11, last_stream_id = 
             "about 2% of 1000 plus one connect rule, got {fired}"
         );
         assert!(a.contains(&Some((2, "ignore_ping"))));
-    }
-
-    #[test]
-    fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
-        assert_eq!(line_col("é", 1), (1, 1));
-        assert_eq!(line_col("", 99), (1, 1));
     }
 
     proptest! {
