@@ -30,7 +30,7 @@ const MATRIX: &[Row] = &[
     (
         "connection-per-notification",
         "H1.1,H4.1,H5.3,H7.1",
-        &[("H5.3", Grade::NonStrict), ("H7.1", Grade::NonStrict)],
+        &[("H7.1", Grade::NonStrict)],
     ),
     (
         "resend-preceding",

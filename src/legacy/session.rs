@@ -673,6 +673,10 @@ impl<'a> Session<'a> {
     ) {
         let silent = !slot.command.reports_errors();
         let mut detail = json!({ "error_response_sent": !silent });
+        if !silent {
+            // The identifier the error-response names (status 10: the last accepted, PROTOCOL.md 1.6).
+            detail["identifier"] = json!(hex::encode(slot.identifier));
+        }
         if let Some(rule) = rule {
             detail["rule"] = rule;
         }

@@ -199,9 +199,6 @@ pub async fn send(job: &Job) -> Vec<Outcome> {
             }
             match open(&connector, token_auth).await {
                 Ok((send, driver)) => {
-                    if mutant::is(Mutant::ConnectionPerNotification) {
-                        jwt = job.token.clone().map(JwtCache::new);
-                    }
                     connect_failures = 0;
                     generation = generation.saturating_add(1);
                     conn = Some(Conn {

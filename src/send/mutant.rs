@@ -24,7 +24,7 @@ pub enum Mutant {
     RetryAtOnce,
     /// HTTP/2: never signs a new JWT after 403 ExpiredProviderToken.
     NoResign,
-    /// HTTP/2: one connection per notification, each with a newly signed JWT.
+    /// HTTP/2: one connection per notification (the JWT is kept, as Apple asks).
     ConnectionPerNotification,
     /// Legacy: after an error-response also resends what preceded the refused notification.
     ResendPreceding,
