@@ -19,6 +19,8 @@
 //! - `journal`: what happened, one event per observation;
 //! - `certs` + `tls`: the private PKI and the handshakes that check provider identities;
 //! - `files`: reading operator-named files safely (regular, size-capped);
+//! - `lint`: what a device would make of a payload APNs accepted;
+//! - `refusal`: why a connection was refused, in plain words;
 //! - `scenario_host`: what loading a scenario into a running emulator needs and reports;
 //! - `control`: the local control API (journal, tokens, clock, metrics, scenarios);
 //! - `emulator`: the embedding API (start a whole emulator in-process);
