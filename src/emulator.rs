@@ -1,13 +1,13 @@
 //! The embedding API: start a whole emulator in-process (ephemeral ports, in-memory certificates)
 //! from a Rust test, and reach its addresses, identities, registry, journal and clock.
 
-use crate::certs::{Authority, Identity, ProviderSpec, TokenKey};
+use crate::certs::{Authority, CertError, Identity, ProviderSpec, TokenKey};
 use crate::clock::Clock;
 use crate::control::{ControlState, Metrics};
 use crate::engine::devices::DeviceView;
 use crate::engine::scenario::Scenario;
 use crate::engine::{Engine, Registry};
-use crate::http2::auth::{KeyRegistry, ProviderKey};
+use crate::http2::auth::{KeyError, KeyRegistry, ProviderKey};
 use crate::http2::driver::Command;
 use crate::http2::reason::Reason;
 use crate::http2::state::{ConnectionInfo, Http2State};
@@ -16,7 +16,8 @@ use crate::journal_file::JournalFile;
 use crate::model::{DeviceToken, Environment};
 use crate::runtime::{spawn_listener, Core, Shutdown};
 use crate::scenario_host::{LoadError, LoadedScenario};
-use crate::settings::Settings;
+use crate::settings::{SettingError, Settings};
+use crate::tls::TlsError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -40,10 +41,13 @@ pub enum StartError {
     },
     /// Certificates could not be generated or loaded.
     #[error("certificates: {0}")]
-    Certs(String),
+    Certs(#[from] CertError),
+    /// The token key could not be registered with the HTTP/2 listener.
+    #[error("certificates: {0}")]
+    TokenKey(#[from] KeyError),
     /// TLS configuration failed.
     #[error("tls: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     /// The control API would listen beyond loopback with no token.
     #[error("refusing to serve the control API on {0} (not loopback) without a control token; give --control-token, or --control-insecure to accept the risk")]
     ControlExposed(IpAddr),
@@ -52,10 +56,13 @@ pub enum StartError {
     JournalFile(String),
     /// A setting is out of its range.
     #[error("settings: {0}")]
-    Settings(String),
+    Settings(#[from] SettingError),
     /// The scenario could not be loaded.
     #[error("scenario: {0}")]
-    Scenario(String),
+    Scenario(#[from] LoadError),
+    /// A start-up step run on the blocking pool (reading certificate or key files) did not finish.
+    #[error("start-up task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Where the emulator's CA and server certificate come from.
@@ -293,33 +300,25 @@ impl EmulatorBuilder {
         {
             return Err(StartError::ControlExposed(self.bind));
         }
-        self.settings
-            .check()
-            .map_err(|e| StartError::Settings(e.to_string()))?;
+        self.settings.check()?;
         // Certificate files are read (or generated) on the blocking pool, never on the runtime.
         let certs = self.certs.clone();
         let topic = self.topic.clone();
         let (authority, server, token_key) =
-            tokio::task::spawn_blocking(move || load_identities(&certs, &topic))
-                .await
-                .map_err(|e| StartError::Certs(e.to_string()))??;
+            tokio::task::spawn_blocking(move || load_identities(&certs, &topic)).await??;
         let legacy_tls = legacy_tls(&authority, &server, &self.settings)?;
         let http2_tls = crate::tls::ListenerTls::new(
             &authority.ca_pem(),
             &server,
             crate::tls::TlsOptions::http2(),
-        )
-        .map_err(|e| StartError::Tls(e.to_string()))?;
+        )?;
         // The generated key is registered by default (issue 4), valid in both environments.
         let mut keys = KeyRegistry::new();
-        keys.insert(
-            ProviderKey::from_pem(
-                &token_key.key_id,
-                &token_key.team_id,
-                &token_key.private_pem,
-            )
-            .map_err(|e| StartError::Certs(e.to_string()))?,
-        );
+        keys.insert(ProviderKey::from_pem(
+            &token_key.key_id,
+            &token_key.team_id,
+            &token_key.private_pem,
+        )?);
         let journal = Journal::new(self.settings.journal_capacity, self.clock.clone());
         if let Some(path) = self.journal_file.clone() {
             let file = tokio::task::spawn_blocking(move || JournalFile::create(&path))
@@ -342,11 +341,8 @@ impl EmulatorBuilder {
             let key_files = tokio::task::spawn_blocking(move || {
                 crate::scenario_host::read_key_files(&sc, b.as_deref())
             })
-            .await
-            .map_err(|e| StartError::Scenario(e.to_string()))?
-            .map_err(|e| StartError::Scenario(e.to_string()))?;
-            crate::scenario_host::load(&core, scenario, &key_files)
-                .map_err(|e| StartError::Scenario(e.to_string()))?;
+            .await??;
+            core.load_scenario(scenario, &key_files)?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let shutdown = Shutdown(stop_rx);
@@ -467,11 +463,7 @@ impl EmulatorBuilder {
         let mut identities = Vec::new();
         for kind in ProviderKind::ALL {
             let spec = ProviderSpec::new(&self.topic, kind.environments());
-            identities.push(
-                authority
-                    .issue_provider(&spec)
-                    .map_err(|e| StartError::Certs(e.to_string()))?,
-            );
+            identities.push(authority.issue_provider(&spec)?);
         }
         Ok(Emulator {
             token_key,
@@ -494,19 +486,18 @@ fn load_identities(
     certs: &CertSource,
     topic: &str,
 ) -> Result<(Authority, Identity, TokenKey), StartError> {
-    let e = |e: crate::certs::CertError| StartError::Certs(e.to_string());
     match certs {
         CertSource::InMemory => {
-            let authority = Authority::new_in_memory().map_err(e)?;
-            let server = authority.issue_server().map_err(e)?;
-            Ok((authority, server, TokenKey::generate().map_err(e)?))
+            let authority = Authority::new_in_memory()?;
+            let server = authority.issue_server()?;
+            Ok((authority, server, TokenKey::generate()?))
         }
         CertSource::Dir(dir) => {
-            crate::certs::ensure(dir, topic).map_err(e)?;
+            crate::certs::ensure(dir, topic)?;
             Ok((
-                Authority::load(dir).map_err(e)?,
-                Identity::load(dir, "server").map_err(e)?,
-                TokenKey::load(dir).map_err(e)?,
+                Authority::load(dir)?,
+                Identity::load(dir, "server")?,
+                TokenKey::load(dir)?,
             ))
         }
     }
@@ -520,26 +511,11 @@ pub fn legacy_tls(
 ) -> Result<crate::tls::ListenerTls, StartError> {
     let mut options = crate::tls::TlsOptions::legacy();
     options.allow_tls13 = settings.legacy_tls13;
-    crate::tls::ListenerTls::new(&authority.ca_pem(), server, options)
-        .map_err(|e| StartError::Tls(e.to_string()))
-}
-
-/// Marks a device online or offline and journals what the device model did; shared by the Rust
-/// and control APIs. False when the token is not registered.
-pub(crate) fn set_device_online(core: &Core, token: &DeviceToken, online: bool) -> bool {
-    match core
-        .engine
-        .set_device_online(token, online, core.clock.now_ms())
-    {
-        Some(events) => {
-            if !events.is_empty() {
-                core.journal
-                    .record_batch(events.into_iter().map(|e| e.into_event(0)));
-            }
-            true
-        }
-        None => false,
-    }
+    Ok(crate::tls::ListenerTls::new(
+        &authority.ca_pem(),
+        server,
+        options,
+    )?)
 }
 
 /// A running emulator. Dropping it without `shutdown` leaves its tasks to end with the runtime.
@@ -640,7 +616,7 @@ impl Emulator {
     /// coming online delivers or expires what was stored for it, journaled on connection 0.
     /// False when the token is not registered.
     pub fn set_device_online(&self, token: &DeviceToken, online: bool) -> bool {
-        set_device_online(&self.core, token, online)
+        self.core.set_device_online(token, online)
     }
 
     /// What a registered device displayed and what waits for it (as `GET /devices/{token}/inbox`);
@@ -674,12 +650,12 @@ impl Emulator {
     /// match the running ones (settings are chosen at start: [`EmulatorBuilder::scenario`]).
     /// Keys come inline (`pem`) or generated; `p8` paths are read only at start.
     pub fn load_scenario(&self, scenario: &Scenario) -> Result<LoadedScenario, LoadError> {
-        crate::scenario_host::load(&self.core, scenario, &Default::default())
+        self.core.load_scenario(scenario, &Default::default())
     }
 
     /// Removes the loaded scenario's rules, tokens and keys; returns it.
     pub fn clear_scenario(&self) -> Option<LoadedScenario> {
-        crate::scenario_host::clear(&self.core)
+        self.core.clear_scenario()
     }
 
     /// The scenario in force, with any keys apnsim generated for it.

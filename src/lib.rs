@@ -8,9 +8,25 @@
 //! emu.shutdown().await;
 //! # Ok(()) }
 //! ```
-//! Module map: `model` (shared vocabulary), `legacy` (binary gateway + feedback),
-//! `engine` (decisions), `journal` (what happened), `certs` + `tls` (identities), `emulator`
-//! (the embedding API).
+//! Module map (every public module):
+//! - `model`: the shared vocabulary (tokens, notifications, environments, protocols);
+//! - `settings`: apnsim's answers to what Apple leaves open, and its limits;
+//! - `clock`: wall time plus an offset tests can advance;
+//! - `engine`: the decisions (registry, devices, fault rules, scenario files);
+//! - `legacy`: the binary gateway and the feedback service;
+//! - `http2`: the HTTP/2 provider API (frames, HPACK, connection, requests, JWT auth);
+//! - `broadcast`: broadcast push, channel management and Live Activities;
+//! - `journal`: what happened, one event per observation;
+//! - `certs` + `tls`: the private PKI and the handshakes that check provider identities;
+//! - `files`: reading operator-named files safely (regular, size-capped);
+//! - `lint`: what a device would make of a payload APNs accepted;
+//! - `refusal`: why a connection was refused, in plain words;
+//! - `scenario_host`: what loading a scenario into a running emulator needs and reports;
+//! - `control`: the local control API (journal, tokens, clock, metrics, scenarios);
+//! - `emulator`: the embedding API (start a whole emulator in-process);
+//! - `send`: the built-in reference provider (`apnsim send`);
+//! - `plan`: the provider-driver contract as types;
+//! - `conformance`: the suite that runs real provider libraries against apnsim and grades them.
 
 pub mod broadcast;
 pub mod certs;

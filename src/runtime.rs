@@ -2,11 +2,15 @@
 //! accept loops that hand each connection to its protocol's loop.
 
 use crate::clock::Clock;
+use crate::engine::rules::RuleSet;
+use crate::engine::scenario::Scenario;
 use crate::engine::Engine;
 use crate::journal::Journal;
 use crate::legacy::frame::Limits;
-use crate::model::Environment;
+use crate::model::{DeviceToken, Environment};
+use crate::scenario_host::{KeyFiles, LoadError, LoadedScenario};
 use crate::settings::Settings;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +30,8 @@ pub(crate) struct Core {
     pub http2_tls: crate::tls::ListenerTls,
     pub http2: crate::http2::state::Http2State,
     pub legacy_limits: Limits,
-    /// The scenario in force, if any (see `scenario_host`).
-    pub scenario: parking_lot::Mutex<Option<crate::scenario_host::LoadedScenario>>,
+    /// The scenario in force, if any (see [`Core::load_scenario`]).
+    pub scenario: parking_lot::Mutex<Option<LoadedScenario>>,
     /// Broadcast channels and their subscribers (PROTOCOL.md 2.11).
     pub broadcast: parking_lot::Mutex<crate::broadcast::Channels>,
     /// When each refusal cause was last logged (once per cause per minute).
@@ -65,6 +69,89 @@ impl Core {
     /// A fresh connection id (journal `connection` field).
     pub fn next_connection_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Marks a device online or offline and journals what the device model did; shared by the Rust
+    /// and control APIs. False when the token is not registered.
+    pub fn set_device_online(&self, token: &DeviceToken, online: bool) -> bool {
+        match self
+            .engine
+            .set_device_online(token, online, self.clock.now_ms())
+        {
+            Some(events) => {
+                if !events.is_empty() {
+                    self.journal
+                        .record_batch(events.into_iter().map(|e| e.into_event(0)));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Loads `scenario` into the running emulator; `.p8` paths resolve only through `key_files`.
+    pub fn load_scenario(
+        &self,
+        scenario: &Scenario,
+        key_files: &KeyFiles,
+    ) -> Result<LoadedScenario, LoadError> {
+        if let Some(s) = &scenario.settings {
+            if *s != self.settings {
+                let a = serde_json::to_value(s).unwrap_or_default();
+                let b = serde_json::to_value(&self.settings).unwrap_or_default();
+                let differ: Vec<String> = a
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                return Err(LoadError::SettingsAtRuntime(differ.join(", ")));
+            }
+        }
+        let mut generated = BTreeMap::new();
+        let mut keys = Vec::new();
+        for spec in &scenario.keys {
+            let (key, pem_generated) = crate::scenario_host::provider_key(spec, key_files)?;
+            if let Some(pem) = pem_generated {
+                generated.insert(spec.key_id.clone(), pem);
+            }
+            keys.push(key);
+        }
+        // Everything checked: now apply, keys and tokens first so the first rule sees them.
+        {
+            let mut registry = self.http2.keys.write();
+            for key in keys {
+                registry.insert(key);
+            }
+        }
+        self.http2.cache.clear();
+        scenario.register_tokens(self.engine.registry());
+        self.engine.set_rules(scenario.rule_set());
+        let loaded = LoadedScenario {
+            scenario: scenario.clone(),
+            generated_keys: generated,
+        };
+        *self.scenario.lock() = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Removes the scenario's rules, tokens and keys (the default key stays).
+    pub fn clear_scenario(&self) -> Option<LoadedScenario> {
+        let old = self.scenario.lock().take();
+        self.engine.set_rules(RuleSet::empty());
+        if let Some(old) = &old {
+            for t in &old.scenario.tokens {
+                self.engine.registry().remove(&t.token);
+                self.engine.forget_device(&t.token);
+            }
+            let mut keys = self.http2.keys.write();
+            for k in &old.scenario.keys {
+                keys.remove(&k.key_id);
+            }
+            self.http2.cache.clear();
+        }
+        old
     }
 }
 

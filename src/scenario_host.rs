@@ -1,11 +1,11 @@
-//! Loading a scenario into a running emulator: its tokens into the registry, its keys into the
-//! HTTP/2 key registry, its rules into the engine. Shared by the Rust API and the control API,
-//! so both load exactly the same way.
+//! What loading a scenario into a running emulator needs and reports: the key files read at start,
+//! the provider key each spec names, the loaded scenario and why a load fails. The load itself is
+//! `runtime::Core::load_scenario`, shared by the Rust API and the control API, so both load exactly
+//! the same way.
 
-use crate::engine::rules::RuleSet;
+use crate::certs::TokenKey;
 use crate::engine::scenario::{KeySpec, Scenario};
-use crate::http2::auth::{generate_p8, ProviderKey};
-use crate::runtime::Core;
+use crate::http2::auth::ProviderKey;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -75,73 +75,8 @@ pub fn read_key_files(scenario: &Scenario, base: Option<&Path>) -> Result<KeyFil
     Ok(files)
 }
 
-/// Loads `scenario` into the running emulator; `.p8` paths resolve only through `key_files`.
-pub(crate) fn load(
-    core: &Core,
-    scenario: &Scenario,
-    key_files: &KeyFiles,
-) -> Result<LoadedScenario, LoadError> {
-    if let Some(s) = &scenario.settings {
-        if *s != core.settings {
-            let a = serde_json::to_value(s).unwrap_or_default();
-            let b = serde_json::to_value(&core.settings).unwrap_or_default();
-            let differ: Vec<String> = a
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
-                .map(|(k, _)| k.clone())
-                .collect();
-            return Err(LoadError::SettingsAtRuntime(differ.join(", ")));
-        }
-    }
-    let mut generated = BTreeMap::new();
-    let mut keys = Vec::new();
-    for spec in &scenario.keys {
-        let (key, pem_generated) = provider_key(spec, key_files)?;
-        if let Some(pem) = pem_generated {
-            generated.insert(spec.key_id.clone(), pem);
-        }
-        keys.push(key);
-    }
-    // Everything checked: now apply, keys and tokens first so the first rule sees them.
-    {
-        let mut registry = core.http2.keys.write();
-        for key in keys {
-            registry.insert(key);
-        }
-    }
-    core.http2.cache.clear();
-    scenario.register_tokens(core.engine.registry());
-    core.engine.set_rules(scenario.rule_set());
-    let loaded = LoadedScenario {
-        scenario: scenario.clone(),
-        generated_keys: generated,
-    };
-    *core.scenario.lock() = Some(loaded.clone());
-    Ok(loaded)
-}
-
-/// Removes the scenario's rules, tokens and keys (the default key stays).
-pub(crate) fn clear(core: &Core) -> Option<LoadedScenario> {
-    let old = core.scenario.lock().take();
-    core.engine.set_rules(RuleSet::empty());
-    if let Some(old) = &old {
-        for t in &old.scenario.tokens {
-            core.engine.registry().remove(&t.token);
-            core.engine.forget_device(&t.token);
-        }
-        let mut keys = core.http2.keys.write();
-        for k in &old.scenario.keys {
-            keys.remove(&k.key_id);
-        }
-        core.http2.cache.clear();
-    }
-    old
-}
-
 /// The key a spec names; with neither `pem` nor `p8`, a fresh one (its private PEM returned too).
-fn provider_key(
+pub(crate) fn provider_key(
     spec: &KeySpec,
     key_files: &KeyFiles,
 ) -> Result<(ProviderKey, Option<String>), LoadError> {
@@ -160,7 +95,9 @@ fn provider_key(
             }
         },
         (None, None) => {
-            let pem = generate_p8().map_err(|e| err(e.to_string()))?;
+            let pem = TokenKey::generate()
+                .map_err(|e| err(e.to_string()))?
+                .private_pem;
             (pem.clone(), Some(pem))
         }
     };

@@ -48,13 +48,15 @@ pub(super) async fn put(
             json!({ "error": "invalid scenario", "errors": errors, "text": e.with_file("scenario").to_string() }),
         )
     })?;
-    let loaded = crate::scenario_host::load(&state.core, &scenario, &Default::default())
+    let loaded = state
+        .core
+        .load_scenario(&scenario, &Default::default())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Json(serde_json::to_value(loaded).unwrap_or_default()))
 }
 
 /// Removes the loaded scenario's rules, tokens and keys.
 pub(super) async fn delete(State(state): State<ControlState>) -> StatusCode {
-    crate::scenario_host::clear(&state.core);
+    state.core.clear_scenario();
     StatusCode::NO_CONTENT
 }

@@ -115,7 +115,7 @@ pub(super) async fn remove(
 
 fn set_online(s: &ControlState, raw: &str, online: bool) -> Result<StatusCode, ApiError> {
     let token = token_path(raw)?;
-    if crate::emulator::set_device_online(&s.core, &token, online) {
+    if s.core.set_device_online(&token, online) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(unknown(&token))

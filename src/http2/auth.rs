@@ -12,7 +12,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -858,15 +858,15 @@ pub fn signing_key(key_pem_p8: &str) -> Result<SigningKey, KeyError> {
 
 /// A fresh random P-256 key as `.p8` PEM, like the file Apple lets a developer download once.
 pub fn generate_p8() -> Result<String, KeyError> {
-    let key = SigningKey::random(&mut rand::rngs::OsRng);
-    key.to_pkcs8_pem(LineEnding::LF)
-        .map(|pem| pem.to_string())
+    crate::certs::TokenKey::generate()
+        .map(|k| k.private_pem)
         .map_err(|e| KeyError::Encode(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
