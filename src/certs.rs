@@ -42,6 +42,8 @@ pub const APPLE_HOSTS: &[&str] = &[
     "api.push.apple.com",
     "api.sandbox.push.apple.com",
     "api.development.push.apple.com",
+    "api-manage-broadcast.push.apple.com",
+    "api-manage-broadcast.sandbox.push.apple.com",
 ];
 
 /// Upper bound on a topic's length, so a hostile CLI argument cannot bloat certificates.
@@ -694,7 +696,10 @@ fn io_err(path: &Path, source: std::io::Error) -> CertError {
 }
 
 fn read_string(path: &Path) -> Result<String, CertError> {
-    std::fs::read_to_string(path).map_err(|e| io_err(path, e))
+    crate::files::read_text(path).map_err(|e| match e {
+        crate::files::FileError::Io { source, .. } => io_err(path, source),
+        other => io_err(path, std::io::Error::other(other.to_string())),
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), CertError> {

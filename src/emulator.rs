@@ -43,6 +43,12 @@ pub enum StartError {
     /// TLS configuration failed.
     #[error("tls: {0}")]
     Tls(String),
+    /// The control API would listen beyond loopback with no token.
+    #[error("refusing to serve the control API on {0} (not loopback) without a control token; give --control-token, or --control-insecure to accept the risk")]
+    ControlExposed(IpAddr),
+    /// A setting is out of its range.
+    #[error("settings: {0}")]
+    Settings(String),
     /// The scenario could not be loaded.
     #[error("scenario: {0}")]
     Scenario(String),
@@ -104,6 +110,8 @@ pub struct EmulatorBuilder {
     sandbox_feedback_port: Option<u16>,
     http2_port: Option<u16>,
     sandbox_http2_port: Option<u16>,
+    manage_broadcast_port: Option<u16>,
+    sandbox_manage_broadcast_port: Option<u16>,
     certs: CertSource,
     topic: String,
     settings: Settings,
@@ -112,6 +120,8 @@ pub struct EmulatorBuilder {
     scenario: Option<(Scenario, Option<PathBuf>)>,
     control_port: Option<u16>,
     control_token: Option<String>,
+    control_insecure: bool,
+    control_idle_timeout: Duration,
 }
 
 impl Default for EmulatorBuilder {
@@ -124,6 +134,8 @@ impl Default for EmulatorBuilder {
             sandbox_feedback_port: Some(0),
             http2_port: Some(0),
             sandbox_http2_port: Some(0),
+            manage_broadcast_port: Some(0),
+            sandbox_manage_broadcast_port: Some(0),
             certs: CertSource::InMemory,
             topic: crate::DEFAULT_TOPIC.to_string(),
             settings: Settings::default(),
@@ -132,6 +144,8 @@ impl Default for EmulatorBuilder {
             scenario: None,
             control_port: Some(0),
             control_token: None,
+            control_insecure: false,
+            control_idle_timeout: crate::control::IDLE_TIMEOUT,
         }
     }
 }
@@ -176,6 +190,19 @@ impl EmulatorBuilder {
     /// Sandbox HTTP/2 API port.
     pub fn sandbox_http2_port(mut self, port: Option<u16>) -> Self {
         self.sandbox_http2_port = port;
+        self
+    }
+
+    /// Production channel-management port (Apple: api-manage-broadcast.push.apple.com:2196,
+    /// PROTOCOL.md 2.11; `apnsim serve` defaults to 2198 so as not to collide with feedback).
+    pub fn manage_broadcast_port(mut self, port: Option<u16>) -> Self {
+        self.manage_broadcast_port = port;
+        self
+    }
+
+    /// Sandbox channel-management port (Apple: 2195; `apnsim serve` defaults to 2298).
+    pub fn sandbox_manage_broadcast_port(mut self, port: Option<u16>) -> Self {
+        self.sandbox_manage_broadcast_port = port;
         self
     }
 
@@ -231,26 +258,39 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serve the control API beyond loopback with no token (refused by default: anyone who can
+    /// reach it could clear the journal or load scenarios).
+    pub fn control_insecure(mut self, insecure: bool) -> Self {
+        self.control_insecure = insecure;
+        self
+    }
+
+    /// How long a control-API connection may sit without sending a complete request head.
+    pub fn control_idle_timeout(mut self, idle: Duration) -> Self {
+        self.control_idle_timeout = idle;
+        self
+    }
+
     /// Binds every listener, then serves in the background; returns once all are listening.
     pub async fn start(self) -> Result<Emulator, StartError> {
-        let authority = match &self.certs {
-            CertSource::InMemory => {
-                Authority::new_in_memory().map_err(|e| StartError::Certs(e.to_string()))?
-            }
-            CertSource::Dir(dir) => {
-                crate::certs::ensure(dir, &self.topic)
-                    .map_err(|e| StartError::Certs(e.to_string()))?;
-                Authority::load(dir).map_err(|e| StartError::Certs(e.to_string()))?
-            }
-        };
-        let server = match &self.certs {
-            CertSource::InMemory => authority
-                .issue_server()
-                .map_err(|e| StartError::Certs(e.to_string()))?,
-            CertSource::Dir(dir) => {
-                Identity::load(dir, "server").map_err(|e| StartError::Certs(e.to_string()))?
-            }
-        };
+        let token_set = self.control_token.as_deref().is_some_and(|t| !t.is_empty());
+        if self.control_port.is_some()
+            && !self.bind.is_loopback()
+            && !token_set
+            && !self.control_insecure
+        {
+            return Err(StartError::ControlExposed(self.bind));
+        }
+        self.settings
+            .check()
+            .map_err(|e| StartError::Settings(e.to_string()))?;
+        // Certificate files are read (or generated) on the blocking pool, never on the runtime.
+        let certs = self.certs.clone();
+        let topic = self.topic.clone();
+        let (authority, server, token_key) =
+            tokio::task::spawn_blocking(move || load_identities(&certs, &topic))
+                .await
+                .map_err(|e| StartError::Certs(e.to_string()))??;
         let legacy_tls = legacy_tls(&authority, &server, &self.settings)?;
         let http2_tls = crate::tls::ListenerTls::new(
             &authority.ca_pem(),
@@ -258,11 +298,6 @@ impl EmulatorBuilder {
             crate::tls::TlsOptions::http2(),
         )
         .map_err(|e| StartError::Tls(e.to_string()))?;
-        let token_key = match &self.certs {
-            CertSource::InMemory => TokenKey::generate(),
-            CertSource::Dir(dir) => TokenKey::load(dir),
-        }
-        .map_err(|e| StartError::Certs(e.to_string()))?;
         // The generated key is registered by default (issue 4), valid in both environments.
         let mut keys = KeyRegistry::new();
         keys.insert(
@@ -284,7 +319,14 @@ impl EmulatorBuilder {
             Http2State::new(keys),
         ));
         if let Some((scenario, base)) = &self.scenario {
-            crate::scenario_host::load(&core, scenario, base.as_deref())
+            let (sc, b) = (scenario.clone(), base.clone());
+            let key_files = tokio::task::spawn_blocking(move || {
+                crate::scenario_host::read_key_files(&sc, b.as_deref())
+            })
+            .await
+            .map_err(|e| StartError::Scenario(e.to_string()))?
+            .map_err(|e| StartError::Scenario(e.to_string()))?;
+            crate::scenario_host::load(&core, scenario, &key_files)
                 .map_err(|e| StartError::Scenario(e.to_string()))?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -326,6 +368,19 @@ impl EmulatorBuilder {
             (
                 "sandbox_http2",
                 self.sandbox_http2_port,
+                Environment::Sandbox,
+                Kind::Http2,
+            ),
+            // PROTOCOL.md 2.11: the channel-management hosts speak the same HTTP/2 API.
+            (
+                "manage_broadcast",
+                self.manage_broadcast_port,
+                Environment::Production,
+                Kind::Http2,
+            ),
+            (
+                "sandbox_manage_broadcast",
+                self.sandbox_manage_broadcast_port,
                 Environment::Sandbox,
                 Kind::Http2,
             ),
@@ -382,10 +437,11 @@ impl EmulatorBuilder {
             addrs.insert("control".to_string(), local);
             let state = ControlState::new(core.clone(), metrics.clone(), shutdown.clone());
             let mut stop = shutdown.clone();
-            tracker.spawn(crate::control::serve(
+            tracker.spawn(crate::control::serve_with(
                 listener,
-                state,
-                self.control_token.clone(),
+                state.with_token(self.control_token.clone()),
+                crate::control::MAX_CONNECTIONS,
+                self.control_idle_timeout,
                 async move { stop.wait().await },
             ));
         }
@@ -410,6 +466,30 @@ impl EmulatorBuilder {
             metrics,
             control_token: self.control_token,
         })
+    }
+}
+
+/// The CA, the server identity and the token key: loaded from (or first generated into) a
+/// directory, or generated in memory. Blocking.
+fn load_identities(
+    certs: &CertSource,
+    topic: &str,
+) -> Result<(Authority, Identity, TokenKey), StartError> {
+    let e = |e: crate::certs::CertError| StartError::Certs(e.to_string());
+    match certs {
+        CertSource::InMemory => {
+            let authority = Authority::new_in_memory().map_err(e)?;
+            let server = authority.issue_server().map_err(e)?;
+            Ok((authority, server, TokenKey::generate().map_err(e)?))
+        }
+        CertSource::Dir(dir) => {
+            crate::certs::ensure(dir, topic).map_err(e)?;
+            Ok((
+                Authority::load(dir).map_err(e)?,
+                Identity::load(dir, "server").map_err(e)?,
+                TokenKey::load(dir).map_err(e)?,
+            ))
+        }
     }
 }
 
@@ -573,8 +653,9 @@ impl Emulator {
 
     /// Loads a scenario into the running emulator (tokens, keys, rules); its `[settings]` must
     /// match the running ones (settings are chosen at start: [`EmulatorBuilder::scenario`]).
+    /// Keys come inline (`pem`) or generated; `p8` paths are read only at start.
     pub fn load_scenario(&self, scenario: &Scenario) -> Result<LoadedScenario, LoadError> {
-        crate::scenario_host::load(&self.core, scenario, None)
+        crate::scenario_host::load(&self.core, scenario, &Default::default())
     }
 
     /// Removes the loaded scenario's rules, tokens and keys; returns it.
@@ -620,5 +701,49 @@ impl Emulator {
     /// Graceful shutdown with a 5-second grace period.
     pub async fn shutdown(self) {
         self.shutdown_with(Duration::from_secs(5)).await
+    }
+}
+
+/// Broadcast channels and subscriptions (PROTOCOL.md 2.11), for tests written in Rust.
+impl Emulator {
+    /// Creates a channel as `POST /1/apps/<bundle>/channels` would (no request, no journal).
+    pub fn create_channel(
+        &self,
+        env: Environment,
+        bundle_id: &str,
+        policy: crate::broadcast::StoragePolicy,
+    ) -> Result<crate::broadcast::Channel, crate::broadcast::ChannelError> {
+        let max = self.core.settings.broadcast.max_channels;
+        let now = self.core.clock.now_ms();
+        self.core
+            .broadcast
+            .lock()
+            .create(env, bundle_id, policy, max, now, rand::random)
+    }
+
+    /// The live channels of an environment, with their subscribers.
+    pub fn channels(&self, env: Environment) -> Vec<crate::broadcast::Channel> {
+        self.core.broadcast.lock().all(env)
+    }
+
+    /// Subscribes a device to a channel: its broadcasts reach the device's inbox (registered
+    /// tokens only, as every delivery). True when it was not subscribed yet.
+    pub fn subscribe(
+        &self,
+        env: Environment,
+        channel: &str,
+        token: DeviceToken,
+    ) -> Result<bool, crate::broadcast::ChannelError> {
+        self.core.broadcast.lock().subscribe(env, channel, token)
+    }
+
+    /// Unsubscribes a device from a channel; true when it was subscribed.
+    pub fn unsubscribe(
+        &self,
+        env: Environment,
+        channel: &str,
+        token: &DeviceToken,
+    ) -> Result<bool, crate::broadcast::ChannelError> {
+        self.core.broadcast.lock().unsubscribe(env, channel, token)
     }
 }

@@ -12,12 +12,14 @@
 //! `engine` (decisions), `journal` (what happened), `certs` + `tls` (identities), `emulator`
 //! (the embedding API).
 
+pub mod broadcast;
 pub mod certs;
 pub mod clock;
 pub mod conformance;
 pub mod control;
 pub mod emulator;
 pub mod engine;
+pub mod files;
 pub mod http2;
 pub mod journal;
 pub mod legacy;

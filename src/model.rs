@@ -39,13 +39,15 @@ impl Environment {
     pub fn from_host(host: &str) -> Option<Environment> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         match host.as_str() {
-            "gateway.push.apple.com" | "feedback.push.apple.com" | "api.push.apple.com" => {
-                Some(Environment::Production)
-            }
+            "gateway.push.apple.com"
+            | "feedback.push.apple.com"
+            | "api.push.apple.com"
+            | "api-manage-broadcast.push.apple.com" => Some(Environment::Production),
             "gateway.sandbox.push.apple.com"
             | "feedback.sandbox.push.apple.com"
             | "api.sandbox.push.apple.com"
-            | "api.development.push.apple.com" => Some(Environment::Sandbox),
+            | "api.development.push.apple.com"
+            | "api-manage-broadcast.sandbox.push.apple.com" => Some(Environment::Sandbox),
             _ => None,
         }
     }

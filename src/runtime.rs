@@ -30,6 +30,8 @@ pub(crate) struct Core {
     pub scenario: parking_lot::Mutex<Option<crate::scenario_host::LoadedScenario>>,
     /// When each refusal cause was last logged (once per cause per minute).
     pub refusals: crate::refusal::RefusalLog,
+    /// Broadcast channels and their subscribers (PROTOCOL.md 2.11).
+    pub broadcast: parking_lot::Mutex<crate::broadcast::Channels>,
     next_id: AtomicU64,
 }
 
@@ -55,6 +57,7 @@ impl Core {
             legacy_limits,
             scenario: parking_lot::Mutex::new(None),
             refusals: Default::default(),
+            broadcast: parking_lot::Mutex::new(crate::broadcast::Channels::new()),
             next_id: AtomicU64::new(1),
         }
     }

@@ -16,7 +16,23 @@ pub enum LoadError {
     /// `[settings]` differ from the running emulator's; settings apply only at start.
     #[error("[settings] can only be chosen when the emulator starts (serve --scenario, or the builder); these differ from the running settings in: {0}")]
     SettingsAtRuntime(String),
-    /// A key's PEM or .p8 file could not be read or parsed.
+    /// A key names a `.p8` path where only inline `pem` is accepted (the control API): a
+    /// request must not make the server read its own files.
+    #[error("keys: {key_id}: `p8` paths are read only from a scenario given on the command line or in the config file; send the key inline as `pem`")]
+    KeyPath {
+        /// The key id.
+        key_id: String,
+    },
+    /// A key's `.p8` file could not be read.
+    #[error("keys: {key_id}: {source}")]
+    KeyFile {
+        /// The key id.
+        key_id: String,
+        /// Why.
+        #[source]
+        source: crate::files::FileError,
+    },
+    /// A key's PEM could not be parsed.
     #[error("keys: {key_id}: {message}")]
     Key {
         /// The key id.
@@ -35,11 +51,35 @@ pub struct LoadedScenario {
     pub generated_keys: BTreeMap<String, String>,
 }
 
-/// Loads `scenario` into the running emulator; `base` resolves relative `.p8` paths.
+/// The PEM text of the `.p8` files a scenario names, by key id: read ahead (off the runtime) so
+/// that [`load`] never touches the file system. Empty for scenarios that came over the network.
+pub type KeyFiles = BTreeMap<String, String>;
+
+/// Reads every `.p8` file `scenario` names (relative paths against `base`): regular files only,
+/// size-capped. Blocking; only for scenarios named on the command line or in the config file.
+pub fn read_key_files(scenario: &Scenario, base: Option<&Path>) -> Result<KeyFiles, LoadError> {
+    let mut files = KeyFiles::new();
+    for spec in &scenario.keys {
+        if let (None, Some(path)) = (&spec.pem, &spec.p8) {
+            let path = match base {
+                Some(b) if path.is_relative() => b.join(path),
+                _ => path.clone(),
+            };
+            let text = crate::files::read_text(&path).map_err(|source| LoadError::KeyFile {
+                key_id: spec.key_id.clone(),
+                source,
+            })?;
+            files.insert(spec.key_id.clone(), text);
+        }
+    }
+    Ok(files)
+}
+
+/// Loads `scenario` into the running emulator; `.p8` paths resolve only through `key_files`.
 pub(crate) fn load(
     core: &Core,
     scenario: &Scenario,
-    base: Option<&Path>,
+    key_files: &KeyFiles,
 ) -> Result<LoadedScenario, LoadError> {
     if let Some(s) = &scenario.settings {
         if *s != core.settings {
@@ -58,7 +98,7 @@ pub(crate) fn load(
     let mut generated = BTreeMap::new();
     let mut keys = Vec::new();
     for spec in &scenario.keys {
-        let (key, pem_generated) = provider_key(spec, base)?;
+        let (key, pem_generated) = provider_key(spec, key_files)?;
         if let Some(pem) = pem_generated {
             generated.insert(spec.key_id.clone(), pem);
         }
@@ -103,7 +143,7 @@ pub(crate) fn clear(core: &Core) -> Option<LoadedScenario> {
 /// The key a spec names; with neither `pem` nor `p8`, a fresh one (its private PEM returned too).
 fn provider_key(
     spec: &KeySpec,
-    base: Option<&Path>,
+    key_files: &KeyFiles,
 ) -> Result<(ProviderKey, Option<String>), LoadError> {
     let err = |message: String| LoadError::Key {
         key_id: spec.key_id.clone(),
@@ -111,15 +151,14 @@ fn provider_key(
     };
     let (pem, generated) = match (&spec.pem, &spec.p8) {
         (Some(pem), _) => (pem.clone(), None),
-        (None, Some(path)) => {
-            let path = match base {
-                Some(b) if path.is_relative() => b.join(path),
-                _ => path.clone(),
-            };
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| err(format!("{}: {e}", path.display())))?;
-            (text, None)
-        }
+        (None, Some(_)) => match key_files.get(&spec.key_id) {
+            Some(text) => (text.clone(), None),
+            None => {
+                return Err(LoadError::KeyPath {
+                    key_id: spec.key_id.clone(),
+                })
+            }
+        },
         (None, None) => {
             let pem = generate_p8().map_err(|e| err(e.to_string()))?;
             (pem.clone(), Some(pem))

@@ -54,7 +54,8 @@ pub struct Settings {
     pub http2_max_streams: u32,
     /// Generated apns-id values in uppercase (PROTOCOL.md 2.6 saw both; default lowercase).
     pub http2_uppercase_apns_id: bool,
-    /// Close an idle HTTP/2 connection with GOAWAY `{"reason":"IdleTimeout"}` after this many seconds (0 = never).
+    /// Close an HTTP/2 connection with no stream or PING activity this long with GOAWAY
+    /// `{"reason":"IdleTimeout"}`, in seconds (0 = never).
     pub http2_idle_timeout_secs: u64,
     /// JWT `iat` this far in the future is still accepted (PROTOCOL.md Part 3: 60 s).
     pub jwt_future_tolerance_secs: u64,
@@ -69,6 +70,8 @@ pub struct Settings {
     pub token_update_scope: crate::http2::team_tokens::TokenUpdateScope,
     /// Which newer reasons are emitted; older clients can be served their older equivalents (PROTOCOL.md 2.7).
     pub http2_reasons: crate::http2::reason::CompatSettings,
+    /// Broadcast push and channel management (PROTOCOL.md 2.11; its [uncertain] points).
+    pub broadcast: crate::broadcast::BroadcastSettings,
 }
 
 impl Default for Settings {
@@ -83,8 +86,8 @@ impl Default for Settings {
             idle_timeout_secs: 300,
             strict_tokens: false,
             journal_capacity: crate::journal::DEFAULT_CAPACITY,
-            max_connections: 1024,
-            legacy_read_buffer: 256 * 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            legacy_read_buffer: 512 * 1024,
             http2_strict_token_length: false,
             http2_max_payload: 4096,
             http2_max_payload_voip: 5120,
@@ -97,6 +100,172 @@ impl Default for Settings {
             jwt_min_update_secs: 1200,
             token_update_scope: Default::default(),
             http2_reasons: crate::http2::reason::CompatSettings::default(),
+            broadcast: crate::broadcast::BroadcastSettings::default(),
         }
+    }
+}
+
+/// Default bound on simultaneous connections per listener: thousands of idle providers must not
+/// lock out the next one.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// A setting outside its range, or two settings that contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// One setting out of its range.
+    #[error("{field} = {value} is out of range: expected {min} to {max}")]
+    OutOfRange {
+        /// The setting's name.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// A frame the gateway accepts must fit in the bytes it buffers per connection.
+    #[error("legacy_max_frame = {max_frame} does not fit legacy_read_buffer = {read_buffer} (a frame plus its 5-byte header must fit)")]
+    FrameOverBuffer {
+        /// `legacy_max_frame`.
+        max_frame: u64,
+        /// `legacy_read_buffer`.
+        read_buffer: u64,
+    },
+}
+
+const DAY: u64 = 86_400;
+const MIB: u64 = 1024 * 1024;
+
+impl Settings {
+    /// Every numeric setting with its value and accepted range: values outside would abort the
+    /// server (allocations), disable a bound or make it useless.
+    pub fn ranges(&self) -> [(&'static str, u64, u64, u64); 15] {
+        let n = |v: usize| v as u64;
+        [
+            // Payload lengths are u16 on the wire (PROTOCOL.md 1.3).
+            ("legacy_max_payload", n(self.legacy_max_payload), 1, 65_535),
+            (
+                "legacy_error_delay_ms",
+                self.legacy_error_delay_ms,
+                0,
+                60_000,
+            ),
+            ("legacy_max_frame", n(self.legacy_max_frame), 64, 16 * MIB),
+            ("idle_timeout_secs", self.idle_timeout_secs, 0, DAY),
+            ("journal_capacity", n(self.journal_capacity), 1, 50_000_000),
+            ("max_connections", n(self.max_connections), 1, 1_000_000),
+            (
+                "legacy_read_buffer",
+                n(self.legacy_read_buffer),
+                4096,
+                64 * MIB,
+            ),
+            ("http2_max_payload", n(self.http2_max_payload), 1, MIB),
+            (
+                "http2_max_payload_voip",
+                n(self.http2_max_payload_voip),
+                1,
+                MIB,
+            ),
+            (
+                "http2_streams_before_auth",
+                u64::from(self.http2_streams_before_auth),
+                0,
+                100_000,
+            ),
+            (
+                "http2_max_streams",
+                u64::from(self.http2_max_streams),
+                1,
+                100_000,
+            ),
+            (
+                "http2_idle_timeout_secs",
+                self.http2_idle_timeout_secs,
+                0,
+                DAY,
+            ),
+            (
+                "jwt_future_tolerance_secs",
+                self.jwt_future_tolerance_secs,
+                0,
+                365 * DAY,
+            ),
+            ("jwt_max_age_secs", self.jwt_max_age_secs, 1, 365 * DAY),
+            (
+                "jwt_min_update_secs",
+                self.jwt_min_update_secs,
+                0,
+                365 * DAY,
+            ),
+        ]
+    }
+
+    /// The range error of one setting, if its value is out of range.
+    pub fn check_field(&self, field: &str) -> Result<(), SettingError> {
+        for (name, value, min, max) in self.ranges() {
+            if name == field && !(min..=max).contains(&value) {
+                return Err(SettingError::OutOfRange {
+                    field: name,
+                    value,
+                    min,
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every range, then the settings against each other; run at load and at start.
+    pub fn check(&self) -> Result<(), SettingError> {
+        for (name, ..) in self.ranges() {
+            self.check_field(name)?;
+        }
+        self.check_combined()
+    }
+
+    /// The checks across settings (each setting already in range).
+    pub fn check_combined(&self) -> Result<(), SettingError> {
+        if self.legacy_max_frame + 5 > self.legacy_read_buffer {
+            return Err(SettingError::FrameOverBuffer {
+                max_frame: self.legacy_max_frame as u64,
+                read_buffer: self.legacy_read_buffer as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_in_range() {
+        Settings::default().check().unwrap();
+    }
+
+    #[test]
+    fn a_4_gib_frame_limit_is_refused() {
+        let s = Settings {
+            legacy_max_frame: 4_294_967_295,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            s.check(),
+            Err(SettingError::OutOfRange {
+                field: "legacy_max_frame",
+                ..
+            })
+        ));
+        let s = Settings {
+            legacy_max_frame: 1024 * 1024,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            s.check(),
+            Err(SettingError::FrameOverBuffer { .. })
+        ));
     }
 }

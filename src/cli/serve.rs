@@ -92,12 +92,21 @@ pub struct ServeArgs {
     /// Sandbox HTTP/2 API port [default: 2297].
     #[arg(long, env = "APNSIM_SANDBOX_HTTP2_PORT")]
     sandbox_http2_port: Option<Port>,
+    /// Production broadcast channel-management port (Apple: 2196, taken by feedback) [default: 2198].
+    #[arg(long, env = "APNSIM_MANAGE_BROADCAST_PORT")]
+    manage_broadcast_port: Option<Port>,
+    /// Sandbox broadcast channel-management port (Apple: 2195) [default: 2298].
+    #[arg(long, env = "APNSIM_SANDBOX_MANAGE_BROADCAST_PORT")]
+    sandbox_manage_broadcast_port: Option<Port>,
     /// Control API port (HTTP; bound to --bind) [default: 2199].
     #[arg(long, env = "APNSIM_CONTROL_PORT")]
     control_port: Option<Port>,
     /// Bearer token the control API requires (except /livez and /readyz) [default: none].
     #[arg(long, env = "APNSIM_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<String>,
+    /// Serve the control API beyond loopback with no --control-token (refused otherwise).
+    #[arg(long, env = "APNSIM_CONTROL_INSECURE")]
+    control_insecure: bool,
     /// Certificate directory; generated on first run [default: certs].
     #[arg(long, env = "APNSIM_CERTS")]
     certs: Option<PathBuf>,
@@ -138,8 +147,11 @@ struct ConfigFile {
     sandbox_feedback_port: Option<Port>,
     http2_port: Option<Port>,
     sandbox_http2_port: Option<Port>,
+    manage_broadcast_port: Option<Port>,
+    sandbox_manage_broadcast_port: Option<Port>,
     control_port: Option<Port>,
     control_token: Option<String>,
+    control_insecure: Option<bool>,
     certs: Option<PathBuf>,
     topic: Option<String>,
     ready_file: Option<PathBuf>,
@@ -152,14 +164,14 @@ struct ConfigFile {
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let file: ConfigFile = match &args.config {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = apnsim::files::read_text_async(path.clone()).await?;
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => ConfigFile::default(),
     };
     let log_format = args.log_format.or(file.log_format).unwrap_or_default();
     init_logging(log_format);
+    raise_fd_limit();
 
     let mut settings = file.settings.unwrap_or_default();
     if let Some(v) = args.strict_tokens {
@@ -194,8 +206,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
 
     let mut scenario_arg = None;
     if let Some(path) = args.scenario.or(file.scenario) {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = apnsim::files::read_text_async(path.clone()).await?;
         let scenario =
             apnsim::engine::scenario::parse_named(&path, &text).map_err(|e| e.to_string())?;
         let base = path.parent().map(std::path::Path::to_path_buf);
@@ -217,12 +228,23 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ))
         .http2_port(port(args.http2_port, file.http2_port, 2197))
         .sandbox_http2_port(port(args.sandbox_http2_port, file.sandbox_http2_port, 2297))
+        .manage_broadcast_port(port(
+            args.manage_broadcast_port,
+            file.manage_broadcast_port,
+            2198,
+        ))
+        .sandbox_manage_broadcast_port(port(
+            args.sandbox_manage_broadcast_port,
+            file.sandbox_manage_broadcast_port,
+            2298,
+        ))
         .control_port(port(
             args.control_port,
             file.control_port,
             apnsim::control::DEFAULT_PORT,
         ))
         .control_token(control_token.clone())
+        .control_insecure(args.control_insecure || file.control_insecure.unwrap_or(false))
         .certs(CertSource::Dir(certs.clone()))
         .topic(topic)
         .settings(settings);
@@ -239,6 +261,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         ("sandbox_feedback", "feedback service (sandbox)"),
         ("http2", "HTTP/2 API (production)"),
         ("sandbox_http2", "HTTP/2 API (sandbox)"),
+        (
+            "manage_broadcast",
+            "broadcast channel management (production)",
+        ),
+        (
+            "sandbox_manage_broadcast",
+            "broadcast channel management (sandbox)",
+        ),
     ];
     for (key, name) in names {
         if let Some(addr) = emu.addr(key) {
@@ -263,13 +293,38 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.to_string())))
             .collect();
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
-        std::fs::rename(&tmp, path)?;
+        tokio::fs::write(&tmp, serde_json::to_vec(&json)?).await?;
+        tokio::fs::rename(&tmp, path).await?;
     }
     wait_for_signal().await;
     println!("apnsim shutting down");
     emu.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the open-file limit to its hard limit: every connection is a descriptor, and the soft
+/// default (often 1024) would let a few thousand idle clients lock out the rest.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                let wanted = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                    tracing::warn!(soft = lim.rlim_cur, "could not raise the open-file limit");
+                }
+            }
+        }
+        tracing::debug!(limit = lim.rlim_max, "open-file limit");
+    }
 }
 
 fn init_logging(format: LogFormat) {

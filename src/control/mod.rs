@@ -3,6 +3,7 @@
 //! while the emulator runs. It speaks the same JSON as the Rust model and the journal.
 
 mod auth;
+mod broadcast;
 mod error;
 mod events;
 mod journal;
@@ -87,6 +88,11 @@ pub fn router(state: ControlState) -> Router {
             "/feedback",
             get(tokens::peek_feedback).post(tokens::add_feedback),
         )
+        .route("/channels", get(broadcast::list))
+        .route(
+            "/subscriptions",
+            post(broadcast::subscribe).delete(broadcast::unsubscribe),
+        )
         .route("/journal", get(journal::query).delete(journal::clear))
         .route("/journal/wait", get(journal::wait))
         .route("/events", get(events::stream))
@@ -112,19 +118,88 @@ pub fn router(state: ControlState) -> Router {
         .with_state(state)
 }
 
+/// Bound on simultaneous control-API connections: a flood of idle ones must not exhaust the
+/// process's file descriptors (and so lock out every listener).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// An HTTP/1 connection that has not sent a complete request head this long is closed (idle
+/// keep-alive connections and slow headers alike; a long poll in progress is not idle).
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves the control API on `listener` until `shutdown` resolves, then drains open requests
-/// (event streams and long polls end on the emulator's own stop signal).
+/// (event streams and long polls end on the emulator's own stop signal). At most
+/// [`MAX_CONNECTIONS`] at once (more are closed on accept, with a WARN at most once a minute);
+/// idle connections close after [`IDLE_TIMEOUT`].
 pub async fn serve(
     listener: TcpListener,
     state: ControlState,
     token: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let app = router(state.with_token(token));
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::warn!(error = %e, "control API stopped");
+    serve_with(
+        listener,
+        state.with_token(token),
+        MAX_CONNECTIONS,
+        IDLE_TIMEOUT,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with a chosen connection cap and idle timeout.
+pub(crate) async fn serve_with(
+    listener: TcpListener,
+    state: ControlState,
+    max_connections: usize,
+    idle: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let app = router(state);
+    let limit = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let conns = tokio_util::task::TaskTracker::new();
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let mut warned: Option<tokio::time::Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control API: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            if !warned.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60)) {
+                warned = Some(tokio::time::Instant::now());
+                tracing::warn!(%peer, max_connections, "control API: connection limit reached; closing new connections");
+            }
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut close = close_rx.clone();
+        conns.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(idle);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { let _ = close.wait_for(|c| *c).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
     }
+    let _ = close_tx.send(true);
+    conns.close();
+    conns.wait().await;
 }

@@ -48,7 +48,7 @@ pub(super) async fn put(
             json!({ "error": "invalid scenario", "errors": errors, "text": e.with_file("scenario").to_string() }),
         )
     })?;
-    let loaded = crate::scenario_host::load(&state.core, &scenario, None)
+    let loaded = crate::scenario_host::load(&state.core, &scenario, &Default::default())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Json(serde_json::to_value(loaded).unwrap_or_default()))
 }

@@ -29,6 +29,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, Instrument};
 
+mod broadcast;
+
 /// How many observation records of one kind a connection keeps (bounded, like everything else).
 const MAX_OBSERVATIONS: usize = 64;
 
@@ -863,6 +865,14 @@ impl Handler for ApnsHandler {
         handle: ConnHandle,
     ) -> impl Future<Output = Option<Response>> + Send {
         self.observe_request(&req);
+        // PROTOCOL.md 2.11: `/1/…` channel management and `/4/…` broadcasts have their own module.
+        if req
+            .header(":path")
+            .is_some_and(crate::broadcast::request::is_broadcast_path)
+        {
+            let response = self.broadcast(&req);
+            return futures_util::future::Either::Left(std::future::ready(response));
+        }
         let (mut answer, notification) = self.decide(req);
         let delay = answer.delay.take();
         // No response at all (a drop, GOAWAY, RST_STREAM or close): the commands carry it out.
@@ -873,7 +883,7 @@ impl Handler for ApnsHandler {
         };
         let prepared = (answer, notification);
         let this = self;
-        async move {
+        futures_util::future::Either::Right(async move {
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
@@ -882,7 +892,7 @@ impl Handler for ApnsHandler {
                 let _ = handle.send(cmd).await;
             }
             response
-        }
+        })
     }
 }
 

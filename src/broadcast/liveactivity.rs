@@ -1,0 +1,284 @@
+//! Live Activity payload checks (PROTOCOL.md 2.10, A-LA): what a device would do with an
+//! ActivityKit push. Apple answers most invalid Live Activity payloads with a silent
+//! non-display, not an HTTP error, so this module judges and the caller records the verdict
+//! (journal event, inbox) while the HTTP answer stays Apple's.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Which API carried the push: broadcast cannot start an activity (PROTOCOL.md 2.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/3/device/<activity or push-to-start token>`.
+    Device,
+    /// `/4/broadcasts/apps/<bundleId>`.
+    Broadcast,
+}
+
+/// One reason a device would not display a Live Activity push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", content = "value", rename_all = "kebab-case")]
+pub enum Problem {
+    /// The payload is not a JSON object.
+    NotJson,
+    /// No `aps` dictionary.
+    MissingAps,
+    /// No `aps.event`.
+    MissingEvent,
+    /// `aps.event` is not `start`, `update` or `end`.
+    UnknownEvent(String),
+    /// No `aps.timestamp`.
+    MissingTimestamp,
+    /// `aps.timestamp` is not a whole number of seconds.
+    BadTimestamp,
+    /// `start` or `update` without `aps.content-state`.
+    MissingContentState,
+    /// `aps.content-state` is not a dictionary.
+    BadContentState,
+    /// `start` without `attributes-type`.
+    MissingAttributesType,
+    /// `start` without `attributes`.
+    MissingAttributes,
+    /// `start` without `alert`.
+    MissingAlert,
+    /// `stale-date` is not a number of seconds.
+    BadStaleDate,
+    /// `dismissal-date` is not a number of seconds.
+    BadDismissalDate,
+    /// `relevance-score` is not a number.
+    BadRelevanceScore,
+    /// `input-push-token` other than 1.
+    BadInputPushToken,
+    /// `input-push-channel` not a base64 channel id.
+    BadInputPushChannel,
+    /// `input-push-token` / `input-push-channel` on an event other than `start`.
+    InputOutsideStart,
+    /// Both `input-push-token` and `input-push-channel`.
+    BothInputs,
+    /// A broadcast with `event: start` (PROTOCOL.md 2.10: broadcast cannot start an activity).
+    BroadcastCannotStart,
+}
+
+/// What a device would do with one Live Activity push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// `start`, `update` or `end`, when the payload names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Whether the device would show it.
+    pub displayed: bool,
+    /// Why not, in payload order (empty when displayed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+fn is_seconds(v: &Value) -> bool {
+    v.as_u64().is_some() || v.as_f64().is_some_and(|f| f >= 0.0 && f.fract() == 0.0)
+}
+
+/// Judges a Live Activity payload as a device would (PROTOCOL.md 2.10).
+pub fn check(payload: &[u8], route: Route) -> Verdict {
+    let mut problems = Vec::new();
+    let root: Option<Value> = serde_json::from_slice(payload).ok();
+    let Some(aps) = root
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|o| o.get("aps"))
+    else {
+        return Verdict {
+            event: None,
+            displayed: false,
+            problems: vec![Problem::NotJson],
+        };
+    };
+    let Some(aps) = aps.and_then(Value::as_object) else {
+        return Verdict {
+            event: None,
+            displayed: false,
+            problems: vec![Problem::MissingAps],
+        };
+    };
+    let event = aps.get("event").and_then(Value::as_str).map(str::to_owned);
+    match (aps.get("event"), event.as_deref()) {
+        (None, _) => problems.push(Problem::MissingEvent),
+        (Some(_), Some("start" | "update" | "end")) => {}
+        (Some(v), _) => problems.push(Problem::UnknownEvent(v.to_string())),
+    }
+    match aps.get("timestamp") {
+        None => problems.push(Problem::MissingTimestamp),
+        Some(v) if !is_seconds(v) => problems.push(Problem::BadTimestamp),
+        _ => {}
+    }
+    let is_start = event.as_deref() == Some("start");
+    match aps.get("content-state") {
+        None if matches!(event.as_deref(), Some("start" | "update")) => {
+            problems.push(Problem::MissingContentState)
+        }
+        Some(v) if !v.is_object() => problems.push(Problem::BadContentState),
+        _ => {}
+    }
+    if is_start {
+        if route == Route::Broadcast {
+            problems.push(Problem::BroadcastCannotStart);
+        }
+        if !aps.get("attributes-type").is_some_and(Value::is_string) {
+            problems.push(Problem::MissingAttributesType);
+        }
+        if !aps.get("attributes").is_some_and(Value::is_object) {
+            problems.push(Problem::MissingAttributes);
+        }
+        if aps.get("alert").is_none() {
+            problems.push(Problem::MissingAlert);
+        }
+    }
+    if aps.get("stale-date").is_some_and(|v| !is_seconds(v)) {
+        problems.push(Problem::BadStaleDate);
+    }
+    if aps.get("dismissal-date").is_some_and(|v| !is_seconds(v)) {
+        problems.push(Problem::BadDismissalDate);
+    }
+    if aps.get("relevance-score").is_some_and(|v| !v.is_number()) {
+        problems.push(Problem::BadRelevanceScore);
+    }
+    let token = aps.get("input-push-token");
+    let channel = aps.get("input-push-channel");
+    if (token.is_some() || channel.is_some()) && !is_start {
+        problems.push(Problem::InputOutsideStart);
+    }
+    if token.is_some() && channel.is_some() {
+        problems.push(Problem::BothInputs);
+    }
+    if token.is_some_and(|v| v.as_u64() != Some(1)) {
+        problems.push(Problem::BadInputPushToken);
+    }
+    if channel.is_some_and(|v| !v.as_str().is_some_and(super::channels::is_well_formed)) {
+        problems.push(Problem::BadInputPushChannel);
+    }
+    Verdict {
+        event,
+        displayed: problems.is_empty(),
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Problem::*;
+    use super::*;
+
+    const UPDATE: &str =
+        r#"{"aps":{"event":"update","timestamp":1700000000,"content-state":{"score":1}}}"#;
+    const START: &str = r#"{"aps":{"event":"start","timestamp":1700000000,"content-state":{},"attributes-type":"Match","attributes":{"team":"A"},"alert":{"title":"t","body":"b"}}}"#;
+
+    #[test]
+    fn table() {
+        use Route::*;
+        let cases: &[(&str, Route, &[Problem])] = &[
+            (UPDATE, Device, &[]),
+            (UPDATE, Broadcast, &[]),
+            (START, Device, &[]),
+            (START, Broadcast, &[BroadcastCannotStart]),
+            (
+                r#"{"aps":{"event":"end","timestamp":1,"dismissal-date":2}}"#,
+                Broadcast,
+                &[],
+            ),
+            (
+                r#"{"aps":{"event":"end","timestamp":1,"dismissal-date":"soon"}}"#,
+                Device,
+                &[BadDismissalDate],
+            ),
+            (
+                r#"{"aps":{"event":"update","timestamp":1,"content-state":{},"stale-date":"x"}}"#,
+                Device,
+                &[BadStaleDate],
+            ),
+            (
+                r#"{"aps":{"event":"update","timestamp":1,"content-state":{},"relevance-score":"x"}}"#,
+                Device,
+                &[BadRelevanceScore],
+            ),
+            (
+                r#"{"aps":{"event":"update","timestamp":1}}"#,
+                Device,
+                &[MissingContentState],
+            ),
+            (
+                r#"{"aps":{"event":"update","timestamp":1,"content-state":3}}"#,
+                Device,
+                &[BadContentState],
+            ),
+            (
+                r#"{"aps":{"timestamp":1,"content-state":{}}}"#,
+                Device,
+                &[MissingEvent],
+            ),
+            (
+                r#"{"aps":{"event":"pause","timestamp":1}}"#,
+                Device,
+                &[UnknownEvent("\"pause\"".into())],
+            ),
+            (
+                r#"{"aps":{"event":"update","content-state":{}}}"#,
+                Device,
+                &[MissingTimestamp],
+            ),
+            (
+                r#"{"aps":{"event":"update","timestamp":"now","content-state":{}}}"#,
+                Device,
+                &[BadTimestamp],
+            ),
+            (
+                r#"{"aps":{"event":"start","timestamp":1,"content-state":{}}}"#,
+                Device,
+                &[MissingAttributesType, MissingAttributes, MissingAlert],
+            ),
+            (
+                r#"{"aps":{"event":"start","timestamp":1,"content-state":{},"attributes-type":"M","attributes":{},"alert":"a","input-push-token":1}}"#,
+                Device,
+                &[],
+            ),
+            (
+                r#"{"aps":{"event":"start","timestamp":1,"content-state":{},"attributes-type":"M","attributes":{},"alert":"a","input-push-token":2}}"#,
+                Device,
+                &[BadInputPushToken],
+            ),
+            (
+                r#"{"aps":{"event":"start","timestamp":1,"content-state":{},"attributes-type":"M","attributes":{},"alert":"a","input-push-channel":"dHN0LXNyY2gtY2hubA=="}}"#,
+                Device,
+                &[],
+            ),
+            (
+                r#"{"aps":{"event":"start","timestamp":1,"content-state":{},"attributes-type":"M","attributes":{},"alert":"a","input-push-channel":"!"}}"#,
+                Device,
+                &[BadInputPushChannel],
+            ),
+            (
+                r#"{"aps":{"event":"start","timestamp":1,"content-state":{},"attributes-type":"M","attributes":{},"alert":"a","input-push-channel":"dHN0LXNyY2gtY2hubA==","input-push-token":1}}"#,
+                Device,
+                &[BothInputs],
+            ),
+            (
+                r#"{"aps":{"event":"update","timestamp":1,"content-state":{},"input-push-token":1}}"#,
+                Device,
+                &[InputOutsideStart],
+            ),
+            (r#"{"alert":"x"}"#, Device, &[MissingAps]),
+            ("not json", Device, &[NotJson]),
+        ];
+        for (payload, route, want) in cases {
+            let v = check(payload.as_bytes(), *route);
+            assert_eq!(&v.problems[..], *want, "{payload} via {route:?}");
+            assert_eq!(v.displayed, want.is_empty());
+        }
+    }
+
+    #[test]
+    fn verdict_serialises_for_the_journal() {
+        let v = check(START.as_bytes(), Route::Broadcast);
+        assert_eq!(
+            serde_json::to_value(&v).unwrap(),
+            serde_json::json!({"event":"start","displayed":false,"problems":[{"problem":"broadcast-cannot-start"}]})
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Broadcast channel routes (PROTOCOL.md 2.11): list the channels of an environment and
+//! subscribe or unsubscribe a device token, so a test can say which devices a broadcast reaches.
+
+use super::error::ApiError;
+use super::ControlState;
+use crate::broadcast::Channel;
+use crate::model::{DeviceToken, Environment};
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `?environment=` of `GET /channels` (both when absent).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnvQuery {
+    environment: Option<Environment>,
+}
+
+/// `GET /channels[?environment=production|sandbox]`: every live channel with its subscribers.
+pub(super) async fn list(State(s): State<ControlState>, Query(q): Query<EnvQuery>) -> Json<Value> {
+    let store = s.core.broadcast.lock();
+    let channels: Vec<Channel> = match q.environment {
+        Some(env) => store.all(env),
+        None => [Environment::Production, Environment::Sandbox]
+            .into_iter()
+            .flat_map(|e| store.all(e))
+            .collect(),
+    };
+    Json(json!({ "channels": channels }))
+}
+
+/// The body of `POST` / `DELETE /subscriptions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Subscription {
+    environment: Environment,
+    channel: String,
+    token: String,
+}
+
+fn parse(body: &[u8]) -> Result<(Environment, String, DeviceToken), ApiError> {
+    let sub: Subscription = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("subscription: {e}")))?;
+    let token = DeviceToken::from_hex(&sub.token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("token {:?} is not hex", sub.token)))?;
+    Ok((sub.environment, sub.channel, token))
+}
+
+fn no_channel(env: Environment, id: &str) -> ApiError {
+    ApiError::not_found(format!("no channel {id:?} in {env}"))
+}
+
+/// `POST /subscriptions` `{"environment","channel","token"}`: the device receives the channel's broadcasts.
+pub(super) async fn subscribe(
+    State(s): State<ControlState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (env, id, token) = parse(&body)?;
+    let added = s
+        .core
+        .broadcast
+        .lock()
+        .subscribe(env, &id, token)
+        .map_err(|_| no_channel(env, &id))?;
+    Ok(Json(json!({ "subscribed": true, "changed": added })))
+}
+
+/// `DELETE /subscriptions` with the same body: the device no longer receives them.
+pub(super) async fn unsubscribe(
+    State(s): State<ControlState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (env, id, token) = parse(&body)?;
+    let removed = s
+        .core
+        .broadcast
+        .lock()
+        .unsubscribe(env, &id, &token)
+        .map_err(|_| no_channel(env, &id))?;
+    Ok(Json(json!({ "subscribed": false, "changed": removed })))
+}

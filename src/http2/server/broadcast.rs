@@ -1,0 +1,237 @@
+//! The HTTP/2 listeners' hook for the broadcast family (`/1/apps/…` channel management and
+//! `/4/broadcasts/…`, PROTOCOL.md 2.11): runs [`crate::broadcast::decide`] with this
+//! connection's auth state, journals, fans a broadcast out to subscribed devices, and answers.
+
+use super::ApnsHandler;
+use crate::broadcast::liveactivity::{self, Route as LaRoute};
+use crate::broadcast::request::Fields;
+use crate::broadcast::{self, BroadcastReason, Done, Route};
+use crate::engine::devices::Origin;
+use crate::http2::conn::{Request, SettingsUpdate};
+use crate::http2::driver::{Command, Response};
+use crate::journal::{EventKind, NewEvent};
+use crate::model::{DeviceToken, Notification, Protocol};
+use bytes::Bytes;
+use serde_json::json;
+
+impl ApnsHandler {
+    /// Auth as on `/3/device` (PROTOCOL.md 2.8, 2.9), on the connection's own token state:
+    /// a certificate must be of this environment and name the app; a JWT goes through the same
+    /// checks. Returns whether the stream limit may now rise (first valid JWT, PROTOCOL.md 2.2).
+    fn broadcast_auth(&self, bundle: &str, fields: &Fields<'_>) -> Result<bool, BroadcastReason> {
+        if let Some(forced) = *self.core.http2.forced.read() {
+            return Err(
+                BroadcastReason::from_apns(forced).unwrap_or(BroadcastReason::InternalServerError)
+            );
+        }
+        if let Some(client) = &self.client {
+            if !client.covers(self.environment) {
+                return Err(BroadcastReason::BadCertificateEnvironment);
+            }
+            // [inferred] A certificate for another app: A-BERR's TopicMismatch.
+            return if client.topics.iter().any(|t| t == bundle) {
+                Ok(false)
+            } else {
+                Err(BroadcastReason::TopicMismatch)
+            };
+        }
+        let mut st = self.state.lock();
+        let keys = self.core.http2.keys.read();
+        let checked = st.token.check(
+            fields.raw("authorization"),
+            Some(bundle),
+            self.environment,
+            self.core.clock.now_secs(),
+            &keys,
+            &self.core.http2.cache,
+        );
+        match checked {
+            Ok(_) => {
+                let raise = !st.raised && st.token.first_valid_seen();
+                st.raised |= raise;
+                Ok(raise)
+            }
+            Err(r) => {
+                if r == crate::http2::reason::Reason::ExpiredProviderToken {
+                    st.token.expired();
+                }
+                Err(BroadcastReason::from_apns(r).unwrap_or(BroadcastReason::InvalidProviderToken))
+            }
+        }
+    }
+
+    /// Answers one broadcast-family request; journals before the client can see the answer.
+    pub(super) fn broadcast(&self, req: &Request) -> Option<Response> {
+        let headers: Vec<(Bytes, Bytes)> = req
+            .headers
+            .iter()
+            .map(|f| (f.name.clone(), f.value.clone()))
+            .collect();
+        let fields = Fields(&headers);
+        let text = |n: &str| {
+            fields
+                .raw(n)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .unwrap_or("")
+        };
+        let (method, path) = (text(":method"), text(":path"));
+        let settings = &self.core.settings.broadcast;
+        let now_ms = self.core.clock.now_ms();
+        let mut raise = false;
+        let decision = {
+            let mut store = self.core.broadcast.lock();
+            broadcast::decide(
+                method,
+                path,
+                &fields,
+                req.body.clone(),
+                self.environment,
+                &mut store,
+                settings,
+                now_ms,
+                rand::random,
+                || self.generate_id(),
+                |bundle| {
+                    raise = self.broadcast_auth(bundle, &fields)?;
+                    Ok(())
+                },
+            )
+        };
+        let api = match &decision.route {
+            Some(Route::Broadcast(_)) => "broadcast",
+            Some(Route::Manage(..)) => "channel-management",
+            None if path.starts_with("/4/") => "broadcast",
+            None => "channel-management",
+        };
+        let rid = decision.request_id.clone();
+        let mut then = Vec::new();
+        if raise {
+            then.push(Command::Settings(SettingsUpdate {
+                max_concurrent_streams: Some(self.core.settings.http2_max_streams),
+                ..SettingsUpdate::default()
+            }));
+        }
+        let event = |kind| NewEvent::new(kind, self.id, Protocol::Http2, self.environment);
+        let response = match decision.outcome {
+            Err(reason) => {
+                if reason == BroadcastReason::ExpiredProviderToken {
+                    self.state.lock().token.expired();
+                }
+                let channel = fields.get("apns-channel-id").ok().flatten();
+                self.core.journal.record(
+                    event(EventKind::Rejected)
+                        .reason(reason.as_str())
+                        .detail(json!({
+                            "api": api,
+                            "status": reason.status(),
+                            "apns_request_id": rid,
+                            "method": method,
+                            "path": path,
+                            "channel": channel,
+                        })),
+                );
+                Response {
+                    status: reason.status(),
+                    headers: vec![
+                        ("content-type".into(), "application/json".into()),
+                        ("apns-request-id".into(), rid),
+                    ],
+                    body: Some(Bytes::from(broadcast::reason::body(
+                        reason,
+                        settings.spaced_service_unavailable,
+                    ))),
+                    then,
+                }
+            }
+            Ok(Done::Managed(m)) => {
+                let (op, bundle) = match &decision.route {
+                    Some(Route::Manage(op, b)) => (Some(*op), b.as_str()),
+                    _ => (None, ""),
+                };
+                self.core.journal.record(event(EventKind::Observation).detail(json!({
+                    "channel_management": {
+                        "op": op,
+                        "bundle_id": bundle,
+                        "status": m.status,
+                        "apns_request_id": rid,
+                        "channel": m.channel.as_ref().map(|c| &c.id),
+                        "message_storage_policy": m.channel.as_ref().map(|c| c.message_storage_policy),
+                    }
+                })));
+                let mut h = vec![("apns-request-id".to_string(), rid)];
+                h.extend(m.headers);
+                let body = m.body.map(|b| {
+                    h.push(("content-type".into(), "application/json".into()));
+                    Bytes::from(serde_json::to_vec(&b).unwrap_or_default())
+                });
+                Response {
+                    status: m.status,
+                    headers: h,
+                    body,
+                    then,
+                }
+            }
+            Ok(Done::Broadcast(b)) => {
+                let apns_id = b.apns_id.clone().unwrap_or_else(|| self.generate_id());
+                // PROTOCOL.md 2.10: the HTTP answer stays Apple's; what a device would do is recorded.
+                let verdict = liveactivity::check(&b.payload, LaRoute::Broadcast);
+                let channel_detail = json!({
+                    "channel": b.channel.id,
+                    "apns_request_id": rid,
+                    "message_storage_policy": b.channel.message_storage_policy,
+                    "subscribers": b.channel.subscribers.len(),
+                    "live_activity": verdict,
+                });
+                let head = Notification {
+                    // A broadcast has no device token: the channel stands in (detail `channel`).
+                    token: DeviceToken::from_bytes(Bytes::new()),
+                    payload: b.payload.clone(),
+                    identifier: None,
+                    expiry: b.expiration,
+                    priority: b.priority,
+                    topic: Some(
+                        b.topic
+                            .clone()
+                            .unwrap_or_else(|| {
+                                broadcast::send::liveactivity_topic(&b.channel.bundle_id)
+                            })
+                            .into(),
+                    ),
+                    push_type: Some("liveactivity".into()),
+                    collapse_id: b.collapse_id.clone(),
+                    apns_id: Some(apns_id.clone()),
+                    command: None,
+                };
+                let origin = Origin {
+                    protocol: Protocol::Http2,
+                    environment: self.environment,
+                };
+                let mut per_device = Vec::new();
+                for n in broadcast::fan_out(&b, settings, now_ms) {
+                    for d in self.core.engine.device_events(origin, &n, now_ms) {
+                        let mut e = d.into_event(self.id);
+                        let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
+                        detail["channel"] = json!(b.channel.id);
+                        detail["live_activity"] = json!(verdict);
+                        per_device.push(e.detail(detail));
+                    }
+                }
+                self.core.journal.record_batch(
+                    std::iter::once(
+                        event(EventKind::Accepted)
+                            .notification(head)
+                            .detail(channel_detail),
+                    )
+                    .chain(per_device),
+                );
+                Response {
+                    status: 200,
+                    headers: vec![("apns-request-id".into(), rid), ("apns-id".into(), apns_id)],
+                    body: None,
+                    then,
+                }
+            }
+        };
+        Some(response)
+    }
+}
