@@ -10,7 +10,7 @@ use crate::engine::{Engine, Registry};
 use crate::http2::auth::{KeyRegistry, ProviderKey};
 use crate::http2::driver::Command;
 use crate::http2::reason::Reason;
-use crate::http2::server::{ConnectionInfo, Http2State};
+use crate::http2::state::{ConnectionInfo, Http2State};
 use crate::journal::Journal;
 use crate::model::{DeviceToken, Environment};
 use crate::runtime::{spawn_listener, Core, Shutdown};

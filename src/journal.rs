@@ -105,7 +105,7 @@ pub struct Event {
 }
 
 /// An event before the journal numbers and times it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     /// See [`Event::connection`].
     pub connection: u64,

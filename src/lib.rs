@@ -23,6 +23,7 @@ pub mod files;
 pub mod http2;
 pub mod journal;
 pub mod legacy;
+pub mod lint;
 pub mod model;
 pub mod plan;
 pub mod refusal;

@@ -1,5 +1,7 @@
 //! The protocol-neutral vocabulary every listener, the engine, the journal and the control API share.
 
+pub mod wire;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -24,14 +24,14 @@ pub(crate) struct Core {
     pub clock: Clock,
     pub legacy_tls: crate::tls::ListenerTls,
     pub http2_tls: crate::tls::ListenerTls,
-    pub http2: crate::http2::server::Http2State,
+    pub http2: crate::http2::state::Http2State,
     pub legacy_limits: Limits,
     /// The scenario in force, if any (see `scenario_host`).
     pub scenario: parking_lot::Mutex<Option<crate::scenario_host::LoadedScenario>>,
-    /// When each refusal cause was last logged (once per cause per minute).
-    pub refusals: crate::refusal::RefusalLog,
     /// Broadcast channels and their subscribers (PROTOCOL.md 2.11).
     pub broadcast: parking_lot::Mutex<crate::broadcast::Channels>,
+    /// When each refusal cause was last logged (once per cause per minute).
+    pub refusals: crate::refusal::RefusalLog,
     next_id: AtomicU64,
 }
 
@@ -42,7 +42,7 @@ impl Core {
         journal: Journal,
         clock: Clock,
         tls: (crate::tls::ListenerTls, crate::tls::ListenerTls),
-        http2: crate::http2::server::Http2State,
+        http2: crate::http2::state::Http2State,
     ) -> Self {
         let legacy_limits = limits_from(&settings);
         let (legacy_tls, http2_tls) = tls;
@@ -56,8 +56,8 @@ impl Core {
             http2,
             legacy_limits,
             scenario: parking_lot::Mutex::new(None),
-            refusals: Default::default(),
             broadcast: parking_lot::Mutex::new(crate::broadcast::Channels::new()),
+            refusals: Default::default(),
             next_id: AtomicU64::new(1),
         }
     }
@@ -197,4 +197,12 @@ pub(crate) fn spawn_listener<F, Fut>(
             });
         }
     });
+}
+
+/// Makes dropping `tls` abort the TCP connection with a reset instead of a FIN (SO_LINGER 0): the
+/// `reset = true` of `drop` and `close` rules, on every listener.
+pub(crate) fn reset_on_close(tls: &tokio_rustls::server::TlsStream<TcpStream>) {
+    // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
+    #[allow(deprecated)]
+    let _ = tls.get_ref().0.set_linger(Some(std::time::Duration::ZERO));
 }

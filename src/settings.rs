@@ -36,6 +36,9 @@ pub struct Settings {
     pub idle_timeout_secs: u64,
     /// Refuse tokens that are not registered (status 8 / BadDeviceToken).
     pub strict_tokens: bool,
+    /// Refuse accepted notifications whose payload lint warns (HTTP/2 400 BadRequestPayload,
+    /// legacy status 255): an apnsim extension for strict CI, off by default since APNs accepts them.
+    pub strict_payload: bool,
     /// Bound on journal events kept.
     pub journal_capacity: usize,
     /// Bound on simultaneously open connections per listener.
@@ -85,6 +88,7 @@ impl Default for Settings {
             legacy_tls13: false,
             idle_timeout_secs: 300,
             strict_tokens: false,
+            strict_payload: false,
             journal_capacity: crate::journal::DEFAULT_CAPACITY,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             legacy_read_buffer: 512 * 1024,

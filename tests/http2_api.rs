@@ -225,6 +225,8 @@ async fn provoke(emu: &Emulator, reason: Reason) -> (Reply, Option<u64>) {
         Reason::InternalServerError => forced(Reason::InternalServerError).await,
         Reason::ServiceUnavailable => forced(Reason::ServiceUnavailable).await,
         Reason::Shutdown => forced(Reason::Shutdown).await,
+        // Not in table 2.7 (so not in ALL): tests/inspector.rs covers it under strict_payload.
+        Reason::BadRequestPayload => unreachable!("BadRequestPayload is not in Reason::ALL"),
     };
     // `Some(0)`: a 410 whose timestamp must be "now" (forced ExpiredToken).
     let ts = matches!(reason, Reason::ExpiredToken).then_some(0);

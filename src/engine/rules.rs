@@ -4,14 +4,12 @@
 //! file order, and the RNG is drawn only when every other condition of a rule matched, so the same
 //! scenario, seed and input always give the same verdicts. Listeners carry the [`Fired`] actions out.
 
-use crate::http2::reason::Reason;
-use crate::legacy::status::Status;
+use crate::model::wire::{ErrorCode, Reason, SettingsUpdate, Status};
 use crate::model::{DeviceToken, Environment, Notification, Protocol};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 /// Every push type Apple defines (PROTOCOL.md 2.4), so a misspelt `push_type` is caught at load time.
@@ -91,11 +89,11 @@ impl Rule {
             return on;
         }
         let connect_action = match &self.then {
-            Action::IgnorePing => true,
-            Action::Goaway {
+            Action::Http2(Http2Action::IgnorePing) => true,
+            Action::Http2(Http2Action::Goaway {
                 before_settings, ..
-            } => *before_settings,
-            _ => false,
+            }) => *before_settings,
+            Action::Accept | Action::Legacy(_) | Action::Http2(_) => false,
         };
         if connect_action && !self.when.has_notification_conditions() {
             Event::Connect
@@ -200,10 +198,10 @@ impl Rule {
                 }
             }
             Event::Notification => {
-                if let Action::Goaway {
+                if let Action::Http2(Http2Action::Goaway {
                     before_settings: true,
                     ..
-                } = self.then
+                }) = self.then
                 {
                     bad(
                         "then.before_settings",
@@ -347,77 +345,6 @@ impl Matcher {
     }
 }
 
-/// An HTTP/2 error code (RFC 9113 7), kept as a plain number so this module does not depend on the
-/// frame codec; converts 1:1 to `http2::frame::ErrorCode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct H2ErrorCode(pub u32);
-
-impl H2ErrorCode {
-    /// NO_ERROR (graceful GOAWAY).
-    pub const NO_ERROR: H2ErrorCode = H2ErrorCode(0x0);
-    /// INTERNAL_ERROR.
-    pub const INTERNAL_ERROR: H2ErrorCode = H2ErrorCode(0x2);
-    /// REFUSED_STREAM (safe to retry).
-    pub const REFUSED_STREAM: H2ErrorCode = H2ErrorCode(0x7);
-    /// CANCEL.
-    pub const CANCEL: H2ErrorCode = H2ErrorCode(0x8);
-    /// ENHANCE_YOUR_CALM.
-    pub const ENHANCE_YOUR_CALM: H2ErrorCode = H2ErrorCode(0xb);
-
-    /// RFC 9113 names, in code order (same spelling as `http2::frame::ErrorCode::name`).
-    pub const NAMES: [&'static str; 14] = [
-        "NO_ERROR",
-        "PROTOCOL_ERROR",
-        "INTERNAL_ERROR",
-        "FLOW_CONTROL_ERROR",
-        "SETTINGS_TIMEOUT",
-        "STREAM_CLOSED",
-        "FRAME_SIZE_ERROR",
-        "REFUSED_STREAM",
-        "CANCEL",
-        "COMPRESSION_ERROR",
-        "CONNECT_ERROR",
-        "ENHANCE_YOUR_CALM",
-        "INADEQUATE_SECURITY",
-        "HTTP_1_1_REQUIRED",
-    ];
-
-    /// The RFC name of a known code.
-    pub fn name(self) -> Option<&'static str> {
-        usize::try_from(self.0)
-            .ok()
-            .and_then(|i| Self::NAMES.get(i))
-            .copied()
-    }
-
-    /// Reads an RFC name, case-insensitively (scenario files and the control API).
-    pub fn from_name(name: &str) -> Option<H2ErrorCode> {
-        Self::NAMES
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(name))
-            .and_then(|i| u32::try_from(i).ok())
-            .map(H2ErrorCode)
-    }
-}
-
-impl fmt::Display for H2ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(n) => f.write_str(n),
-            None => write!(f, "0x{:x}", self.0),
-        }
-    }
-}
-
-impl Serialize for H2ErrorCode {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.name() {
-            Some(n) => s.serialize_str(n),
-            None => s.serialize_u32(self.0),
-        }
-    }
-}
-
 /// The Last-Stream-ID of a scripted GOAWAY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LastStreamId {
@@ -437,63 +364,81 @@ impl Serialize for LastStreamId {
     }
 }
 
-/// SETTINGS parameters a rule may send mid-connection (RFC 9113 6.5.2); absent ones are not sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Http2Settings {
-    /// SETTINGS_HEADER_TABLE_SIZE.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub header_table_size: Option<u32>,
-    /// SETTINGS_MAX_CONCURRENT_STREAMS (Apple drops it to 1 after a rejection: PROTOCOL.md 2.2).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_concurrent_streams: Option<u32>,
-    /// SETTINGS_INITIAL_WINDOW_SIZE (at most 2^31-1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub initial_window_size: Option<u32>,
-    /// SETTINGS_MAX_FRAME_SIZE (16384..=16777215).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_frame_size: Option<u32>,
-    /// SETTINGS_MAX_HEADER_LIST_SIZE.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_header_list_size: Option<u32>,
-}
-
-impl Http2Settings {
-    /// True when no parameter is set (a SETTINGS action with nothing to send).
-    pub fn is_empty(&self) -> bool {
-        *self == Http2Settings::default()
-    }
-}
-
-/// What apnsim does when a rule fires, instead of its Apple-exact default.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+/// What apnsim does when a rule fires, instead of its Apple-exact default: an accept, or an action
+/// of one protocol (so each listener matches only its own actions, exhaustively).
+///
+/// Serialised flat, as written in a scenario: `{"action": "drop", "reset": true}`.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Both protocols: accept, overriding a default refusal (e.g. a token of the other environment).
     Accept,
-    /// Legacy: answer an error-response with this status (PROTOCOL.md 1.6), then close unless `close` is false.
+    /// An action of the legacy binary transport (gateway, and feedback for transport faults).
+    Legacy(LegacyAction),
+    /// An action of the HTTP/2 provider API.
+    Http2(Http2Action),
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Action::Accept => {
+                use serde::ser::SerializeStruct;
+                let mut st = s.serialize_struct("Action", 1)?;
+                st.serialize_field("action", "accept")?;
+                st.end()
+            }
+            Action::Legacy(a) => a.serialize(s),
+            Action::Http2(a) => a.serialize(s),
+        }
+    }
+}
+
+impl From<LegacyAction> for Action {
+    fn from(a: LegacyAction) -> Self {
+        Action::Legacy(a)
+    }
+}
+
+impl From<Http2Action> for Action {
+    fn from(a: Http2Action) -> Self {
+        Action::Http2(a)
+    }
+}
+
+/// A fault of the legacy binary transport.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum LegacyAction {
+    /// Answer an error-response with this status (PROTOCOL.md 1.6), then close unless `close` is false.
     Error {
         /// The status byte.
         status: Status,
         /// Close after the packet (Apple always did: PROTOCOL.md 1.7).
         close: bool,
     },
-    /// Legacy: close with no error-response (PROTOCOL.md 1.7, the silent drop).
+    /// Close with no error-response (PROTOCOL.md 1.7, the silent drop).
     Drop {
         /// Abort with a TCP reset instead of a clean close.
         reset: bool,
     },
-    /// Legacy: stop reading (the provider's writes eventually block).
+    /// Stop reading (the provider's writes eventually block).
     Stall {
         /// Resume reading after this long; `None` = never.
         #[serde(skip_serializing_if = "Option::is_none")]
         for_ms: Option<u64>,
     },
-    /// Legacy: read at most this many bytes per second.
+    /// Read at most this many bytes per second.
     Throttle {
         /// The rate.
         bytes_per_sec: u64,
     },
-    /// HTTP/2: refuse the request with this reason (PROTOCOL.md 2.7).
+}
+
+/// A fault of the HTTP/2 provider API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Http2Action {
+    /// Refuse the request with this reason (PROTOCOL.md 2.7).
     Reject {
         /// Apple's reason.
         reason: Reason,
@@ -507,36 +452,36 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         max_concurrent_streams: Option<u32>,
     },
-    /// HTTP/2: send GOAWAY and close (PROTOCOL.md 2.2).
+    /// Send GOAWAY and close (PROTOCOL.md 2.2).
     Goaway {
         /// Debug data `{"reason":…}`; `None` = empty debug data.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<Reason>,
         /// GOAWAY error code.
-        code: H2ErrorCode,
+        code: ErrorCode,
         /// Last-Stream-ID.
         last_stream_id: LastStreamId,
         /// Send it instead of the server's first SETTINGS (pushy#831).
         before_settings: bool,
     },
-    /// HTTP/2: reset the request's stream.
+    /// Reset the request's stream.
     RstStream {
         /// RST_STREAM error code.
-        code: H2ErrorCode,
+        code: ErrorCode,
     },
-    /// HTTP/2: hold the response this long, then answer as apnsim would have.
+    /// Hold the response this long, then answer as apnsim would have.
     Delay {
         /// The delay.
         ms: u64,
     },
-    /// HTTP/2: close the TCP connection with no GOAWAY.
+    /// Close the TCP connection with no GOAWAY.
     Close {
         /// Abort with a TCP reset instead of a clean close.
         reset: bool,
     },
-    /// HTTP/2: send a SETTINGS frame with these values (then carry on as usual).
-    Settings(Http2Settings),
-    /// HTTP/2: never answer PING from now on.
+    /// Send a SETTINGS frame with these values (then carry on as usual).
+    Settings(SettingsUpdate),
+    /// Never answer PING from now on.
     IgnorePing,
 }
 
@@ -545,17 +490,21 @@ impl Action {
     pub fn name(&self) -> &'static str {
         match self {
             Action::Accept => "accept",
-            Action::Error { .. } => "error",
-            Action::Drop { .. } => "drop",
-            Action::Stall { .. } => "stall",
-            Action::Throttle { .. } => "throttle",
-            Action::Reject { .. } => "reject",
-            Action::Goaway { .. } => "goaway",
-            Action::RstStream { .. } => "rst_stream",
-            Action::Delay { .. } => "delay",
-            Action::Close { .. } => "close",
-            Action::Settings(_) => "settings",
-            Action::IgnorePing => "ignore_ping",
+            Action::Legacy(a) => match a {
+                LegacyAction::Error { .. } => "error",
+                LegacyAction::Drop { .. } => "drop",
+                LegacyAction::Stall { .. } => "stall",
+                LegacyAction::Throttle { .. } => "throttle",
+            },
+            Action::Http2(a) => match a {
+                Http2Action::Reject { .. } => "reject",
+                Http2Action::Goaway { .. } => "goaway",
+                Http2Action::RstStream { .. } => "rst_stream",
+                Http2Action::Delay { .. } => "delay",
+                Http2Action::Close { .. } => "close",
+                Http2Action::Settings(_) => "settings",
+                Http2Action::IgnorePing => "ignore_ping",
+            },
         }
     }
 
@@ -563,27 +512,37 @@ impl Action {
     pub fn protocols(&self) -> &'static [Protocol] {
         match self {
             Action::Accept => &[Protocol::Legacy, Protocol::Http2],
-            Action::Error { .. } => &[Protocol::Legacy],
+            Action::Legacy(LegacyAction::Error { .. }) => &[Protocol::Legacy],
             // The feedback service is the same binary TLS transport, so transport faults apply.
-            Action::Drop { .. } | Action::Stall { .. } | Action::Throttle { .. } => {
-                &[Protocol::Legacy, Protocol::Feedback]
-            }
-            _ => &[Protocol::Http2],
+            Action::Legacy(
+                LegacyAction::Drop { .. }
+                | LegacyAction::Stall { .. }
+                | LegacyAction::Throttle { .. },
+            ) => &[Protocol::Legacy, Protocol::Feedback],
+            Action::Http2(_) => &[Protocol::Http2],
         }
     }
 
     /// Whether the action makes sense with no notification to answer.
     pub fn connection_capable(&self) -> bool {
-        matches!(
-            self,
-            Action::Drop { .. }
-                | Action::Stall { .. }
-                | Action::Throttle { .. }
-                | Action::Goaway { .. }
-                | Action::Close { .. }
-                | Action::Settings(_)
-                | Action::IgnorePing
-        )
+        match self {
+            Action::Accept => false,
+            Action::Legacy(a) => match a {
+                LegacyAction::Error { .. } => false,
+                LegacyAction::Drop { .. }
+                | LegacyAction::Stall { .. }
+                | LegacyAction::Throttle { .. } => true,
+            },
+            Action::Http2(a) => match a {
+                Http2Action::Reject { .. }
+                | Http2Action::RstStream { .. }
+                | Http2Action::Delay { .. } => false,
+                Http2Action::Goaway { .. }
+                | Http2Action::Close { .. }
+                | Http2Action::Settings(_)
+                | Http2Action::IgnorePing => true,
+            },
+        }
     }
 
     /// Field-level problems, as (field path inside the rule, message).
@@ -591,23 +550,23 @@ impl Action {
         let mut out = Vec::new();
         let mut bad = |path: &str, msg: &str| out.push((path.to_string(), msg.to_string()));
         match self {
-            Action::Throttle { bytes_per_sec: 0 } => bad(
+            Action::Legacy(LegacyAction::Throttle { bytes_per_sec: 0 }) => bad(
                 "then.bytes_per_sec",
                 "bytes_per_sec must be at least 1 (use stall to stop reading)",
             ),
-            Action::Reject {
+            Action::Http2(Http2Action::Reject {
                 status: Some(s), ..
-            } if !(400..=599).contains(s) => {
+            }) if !(400..=599).contains(s) => {
                 bad("then.status", "a rejection status must be 400–599")
             }
-            Action::Goaway {
+            Action::Http2(Http2Action::Goaway {
                 last_stream_id: LastStreamId::Id(id),
                 ..
-            } if *id > MAX_STREAM_ID => bad(
+            }) if *id > MAX_STREAM_ID => bad(
                 "then.last_stream_id",
                 "last_stream_id must be at most 2147483647 (RFC 9113 5.1.1)",
             ),
-            Action::Settings(s) => {
+            Action::Http2(Http2Action::Settings(s)) => {
                 if s.is_empty() {
                     bad(
                         "then",
@@ -629,7 +588,8 @@ impl Action {
                     );
                 }
             }
-            _ => {}
+            // Every other action has no field a parser could get wrong beyond its type.
+            Action::Accept | Action::Legacy(_) | Action::Http2(_) => {}
         }
         out
     }
@@ -920,16 +880,16 @@ mod tests {
     }
 
     fn drop_() -> Action {
-        Action::Drop { reset: false }
+        Action::Legacy(LegacyAction::Drop { reset: false })
     }
 
     fn reject(reason: Reason) -> Action {
-        Action::Reject {
+        Action::Http2(Http2Action::Reject {
             reason,
             status: None,
             timestamp_ms: None,
             max_concurrent_streams: None,
-        }
+        })
     }
 
     /// Feeds `n` notifications from connection `conn` and returns which fired (rule index or None).
@@ -1199,10 +1159,10 @@ mod tests {
         let rules = vec![
             Rule::new(
                 Matcher::default(),
-                Action::Error {
+                Action::Legacy(LegacyAction::Error {
                     status: Status::InvalidToken,
                     close: true,
-                },
+                }),
             ),
             Rule::new(Matcher::default(), reject(Reason::BadDeviceToken)),
         ];
@@ -1215,9 +1175,12 @@ mod tests {
 
     #[test]
     fn delay_and_name_travel_with_the_action() {
-        let r = Rule::new(Matcher::default(), Action::Delay { ms: 5 })
-            .named("slow")
-            .delay_ms(250);
+        let r = Rule::new(
+            Matcher::default(),
+            Action::Http2(Http2Action::Delay { ms: 5 }),
+        )
+        .named("slow")
+        .delay_ms(250);
         let mut rs = RuleSet::new(vec![r], 0);
         let n = note(1, None, None);
         let f = one(
@@ -1227,7 +1190,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.delay, Some(Duration::from_millis(250)));
         assert_eq!(f.name.as_deref(), Some("slow"));
-        assert_eq!(f.action, Action::Delay { ms: 5 });
+        assert_eq!(f.action, Action::Http2(Http2Action::Delay { ms: 5 }));
     }
 
     #[test]
@@ -1238,31 +1201,31 @@ mod tests {
                     connection: Some(2),
                     ..Default::default()
                 },
-                Action::Goaway {
+                Action::Http2(Http2Action::Goaway {
                     reason: None,
-                    code: H2ErrorCode::NO_ERROR,
+                    code: ErrorCode::NO_ERROR,
                     last_stream_id: LastStreamId::Auto,
                     before_settings: true,
-                },
+                }),
             ),
-            Rule::new(Matcher::default(), Action::IgnorePing),
+            Rule::new(Matcher::default(), Action::Http2(Http2Action::IgnorePing)),
             Rule::new(
                 Matcher {
                     on: Some(Event::Connect),
                     protocol: Some(Protocol::Legacy),
                     ..Default::default()
                 },
-                Action::Throttle { bytes_per_sec: 10 },
+                Action::Legacy(LegacyAction::Throttle { bytes_per_sec: 10 }),
             ),
             Rule::new(
                 Matcher {
                     on: Some(Event::Connect),
                     ..Default::default()
                 },
-                Action::Settings(Http2Settings {
+                Action::Http2(Http2Action::Settings(SettingsUpdate {
                     max_concurrent_streams: Some(1),
                     ..Default::default()
-                }),
+                })),
             )
             .times(1),
         ];
@@ -1340,12 +1303,12 @@ mod tests {
                 nth: Some(1),
                 ..Default::default()
             },
-            Action::Goaway {
+            Action::Http2(Http2Action::Goaway {
                 reason: None,
-                code: H2ErrorCode(0),
+                code: ErrorCode(0),
                 last_stream_id: LastStreamId::Id(u32::MAX),
                 before_settings: true,
-            },
+            }),
         );
         assert_eq!(
             paths(g),
@@ -1353,7 +1316,7 @@ mod tests {
         );
         let s = Rule::new(
             Matcher::default(),
-            Action::Settings(Http2Settings::default()),
+            Action::Http2(Http2Action::Settings(SettingsUpdate::default())),
         );
         assert_eq!(paths(s), vec!["then"]);
         let pt = Rule::new(
@@ -1418,16 +1381,16 @@ mod tests {
     #[test]
     fn error_code_names() {
         assert_eq!(
-            H2ErrorCode::from_name("enhance_your_calm"),
-            Some(H2ErrorCode(0xb))
+            ErrorCode::from_name("enhance_your_calm"),
+            Some(ErrorCode(0xb))
         );
-        assert_eq!(H2ErrorCode::from_name("NOPE"), None);
-        for (i, n) in H2ErrorCode::NAMES.iter().enumerate() {
-            let c = H2ErrorCode(i as u32);
+        assert_eq!(ErrorCode::from_name("NOPE"), None);
+        for (i, n) in ErrorCode::NAMES.iter().enumerate() {
+            let c = ErrorCode(i as u32);
             assert_eq!(c.name(), Some(*n));
-            assert_eq!(H2ErrorCode::from_name(n), Some(c));
+            assert_eq!(ErrorCode::from_name(n), Some(c));
         }
-        assert_eq!(H2ErrorCode(0x99).to_string(), "0x99");
+        assert_eq!(ErrorCode(0x99).to_string(), "0x99");
     }
 
     #[test]

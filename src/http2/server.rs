@@ -3,25 +3,25 @@
 //! Framing and flow control live in `conn`; validation in `request` and `auth`; this file wires.
 
 use crate::engine::devices::Origin;
-use crate::engine::rules::{Action, Fired, Http2Settings, LastStreamId};
+use crate::engine::rules::{Action, Fired, Http2Action, LastStreamId};
 use crate::engine::{ConnState, Refusal, Verdict};
-use crate::http2::auth::{AuthSettings, KeyRegistry, TokenAuth, VerifyCache};
+use crate::http2::auth::{AuthSettings, TokenAuth};
 use crate::http2::conn::{ConnConfig, Event, Request, SettingsUpdate};
 use crate::http2::driver::{self, Command, ConnHandle, Handler, Response};
 use crate::http2::frame::ErrorCode;
 use crate::http2::hpack::HeaderField;
 use crate::http2::reason::{self, Reason};
 use crate::http2::request::{self, ConnAuth, RequestContext, RequestSettings};
+use crate::http2::state;
+pub use crate::http2::state::{ConnectionInfo, Http2State, Observations};
 use crate::journal::{EventKind, NewEvent};
 use crate::model::{AuthKind, DeviceToken, Environment, Notification, Protocol};
 use crate::runtime::{Core, Shutdown};
 use crate::settings::Settings;
 use crate::tls::ClientIdentity;
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
+use parking_lot::Mutex;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,106 +30,6 @@ use tokio::net::TcpStream;
 use tracing::{debug, info_span, Instrument};
 
 mod broadcast;
-
-/// How many observation records of one kind a connection keeps (bounded, like everything else).
-const MAX_OBSERVATIONS: usize = 64;
-
-/// HTTP/2 state shared by every connection of one emulator.
-pub struct Http2State {
-    /// Provider-token keys (key id → public key, team, scope).
-    pub keys: RwLock<KeyRegistry>,
-    /// Verified JWTs, shared so each distinct token is verified once.
-    pub cache: VerifyCache,
-    /// When set, every request is answered with this reason (the Rust API's way to produce
-    /// IdleTimeout, Forbidden, InternalServerError, ServiceUnavailable, Shutdown, TooManyRequests).
-    pub forced: RwLock<Option<Reason>>,
-    /// Each team's current provider token, for the per-team update limit (PROTOCOL.md 2.8).
-    pub teams: Arc<crate::http2::team_tokens::TeamTokenUpdates>,
-    live: Mutex<HashMap<u64, LiveConn>>,
-}
-
-impl Http2State {
-    /// Empty state with `keys` registered.
-    pub fn new(keys: KeyRegistry) -> Self {
-        Http2State {
-            keys: RwLock::new(keys),
-            cache: VerifyCache::new(),
-            forced: RwLock::new(None),
-            teams: Arc::default(),
-            live: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The open HTTP/2 connections with what was observed on each.
-    pub fn connections(&self) -> Vec<ConnectionInfo> {
-        let mut out: Vec<_> = self.live.lock().iter().map(|(id, c)| c.info(*id)).collect();
-        out.sort_by_key(|c| c.id);
-        out
-    }
-
-    /// Sends a hook command (GOAWAY, RST_STREAM, SETTINGS, ignore PING, close) to a live connection.
-    pub fn command(&self, connection: u64, cmd: Command) -> bool {
-        let handle = self.live.lock().get(&connection).map(|c| c.handle.clone());
-        handle.is_some_and(|h| h.try_send(cmd).is_ok())
-    }
-}
-
-/// What the control API and tests see of one open HTTP/2 connection.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectionInfo {
-    /// Connection id (journal `connection`).
-    pub id: u64,
-    /// Environment served.
-    pub environment: Environment,
-    /// Certificate or token.
-    pub auth: AuthKind,
-    /// What was observed so far.
-    pub observations: Observations,
-}
-
-/// What a connection did that conformance grades (PROTOCOL.md 2.2: PRIORITY ignored, HPACK advice).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Observations {
-    /// Whether the client negotiated ALPN `h2` (false: HTTP/2 straight after the handshake).
-    pub alpn: bool,
-    /// SNI as sent.
-    pub sni: Option<String>,
-    /// The client's SETTINGS, in wire order, id → value.
-    pub client_settings: Vec<(u16, u32)>,
-    /// PRIORITY information received (frames or HEADERS flags), counted.
-    pub priority_frames: u64,
-    /// PINGs received from the client.
-    pub pings: u64,
-    /// Requests seen.
-    pub requests: u64,
-    /// How `authorization`, `apns-topic`, `apns-id` and `:path` were encoded, request by request
-    /// (first requests only, bounded).
-    pub hpack: BTreeMap<String, Vec<String>>,
-    /// JWT deviations from Apple's minimal form (iat as float or string, extra claims, DER signatures).
-    pub jwt: crate::http2::auth::JwtQuirks,
-    /// GOAWAY or RST_STREAM the client sent.
-    pub client_resets: u64,
-    /// Streams refused for exceeding SETTINGS_MAX_CONCURRENT_STREAMS (PROTOCOL.md 2.2).
-    pub refused_streams: u64,
-}
-
-struct LiveConn {
-    handle: ConnHandle,
-    environment: Environment,
-    auth: AuthKind,
-    observations: Arc<Mutex<Observations>>,
-}
-
-impl LiveConn {
-    fn info(&self, id: u64) -> ConnectionInfo {
-        ConnectionInfo {
-            id,
-            environment: self.environment,
-            auth: self.auth,
-            observations: self.observations.lock().clone(),
-        }
-    }
-}
 
 /// The request settings the emulator's settings imply (PROTOCOL.md 2.3–2.5, Part 3).
 fn request_settings(s: &Settings) -> RequestSettings {
@@ -201,7 +101,7 @@ pub(crate) async fn serve(
         let (handle, commands) = driver::command_channel(64);
         core.http2.live.lock().insert(
             id,
-            LiveConn {
+            state::LiveConn {
                 handle: handle.clone(),
                 environment: env,
                 auth,
@@ -248,9 +148,7 @@ pub(crate) async fn serve(
         // Lent, not given: after an abrupt end we still hold the socket, to reset it if asked.
         let ending = driver::serve_connection(&mut tls, cfg, handler, handle, commands).await;
         if reset.load(std::sync::atomic::Ordering::Acquire) {
-            // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
-            #[allow(deprecated)]
-            let _ = tls.get_ref().0.set_linger(Some(Duration::ZERO));
+            crate::runtime::reset_on_close(&tls);
         }
         drop(tls);
         stopper.abort();
@@ -326,7 +224,7 @@ impl ApnsHandler {
             for name in ["authorization", "apns-topic", "apns-id", ":path"] {
                 if let Some(field) = req.headers.iter().find(|f| &f.name[..] == name.as_bytes()) {
                     let seen = o.hpack.entry(name.to_string()).or_default();
-                    if seen.len() < MAX_OBSERVATIONS {
+                    if seen.len() < state::MAX_OBSERVATIONS {
                         seen.push(representation(field));
                     }
                 }
@@ -511,12 +409,12 @@ impl ApnsHandler {
             discarded: false,
         };
         let (mut answer, n) = match fired.action {
-            Action::Reject {
+            Action::Http2(Http2Action::Reject {
                 reason,
                 status,
                 timestamp_ms,
                 max_concurrent_streams,
-            } => {
+            }) => {
                 let ts = timestamp_ms
                     .or_else(|| (reason.status() == 410).then(|| self.core.clock.now_ms()));
                 let mut a = self.reject(reason, n.apns_id.clone(), ts);
@@ -528,15 +426,15 @@ impl ApnsHandler {
                 }
                 (a, Some(n))
             }
-            Action::Goaway {
+            Action::Http2(Http2Action::Goaway {
                 reason,
                 code,
                 last_stream_id,
                 ..
-            } => {
+            }) => {
                 let debug = debug_data(reason);
                 let goaway = |last: u32| Command::GoAway {
-                    code: ErrorCode(code.0),
+                    code,
                     last_stream_id: Some(last),
                     debug: debug.clone(),
                 };
@@ -564,37 +462,34 @@ impl ApnsHandler {
                     }
                 }
             }
-            Action::RstStream { code } => {
-                let cmd = Command::Reset {
-                    stream_id,
-                    code: ErrorCode(code.0),
-                };
+            Action::Http2(Http2Action::RstStream { code }) => {
+                let cmd = Command::Reset { stream_id, code };
                 (silent(self, &n, vec![cmd]), Some(n))
             }
-            Action::Close { reset } => {
+            Action::Http2(Http2Action::Close { reset }) => {
                 self.reset
                     .fetch_or(reset, std::sync::atomic::Ordering::AcqRel);
                 self.cut_above
                     .fetch_min(stream_id, std::sync::atomic::Ordering::AcqRel);
                 (silent(self, &n, vec![Command::CloseAbruptly]), Some(n))
             }
-            Action::Delay { ms } => {
+            Action::Http2(Http2Action::Delay { ms }) => {
                 let (mut a, n) = normal(self, n);
                 a.delay = Some(Duration::from_millis(ms));
                 (a, n)
             }
-            Action::Settings(s) => {
+            Action::Http2(Http2Action::Settings(s)) => {
                 let (mut a, n) = normal(self, n);
-                a.then.push(Command::Settings(settings_update(&s)));
+                a.then.push(Command::Settings(s));
                 (a, n)
             }
-            Action::IgnorePing => {
+            Action::Http2(Http2Action::IgnorePing) => {
                 let (mut a, n) = normal(self, n);
                 a.then.push(Command::IgnorePing(true));
                 (a, n)
             }
             // `accept` (with a delay: Accept without one never reaches here) and legacy-only actions.
-            _ => self.carry_out(Verdict::Accept, n, stream_id),
+            Action::Accept | Action::Legacy(_) => self.carry_out(Verdict::Accept, n, stream_id),
         };
         answer.delay = match (answer.delay, fired.delay) {
             (Some(a), Some(b)) => Some(a + b),
@@ -635,6 +530,11 @@ impl ApnsHandler {
             Verdict::Reject(Refusal::InvalidToken) => {
                 (self.reject(Reason::BadDeviceToken, apns_id, None), Some(n))
             }
+            // strict_payload (an apnsim extension): the broadcast API's payload reason (PROTOCOL.md 2.11).
+            Verdict::Reject(Refusal::LintedPayload) => (
+                self.reject(Reason::BadRequestPayload, apns_id, None),
+                Some(n),
+            ),
             Verdict::Reject(Refusal::TokenNotForTopic) => (
                 self.reject(Reason::DeviceTokenNotForTopic, apns_id, None),
                 Some(n),
@@ -705,8 +605,18 @@ impl ApnsHandler {
             }
             _ => Vec::new(),
         };
+        // PROTOCOL.md 2.10: what a device would do with a Live Activity push (not an HTTP matter).
+        let live_activity = n
+            .as_ref()
+            .filter(|_| e.kind == EventKind::Accepted)
+            .and_then(crate::broadcast::liveactivity::device_verdict);
         if let Some(n) = n {
             e = e.notification(n);
+        }
+        if let Some(v) = &live_activity {
+            let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
+            detail["live_activity"] = json!(v);
+            e = e.detail(detail);
         }
         if let Some(rule) = &a.rule {
             let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
@@ -717,9 +627,11 @@ impl ApnsHandler {
             self.core.journal.record(e);
         } else {
             let id = self.id;
-            self.core.journal.record_batch(
-                std::iter::once(e).chain(devices.into_iter().map(|d| d.into_event(id))),
-            );
+            self.core
+                .journal
+                .record_batch(std::iter::once(e).chain(devices.into_iter().map(|d| {
+                    crate::broadcast::liveactivity::annotate(d.into_event(id), &live_activity)
+                })));
         }
         if a.status == 0 {
             return None;
@@ -761,14 +673,13 @@ impl Handler for ApnsHandler {
         let mut commands = Vec::new();
         for f in fired {
             let cmd = match f.action {
-                Action::Goaway {
+                Action::Http2(Http2Action::Goaway {
                     reason,
                     code,
                     last_stream_id,
                     before_settings,
-                } => {
+                }) => {
                     let debug = debug_data(reason);
-                    let code = ErrorCode(code.0);
                     if before_settings {
                         Command::GoAwayBeforeSettings { code, debug }
                     } else {
@@ -783,14 +694,21 @@ impl Handler for ApnsHandler {
                         }
                     }
                 }
-                Action::Settings(s) => Command::Settings(settings_update(&s)),
-                Action::IgnorePing => Command::IgnorePing(true),
-                Action::Close { reset } => {
+                Action::Http2(Http2Action::Settings(s)) => Command::Settings(s),
+                Action::Http2(Http2Action::IgnorePing) => Command::IgnorePing(true),
+                Action::Http2(Http2Action::Close { reset }) => {
                     self.reset
                         .fetch_or(reset, std::sync::atomic::Ordering::AcqRel);
                     Command::CloseAbruptly
                 }
-                _ => continue,
+                // Not connection-capable, or not HTTP/2: never fired on an HTTP/2 connect.
+                Action::Accept
+                | Action::Legacy(_)
+                | Action::Http2(
+                    Http2Action::Reject { .. }
+                    | Http2Action::RstStream { .. }
+                    | Http2Action::Delay { .. },
+                ) => continue,
             };
             self.core.journal.record(self.event(EventKind::Observation).detail(json!({
                 "rule": { "rule": f.rule, "name": f.name, "action": f.action.name(), "on": "connect" }
@@ -813,7 +731,7 @@ impl Handler for ApnsHandler {
                     o.priority_frames
                 };
                 // Journal the first few only: a client may send thousands.
-                (n <= MAX_OBSERVATIONS as u64)
+                (n <= state::MAX_OBSERVATIONS as u64)
                     .then(|| json!({ "priority": { "stream_id": stream_id } }))
             }
             Event::Ping { ack: false, .. } => {
@@ -844,7 +762,7 @@ impl Handler for ApnsHandler {
                     o.refused_streams += 1;
                     o.refused_streams
                 };
-                (n <= MAX_OBSERVATIONS as u64)
+                (n <= state::MAX_OBSERVATIONS as u64)
                     .then(|| json!({ "refused_stream": { "stream_id": stream_id } }))
             }
             Event::ConnectionError { code, message } => {
@@ -907,17 +825,6 @@ fn settings(max_concurrent_streams: u32) -> Command {
         max_concurrent_streams: Some(max_concurrent_streams),
         ..SettingsUpdate::default()
     })
-}
-
-/// A `settings` rule's values as the connection's SETTINGS update.
-fn settings_update(s: &Http2Settings) -> SettingsUpdate {
-    SettingsUpdate {
-        max_concurrent_streams: s.max_concurrent_streams,
-        initial_window_size: s.initial_window_size,
-        max_frame_size: s.max_frame_size,
-        header_table_size: s.header_table_size,
-        max_header_list_size: s.max_header_list_size,
-    }
 }
 
 /// GOAWAY debug data for a rule: `{"reason":…}` when it names one (PROTOCOL.md 2.2), else empty.

@@ -1,10 +1,10 @@
 //! The feedback service: after the handshake it streams the topic's tuples, then closes
 //! (PROTOCOL.md 1.8). The list is taken from the registry, so it is cleared once read.
 
-use crate::engine::rules::Action;
 use crate::engine::ConnState;
 use crate::journal::{EventKind, NewEvent};
 use crate::legacy::frame::FeedbackTuple;
+use crate::legacy::session::{transport_effect, CloseHow, Effect};
 use crate::model::{Environment, Protocol};
 use crate::runtime::{Core, Shutdown};
 use bytes::{Bytes, BytesMut};
@@ -47,25 +47,23 @@ pub(crate) async fn serve(
                 tokio::time::sleep(delay).await;
             }
             let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
-            match fired.action {
-                Action::Drop { reset } => {
+            match transport_effect(&fired.action, std::time::Instant::now()) {
+                Some(Effect::Close { how, .. }) => {
                     // The list is not taken: a dropped feedback connection loses nothing.
                     core.journal.record(
                         NewEvent::new(EventKind::Dropped, id, Protocol::Feedback, env)
-                            .detail(json!({ "rule": rule, "reset": reset })),
+                            .detail(json!({ "rule": rule, "reset": how == CloseHow::Reset })),
                     );
                     core.engine.connection_closed(id);
-                    if reset {
-                        // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
-                        #[allow(deprecated)]
-                        let _ = tls.get_ref().0.set_linger(Some(std::time::Duration::ZERO));
+                    if how == CloseHow::Reset {
+                        crate::runtime::reset_on_close(&tls);
                     }
                     return;
                 }
-                Action::Stall { for_ms } => {
+                Some(Effect::Stall(until)) => {
                     let wait = async {
-                        match for_ms {
-                            Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                        match until {
+                            Some(at) => tokio::time::sleep_until(at.into()).await,
                             None => std::future::pending::<()>().await,
                         }
                     };
@@ -74,8 +72,9 @@ pub(crate) async fn serve(
                         _ = shutdown.wait() => {}
                     }
                 }
-                Action::Throttle { bytes_per_sec } => throttle = Some(bytes_per_sec.max(1)),
-                _ => {}
+                Some(Effect::Throttle(bps)) => throttle = Some(bps),
+                // Not a transport fault: never fired on feedback (see `Action::protocols`).
+                Some(Effect::Journal(_) | Effect::Write(_) | Effect::WakeAt(_)) | None => {}
             }
         }
         core.engine.connection_closed(id);

@@ -3,4 +3,5 @@
 pub mod feedback;
 pub mod frame;
 pub mod gateway;
-pub mod status;
+pub mod session;
+pub use crate::model::wire::status;

@@ -6,10 +6,9 @@
 
 use crate::engine::registry::{Registry, TokenRecord};
 use crate::engine::rules::{
-    Action, Event, H2ErrorCode, Http2Settings, LastStreamId, Matcher, Rule, RuleSet,
+    Action, Event, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet,
 };
-use crate::http2::reason::Reason;
-use crate::legacy::status::Status;
+use crate::model::wire::{ErrorCode, Reason, SettingsUpdate, Status};
 use crate::model::{DeviceToken, Environment, Protocol};
 use crate::settings::Settings;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -360,18 +359,18 @@ fn reason(cx: &mut Cx, node: &Node, path: &str) -> Option<Reason> {
 }
 
 /// An HTTP/2 error code by RFC name or number.
-fn error_code(cx: &mut Cx, node: &Node, path: &str) -> Option<H2ErrorCode> {
+fn error_code(cx: &mut Cx, node: &Node, path: &str) -> Option<ErrorCode> {
     match &node.kind {
-        Kind::Int(_) => u32_(cx, node, path).map(H2ErrorCode),
+        Kind::Int(_) => u32_(cx, node, path).map(ErrorCode),
         _ => {
             let s = string(cx, node, path)?;
-            let c = H2ErrorCode::from_name(&s);
+            let c = ErrorCode::from_name(&s);
             if c.is_none() {
-                let hint = match suggest(&s, H2ErrorCode::NAMES.iter().copied()) {
+                let hint = match suggest(&s, ErrorCode::NAMES.iter().copied()) {
                     Some(n) => format!("did you mean {n:?}?"),
                     None => format!(
                         "expected a number or one of: {}",
-                        H2ErrorCode::NAMES.join(", ")
+                        ErrorCode::NAMES.join(", ")
                     ),
                 };
                 cx.err(
@@ -849,9 +848,11 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
             "error" => {
                 let status = req(cx, "status").and_then(|n| status(cx, n, &p("status")));
                 let close = f.get("close").and_then(|n| boolean(cx, n, &p("close")));
-                status.map(|status| Action::Error {
-                    status,
-                    close: close.unwrap_or(true),
+                status.map(|status| {
+                    Action::Legacy(LegacyAction::Error {
+                        status,
+                        close: close.unwrap_or(true),
+                    })
                 })
             }
             "drop" | "close" => {
@@ -860,17 +861,17 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     .and_then(|n| boolean(cx, n, &p("reset")))
                     .unwrap_or(false);
                 Some(if name == "drop" {
-                    Action::Drop { reset }
+                    Action::Legacy(LegacyAction::Drop { reset })
                 } else {
-                    Action::Close { reset }
+                    Action::Http2(Http2Action::Close { reset })
                 })
             }
-            "stall" => Some(Action::Stall {
+            "stall" => Some(Action::Legacy(LegacyAction::Stall {
                 for_ms: f.get("for_ms").and_then(|n| u64_(cx, n, &p("for_ms"))),
-            }),
+            })),
             "throttle" => req(cx, "bytes_per_sec")
                 .and_then(|n| u64_(cx, n, &p("bytes_per_sec")))
-                .map(|bytes_per_sec| Action::Throttle { bytes_per_sec }),
+                .map(|bytes_per_sec| Action::Legacy(LegacyAction::Throttle { bytes_per_sec })),
             "reject" => {
                 let r = req(cx, "reason").and_then(|n| reason(cx, n, &p("reason")));
                 let status = f
@@ -882,11 +883,13 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                 let mcs = f
                     .get("max_concurrent_streams")
                     .and_then(|n| u32_(cx, n, &p("max_concurrent_streams")));
-                r.map(|reason| Action::Reject {
-                    reason,
-                    status,
-                    timestamp_ms,
-                    max_concurrent_streams: mcs,
+                r.map(|reason| {
+                    Action::Http2(Http2Action::Reject {
+                        reason,
+                        status,
+                        timestamp_ms,
+                        max_concurrent_streams: mcs,
+                    })
                 })
             }
             "goaway" => {
@@ -894,7 +897,7 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                 let code = f
                     .get("code")
                     .and_then(|n| error_code(cx, n, &p("code")))
-                    .unwrap_or(H2ErrorCode::NO_ERROR);
+                    .unwrap_or(ErrorCode::NO_ERROR);
                 let last_stream_id = match f.get("last_stream_id") {
                     None => LastStreamId::Auto,
                     Some(n) => match &n.kind {
@@ -912,33 +915,33 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     .get("before_settings")
                     .and_then(|n| boolean(cx, n, &p("before_settings")))
                     .unwrap_or(false);
-                Some(Action::Goaway {
+                Some(Action::Http2(Http2Action::Goaway {
                     reason,
                     code,
                     last_stream_id,
                     before_settings,
-                })
+                }))
             }
-            "rst_stream" => Some(Action::RstStream {
+            "rst_stream" => Some(Action::Http2(Http2Action::RstStream {
                 code: f
                     .get("code")
                     .and_then(|n| error_code(cx, n, &p("code")))
-                    .unwrap_or(H2ErrorCode::INTERNAL_ERROR),
-            }),
+                    .unwrap_or(ErrorCode::INTERNAL_ERROR),
+            })),
             "delay" => req(cx, "ms")
                 .and_then(|n| u64_(cx, n, &p("ms")))
-                .map(|ms| Action::Delay { ms }),
+                .map(|ms| Action::Http2(Http2Action::Delay { ms })),
             "settings" => {
                 let mut get = |k: &str| f.get(k).and_then(|n| u32_(cx, n, &p(k)));
-                Some(Action::Settings(Http2Settings {
+                Some(Action::Http2(Http2Action::Settings(SettingsUpdate {
                     header_table_size: get("header_table_size"),
                     max_concurrent_streams: get("max_concurrent_streams"),
                     initial_window_size: get("initial_window_size"),
                     max_frame_size: get("max_frame_size"),
                     max_header_list_size: get("max_header_list_size"),
-                }))
+                })))
             }
-            _ => Some(Action::IgnorePing),
+            _ => Some(Action::Http2(Http2Action::IgnorePing)),
         }
     };
     let mut allowed = vec!["action"];
@@ -1034,7 +1037,7 @@ then = { action = "drop" }
                     token_environment_mismatch: Some(true),
                     ..Matcher::default()
                 },
-                Action::Drop { reset: false }
+                Action::Legacy(LegacyAction::Drop { reset: false })
             )]
         );
         assert_eq!(sc.seed, None);
@@ -1052,93 +1055,96 @@ then = { action = "drop" }
         assert_eq!(then(r#"{ action = "accept" }"#), Action::Accept);
         assert_eq!(
             then(r#"{ action = "error", status = "invalid_token" }"#),
-            Action::Error {
+            Action::Legacy(LegacyAction::Error {
                 status: Status::InvalidToken,
                 close: true
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "error", status = 10, close = false }"#),
-            Action::Error {
+            Action::Legacy(LegacyAction::Error {
                 status: Status::Shutdown,
                 close: false
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "drop", reset = true }"#),
-            Action::Drop { reset: true }
+            Action::Legacy(LegacyAction::Drop { reset: true })
         );
         assert_eq!(
             then(r#"{ action = "stall" }"#),
-            Action::Stall { for_ms: None }
+            Action::Legacy(LegacyAction::Stall { for_ms: None })
         );
         assert_eq!(
             then(r#"{ action = "stall", for_ms = 3000 }"#),
-            Action::Stall { for_ms: Some(3000) }
+            Action::Legacy(LegacyAction::Stall { for_ms: Some(3000) })
         );
         assert_eq!(
             then(r#"{ action = "throttle", bytes_per_sec = 64 }"#),
-            Action::Throttle { bytes_per_sec: 64 }
+            Action::Legacy(LegacyAction::Throttle { bytes_per_sec: 64 })
         );
         assert_eq!(
             then(
                 r#"{ action = "reject", reason = "Unregistered", status = 410, timestamp_ms = 5, max_concurrent_streams = 1 }"#
             ),
-            Action::Reject {
+            Action::Http2(Http2Action::Reject {
                 reason: Reason::Unregistered,
                 status: Some(410),
                 timestamp_ms: Some(5),
                 max_concurrent_streams: Some(1)
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "goaway" }"#),
-            Action::Goaway {
+            Action::Http2(Http2Action::Goaway {
                 reason: None,
-                code: H2ErrorCode::NO_ERROR,
+                code: ErrorCode::NO_ERROR,
                 last_stream_id: LastStreamId::Auto,
                 before_settings: false
-            }
+            })
         );
         assert_eq!(
             then(
                 r#"{ action = "goaway", reason = "Shutdown", code = "ENHANCE_YOUR_CALM", last_stream_id = 7 }"#
             ),
-            Action::Goaway {
+            Action::Http2(Http2Action::Goaway {
                 reason: Some(Reason::Shutdown),
-                code: H2ErrorCode::ENHANCE_YOUR_CALM,
+                code: ErrorCode::ENHANCE_YOUR_CALM,
                 last_stream_id: LastStreamId::Id(7),
                 before_settings: false
-            }
+            })
         );
         assert_eq!(
             then(r#"{ action = "rst_stream", code = 7 }"#),
-            Action::RstStream {
-                code: H2ErrorCode::REFUSED_STREAM
-            }
+            Action::Http2(Http2Action::RstStream {
+                code: ErrorCode::REFUSED_STREAM
+            })
         );
         assert_eq!(
             then(r#"{ action = "rst_stream" }"#),
-            Action::RstStream {
-                code: H2ErrorCode::INTERNAL_ERROR
-            }
+            Action::Http2(Http2Action::RstStream {
+                code: ErrorCode::INTERNAL_ERROR
+            })
         );
         assert_eq!(
             then(r#"{ action = "delay", ms = 1500 }"#),
-            Action::Delay { ms: 1500 }
+            Action::Http2(Http2Action::Delay { ms: 1500 })
         );
         assert_eq!(
             then(r#"{ action = "close" }"#),
-            Action::Close { reset: false }
+            Action::Http2(Http2Action::Close { reset: false })
         );
         assert_eq!(
             then(r#"{ action = "settings", max_concurrent_streams = 1 }"#),
-            Action::Settings(Http2Settings {
+            Action::Http2(Http2Action::Settings(SettingsUpdate {
                 max_concurrent_streams: Some(1),
-                ..Http2Settings::default()
-            })
+                ..SettingsUpdate::default()
+            }))
         );
-        assert_eq!(then(r#"{ action = "ignore_ping" }"#), Action::IgnorePing);
+        assert_eq!(
+            then(r#"{ action = "ignore_ping" }"#),
+            Action::Http2(Http2Action::IgnorePing)
+        );
     }
 
     #[test]

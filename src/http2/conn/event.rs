@@ -2,6 +2,7 @@
 
 use crate::http2::frame::{ErrorCode, PrioritySpec, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE};
 use crate::http2::hpack::HeaderField;
+pub use crate::model::wire::SettingsUpdate;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -195,19 +196,4 @@ pub enum ConnError {
     /// The connection is closing or closed.
     #[error("connection is closed")]
     Closed,
-}
-
-/// New SETTINGS values to advertise on a live connection; `None` keeps the current value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SettingsUpdate {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS (PROTOCOL.md 2.2: 1 until a valid JWT, then 1000).
-    pub max_concurrent_streams: Option<u32>,
-    /// SETTINGS_INITIAL_WINDOW_SIZE.
-    pub initial_window_size: Option<u32>,
-    /// SETTINGS_MAX_FRAME_SIZE.
-    pub max_frame_size: Option<u32>,
-    /// SETTINGS_HEADER_TABLE_SIZE.
-    pub header_table_size: Option<u32>,
-    /// SETTINGS_MAX_HEADER_LIST_SIZE.
-    pub max_header_list_size: Option<u32>,
 }

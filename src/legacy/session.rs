@@ -1,0 +1,933 @@
+//! One legacy gateway connection's protocol logic, sans-IO (in the style of quinn-proto's
+//! `Connection` under quinn): it owns the read buffer, the pending run of frames, the stop reason,
+//! the discard rule and the rule bookkeeping, and turns "these bytes arrived at `now`" into
+//! [`Effect`]s — journal events, bytes to write, how to close, when to stop reading or wake up.
+//!
+//! The gateway (`gateway.rs`) only reads into [`Session::buffer`], runs the effects and keeps the
+//! timers; every answer Apple gave is decided here (PROTOCOL.md 1.6, 1.7, Part 3), so it is unit
+//! tested without sockets or sleeps: time is an `Instant` passed in, and delays come back as
+//! instants in [`Effect::Stall`] and [`Effect::WakeAt`].
+
+use crate::clock::Clock;
+use crate::engine::devices::Origin;
+use crate::engine::rules::{Action, Fired, LegacyAction};
+use crate::engine::{ConnState, Engine, Refusal, Verdict};
+use crate::journal::{EventKind, NewEvent};
+use crate::legacy::frame::{
+    self, Command, ErrorResponse, FrameError, FrameRef, LegacyNotification, Limits,
+};
+use crate::model::wire::Status;
+use crate::model::{DeviceToken, Environment, Identifier, Notification, Protocol};
+use crate::settings::UnknownCommand;
+use bytes::{Buf, Bytes, BytesMut};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the session asks the network layer to do, in order.
+// `Journal` is the common effect (one per notification) and is moved straight into the journal:
+// boxing it would cost an allocation per notification on the hot path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Record this event (consecutive ones may be recorded as one batch).
+    Journal(NewEvent),
+    /// Write these bytes and flush.
+    Write(Bytes),
+    /// Stop reading until this instant (`None`: until shutdown), then call
+    /// [`Session::handle_timeout`].
+    Stall(Option<Instant>),
+    /// Read at most this many bytes per second from now on (a `throttle` rule).
+    Throttle(u64),
+    /// Keep reading, and call [`Session::handle_timeout`] at this instant.
+    WakeAt(Instant),
+    /// Close the connection this way; the session is over and `end` is its journaled cause.
+    Close {
+        /// How the bytes stop.
+        how: CloseHow,
+        /// Why (the `cause` of `connection-closed`).
+        end: Ending,
+    },
+}
+
+/// How a connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseHow {
+    /// close_notify then FIN (PROTOCOL.md 1.7: after the error-response).
+    Graceful,
+    /// FIN with no close_notify (a silent drop).
+    Abrupt,
+    /// A TCP reset (SO_LINGER 0): a `drop` rule with `reset = true`.
+    Reset,
+}
+
+/// Why a gateway connection ended; journaled as the `cause` of `connection-closed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The provider closed cleanly between frames.
+    PeerClosed,
+    /// The provider vanished with a partial frame buffered.
+    PeerVanishedMidFrame(usize),
+    /// We sent an error-response (or closed silently) after a refusal.
+    Refused,
+    /// The engine chose to cut the connection with no answer.
+    Dropped,
+    /// Nothing arrived for the idle timeout.
+    IdleTimeout,
+    /// The emulator is shutting down (status 10 sent).
+    Shutdown,
+    /// A read or write failed.
+    Io(String),
+}
+
+impl Ending {
+    /// The journal spelling.
+    pub fn as_str(&self) -> String {
+        match self {
+            Ending::PeerClosed => "peer-closed".into(),
+            Ending::PeerVanishedMidFrame(n) => {
+                format!("peer-vanished-mid-frame ({n} bytes buffered)")
+            }
+            Ending::Refused => "refused".into(),
+            Ending::Dropped => "dropped".into(),
+            Ending::IdleTimeout => "idle-timeout".into(),
+            Ending::Shutdown => "shutdown".into(),
+            Ending::Io(e) => format!("io: {e}"),
+        }
+    }
+}
+
+/// The settings a session answers by (from [`crate::settings::Settings`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Codec limits (PROTOCOL.md Part 3).
+    pub limits: Limits,
+    /// How long Apple took to answer an error (PROTOCOL.md 1.7), reading on meanwhile.
+    pub error_delay: Duration,
+    /// The read buffer bound: past it, reading stops during the error delay.
+    pub read_buffer: usize,
+    /// Answer to an unknown command byte (status 128 or a silent close).
+    pub unknown_command: UnknownCommand,
+}
+
+impl SessionConfig {
+    /// The configuration the emulator's settings imply.
+    pub fn from_settings(s: &crate::settings::Settings, limits: Limits) -> Self {
+        SessionConfig {
+            limits,
+            error_delay: Duration::from_millis(s.legacy_error_delay_ms),
+            read_buffer: s.legacy_read_buffer,
+            unknown_command: s.legacy_unknown_command,
+        }
+    }
+}
+
+/// One complete, valid frame of a run, as offsets into the read buffer (small and `Copy`, so a
+/// run costs no reference counts until its bytes are copied out).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    command: Command,
+    identifier: [u8; 4],
+    expiry: u32,
+    priority: u8,
+    /// Frame start and length in `buf`.
+    start: u32,
+    len: u32,
+    /// Token and payload as (start, len) in `buf`.
+    token: (u32, u32),
+    payload: (u32, u32),
+}
+
+/// A verdict other than a plain accept, in legacy terms.
+#[derive(Debug, Clone)]
+enum Stop {
+    /// Answer with this status (unless command 0), discard what follows, close.
+    Refuse(Status),
+    /// Journal as dropped, cut the connection with no answer.
+    Drop,
+    /// A scenario rule's action (which may or may not end the connection).
+    Fault(Fired),
+}
+
+/// What a verdict means on the legacy gateway; `None` = accepted.
+fn stop_for(verdict: Verdict) -> Option<Stop> {
+    match verdict {
+        Verdict::Accept => None,
+        // PROTOCOL.md 1.6 status 8: unknown (strict) or other-environment token.
+        Verdict::Reject(Refusal::InvalidToken) => Some(Stop::Refuse(Status::InvalidToken)),
+        // strict_payload (an apnsim extension): status 255, Apple's catch-all (PROTOCOL.md 1.6).
+        Verdict::Reject(Refusal::LintedPayload) => Some(Stop::Refuse(Status::Unknown)),
+        // Legacy has no topic or unregistered answer; the engine does not send these here.
+        Verdict::Reject(Refusal::TokenNotForTopic | Refusal::Unregistered(_)) => None,
+        Verdict::Drop => Some(Stop::Drop),
+        Verdict::Fault(fired) => Some(Stop::Fault(fired)),
+    }
+}
+
+/// A faulted notification waiting out its rule's delay.
+#[derive(Debug)]
+struct Held {
+    fired: Fired,
+    slot: Slot,
+    notification: Notification,
+}
+
+/// What to do when a pause ends.
+#[derive(Debug)]
+enum Resume {
+    /// Go on deciding what is buffered.
+    Decide,
+    /// Carry out a rule's action on a notification (its delay is over).
+    Fault(Box<Held>),
+    /// Carry out a connect rule (its delay is over), then the rest of them.
+    Connect(Fired),
+}
+
+/// Where the connection stands.
+#[derive(Debug)]
+enum Phase {
+    /// Reading and deciding.
+    Open,
+    /// Neither reading nor deciding until `until` (`None`: until shutdown).
+    Paused {
+        until: Option<Instant>,
+        resume: Resume,
+    },
+    /// A verdict ends the connection: reading on until `at`, every complete frame that arrives is
+    /// journaled as `discarded` (issue 2: never as accepted), then `answer` is written and the
+    /// connection closed `how`.
+    Closing {
+        at: Instant,
+        answer: Option<Bytes>,
+        how: CloseHow,
+        end: Ending,
+        /// False after a framing error: what follows cannot be split into frames.
+        framed: bool,
+    },
+    /// Over: a [`Effect::Close`] was emitted.
+    Closed,
+}
+
+/// The sans-IO state of one legacy gateway connection.
+#[derive(Debug)]
+pub struct Session<'a> {
+    engine: &'a Engine,
+    clock: Clock,
+    cfg: SessionConfig,
+    state: ConnState,
+    topic: Option<Arc<str>>,
+    last_accepted: [u8; 4],
+    buf: BytesMut,
+    /// Scratch for [`Session::accept_run`]: where the frames of one run lie in `buf`.
+    run: Vec<Slot>,
+    phase: Phase,
+    /// Connect rules not yet carried out (one may be waiting out its delay).
+    connect: VecDeque<Fired>,
+}
+
+impl<'a> Session<'a> {
+    /// A session for connection `id` in `environment`; `topic` is the certificate's first topic.
+    pub fn new(
+        engine: &'a Engine,
+        clock: Clock,
+        cfg: SessionConfig,
+        id: u64,
+        environment: Environment,
+        topic: Option<Arc<str>>,
+    ) -> Self {
+        Session {
+            engine,
+            clock,
+            cfg,
+            state: ConnState {
+                id,
+                protocol: Protocol::Legacy,
+                environment,
+                decided: 0,
+            },
+            topic,
+            last_accepted: [0; 4],
+            buf: BytesMut::with_capacity(64 * 1024),
+            run: Vec::new(),
+            phase: Phase::Open,
+            connect: VecDeque::new(),
+        }
+    }
+
+    /// The read buffer: the network layer appends what it reads, then calls [`Self::handle_read`].
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+            self.buf.reserve(64 * 1024);
+        }
+        &mut self.buf
+    }
+
+    /// Whether the network layer should read now (not while paused, not past the discard bound).
+    pub fn wants_read(&self) -> bool {
+        match &self.phase {
+            Phase::Open => true,
+            Phase::Paused { .. } | Phase::Closed => false,
+            Phase::Closing { .. } => self.buf.len() < self.cfg.read_buffer,
+        }
+    }
+
+    /// Whether a [`Effect::Close`] was emitted.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Notifications decided so far (journaled in `connection-closed`).
+    pub fn decided(&self) -> u64 {
+        self.state.decided
+    }
+
+    /// The connection is up: connect rules (`on = "connect"`) fire — drop at once, stall or
+    /// throttle from the first byte.
+    pub fn handle_connect(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        self.connect = self.engine.on_connection(&self.state).into();
+        self.run_connect_rules(now, out);
+    }
+
+    /// Bytes were appended to [`Self::buffer`].
+    pub fn handle_read(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        match self.phase {
+            Phase::Open => self.process(now, out),
+            // Buffered until the answer goes out (bounded by [`Self::wants_read`]).
+            Phase::Paused { .. } | Phase::Closing { .. } | Phase::Closed => {}
+        }
+    }
+
+    /// The provider closed its side (a read returned 0).
+    pub fn handle_eof(&mut self, _now: Instant, out: &mut Vec<Effect>) {
+        match &self.phase {
+            Phase::Open => {
+                let end = match self.buf.len() {
+                    0 => Ending::PeerClosed,
+                    n => Ending::PeerVanishedMidFrame(n),
+                };
+                let how = match end {
+                    Ending::PeerClosed => CloseHow::Graceful,
+                    _ => CloseHow::Abrupt,
+                };
+                self.close(how, end, out);
+            }
+            // The answer still goes out when the delay is over (nothing more will be read).
+            Phase::Closing { at, .. } => out.push(Effect::Stall(Some(*at))),
+            Phase::Paused { .. } | Phase::Closed => {}
+        }
+    }
+
+    /// A read failed.
+    pub fn handle_read_error(&mut self, error: String, _now: Instant, out: &mut Vec<Effect>) {
+        match &self.phase {
+            Phase::Closing { at, .. } => out.push(Effect::Stall(Some(*at))),
+            Phase::Open | Phase::Paused { .. } => {
+                self.close(CloseHow::Abrupt, Ending::Io(error), out)
+            }
+            Phase::Closed => {}
+        }
+    }
+
+    /// Nothing arrived for the idle timeout.
+    pub fn handle_idle(&mut self, _now: Instant, out: &mut Vec<Effect>) {
+        if matches!(self.phase, Phase::Open) {
+            self.close(CloseHow::Graceful, Ending::IdleTimeout, out);
+        }
+    }
+
+    /// A time asked for by [`Effect::Stall`] or [`Effect::WakeAt`] has come.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        match &self.phase {
+            Phase::Paused {
+                until: Some(until), ..
+            } if *until <= now => self.resume(now, out),
+            Phase::Closing { at, .. } if *at <= now => self.finish_closing(out),
+            Phase::Open | Phase::Paused { .. } | Phase::Closing { .. } | Phase::Closed => {}
+        }
+    }
+
+    /// The emulator is stopping: what is buffered is decided first, then status 10 names the last
+    /// notification accepted (PROTOCOL.md 1.6) and the connection closes.
+    pub fn handle_shutdown(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        loop {
+            match &self.phase {
+                Phase::Paused { .. } => self.resume(now, out),
+                Phase::Closing { .. } => return self.finish_closing(out),
+                Phase::Closed => return,
+                Phase::Open => break,
+            }
+        }
+        let resp = ErrorResponse::new(Status::Shutdown, self.last_accepted);
+        out.push(Effect::Write(Bytes::copy_from_slice(&resp.encode())));
+        self.close(CloseHow::Graceful, Ending::Shutdown, out);
+    }
+
+    fn close(&mut self, how: CloseHow, end: Ending, out: &mut Vec<Effect>) {
+        self.phase = Phase::Closed;
+        out.push(Effect::Close { how, end });
+    }
+
+    fn pause(&mut self, until: Option<Instant>, resume: Resume, out: &mut Vec<Effect>) {
+        self.phase = Phase::Paused { until, resume };
+        out.push(Effect::Stall(until));
+    }
+
+    fn resume(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let Phase::Paused { resume, .. } = std::mem::replace(&mut self.phase, Phase::Open) else {
+            return;
+        };
+        match resume {
+            Resume::Decide => {}
+            Resume::Fault(held) => {
+                let Held {
+                    fired,
+                    slot,
+                    notification,
+                } = *held;
+                self.fault(fired, slot, notification, now, out);
+            }
+            Resume::Connect(fired) => {
+                self.connect_rule(fired, now, out);
+                if !matches!(self.phase, Phase::Open) {
+                    return;
+                }
+                self.run_connect_rules(now, out);
+            }
+        }
+        if matches!(self.phase, Phase::Open) {
+            self.process(now, out);
+        }
+    }
+
+    fn run_connect_rules(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        while matches!(self.phase, Phase::Open) {
+            let Some(mut fired) = self.connect.pop_front() else {
+                return;
+            };
+            match fired.delay.take() {
+                Some(delay) => {
+                    self.pause(Some(now + delay), Resume::Connect(fired), out);
+                }
+                None => self.connect_rule(fired, now, out),
+            }
+        }
+    }
+
+    /// One connect rule, its delay over.
+    fn connect_rule(&mut self, fired: Fired, now: Instant, out: &mut Vec<Effect>) {
+        match transport_effect(&fired.action, now) {
+            Some(Effect::Close { how, end }) => {
+                out.push(Effect::Journal(
+                    self.event(EventKind::Dropped)
+                        .detail(json!({ "rule": fired.rule, "on": "connect" })),
+                ));
+                self.close(how, end, out);
+            }
+            Some(Effect::Stall(until)) => self.pause(until, Resume::Decide, out),
+            Some(effect) => out.push(effect),
+            // Not connection-capable, or not legacy: never fired on a legacy connect.
+            None => {}
+        }
+    }
+
+    /// Decodes and decides every complete frame buffered: runs of valid frames in bulk
+    /// ([`Self::accept_run`]), anything else one frame at a time.
+    fn process(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let limits = self.cfg.limits;
+        while matches!(self.phase, Phase::Open) {
+            if let Some((stop, slot, notification)) = self.accept_run(&limits, out) {
+                self.carry_out(stop, slot, *notification, now, out);
+                continue;
+            }
+            let (slot, notification, valid) = match frame::peek(&self.buf, &limits) {
+                Ok(Some(f)) => (
+                    header(&f),
+                    owned_notification(&f, self.topic.as_ref()),
+                    f.validate(&limits),
+                ),
+                Ok(None) => return,
+                Err(e) => return self.protocol_error(e, now, out),
+            };
+            self.buf.advance(slot.len as usize);
+            if let Err(status) = valid {
+                return self.refuse(slot, notification, status, None, now, out);
+            }
+            let verdict = self.engine.decide(&self.state, &notification);
+            self.state.decided += 1;
+            match stop_for(verdict) {
+                None => self.accept(slot, notification, out),
+                Some(stop) => self.carry_out(stop, slot, notification, now, out),
+            }
+        }
+    }
+
+    /// The hot path. Finds the leading run of complete, valid frames in `buf` without copying,
+    /// copies all their tokens and payloads into one exact-size buffer (so the journal never pins
+    /// the read buffer), then decides them in order, emits their `accepted` events, and takes them
+    /// off `buf`. Returns the first frame the engine does not accept (`buf` then starts after it);
+    /// the bytes of the frames after it stay in the copy unused: at most one read's worth, once per
+    /// connection, since the connection ends.
+    #[allow(clippy::type_complexity)]
+    fn accept_run(
+        &mut self,
+        limits: &Limits,
+        out: &mut Vec<Effect>,
+    ) -> Option<(Stop, Slot, Box<Notification>)> {
+        self.run.clear();
+        let mut at = 0usize;
+        let mut copy_len = 0usize;
+        // Offsets are u32: the read buffer is bounded far below 4 GiB (legacy_read_buffer).
+        while let Ok(Some(f)) = frame::peek(&self.buf[at..], limits) {
+            if f.validate(limits).is_err() || at + f.len > u32::MAX as usize {
+                break;
+            }
+            let slot = slot_of(&self.buf, &f, at);
+            copy_len += f.token_bytes().len() + f.payload_bytes().len();
+            at += f.len;
+            self.run.push(slot);
+        }
+        if self.run.is_empty() {
+            return None;
+        }
+        let mut arena = BytesMut::with_capacity(copy_len);
+        for s in &self.run {
+            arena.extend_from_slice(&self.buf[range(s.token)]);
+            arena.extend_from_slice(&self.buf[range(s.payload)]);
+        }
+        let arena = arena.freeze();
+        let mut offset = 0;
+        let mut stop = None;
+        let mut consumed = at;
+        let (connection, environment) = (self.state.id, self.state.environment);
+        // The device model only runs when some token is registered: one atomic load per run.
+        let devices = self.engine.devices_active().then(|| self.clock.now_ms());
+        out.reserve(self.run.len());
+        for s in &self.run {
+            let token = arena.slice(offset..offset + s.token.1 as usize);
+            offset += s.token.1 as usize;
+            let payload = arena.slice(offset..offset + s.payload.1 as usize);
+            offset += s.payload.1 as usize;
+            let notification = notification_of(s, token, payload, self.topic.as_ref());
+            let verdict = self.engine.decide(&self.state, &notification);
+            self.state.decided += 1;
+            if let Some(st) = stop_for(verdict) {
+                consumed = (s.start + s.len) as usize;
+                stop = Some((st, *s, Box::new(notification)));
+                break;
+            }
+            self.last_accepted = s.identifier;
+            accepted_events(
+                self.engine,
+                devices,
+                connection,
+                environment,
+                notification,
+                out,
+            );
+        }
+        self.buf.advance(consumed);
+        stop
+    }
+
+    fn accept(&mut self, slot: Slot, notification: Notification, out: &mut Vec<Effect>) {
+        self.last_accepted = slot.identifier;
+        let devices = self.engine.devices_active().then(|| self.clock.now_ms());
+        let (connection, environment) = (self.state.id, self.state.environment);
+        accepted_events(
+            self.engine,
+            devices,
+            connection,
+            environment,
+            notification,
+            out,
+        );
+    }
+
+    /// Carries out a verdict other than a plain accept, for a frame already taken off `buf`.
+    fn carry_out(
+        &mut self,
+        stop: Stop,
+        slot: Slot,
+        notification: Notification,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        match stop {
+            Stop::Refuse(status) => self.refuse(slot, notification, status, None, now, out),
+            Stop::Drop => self.drop_connection(notification, false, None, out),
+            Stop::Fault(mut fired) => match fired.delay.take() {
+                // The rule's delay: nothing is read or decided meanwhile.
+                Some(delay) => {
+                    let held = Box::new(Held {
+                        fired,
+                        slot,
+                        notification,
+                    });
+                    self.pause(Some(now + delay), Resume::Fault(held), out);
+                }
+                None => self.fault(fired, slot, notification, now, out),
+            },
+        }
+    }
+
+    /// A scenario rule's action on one notification (its delay already waited out).
+    fn fault(
+        &mut self,
+        fired: Fired,
+        slot: Slot,
+        notification: Notification,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
+        match fired.action {
+            Action::Legacy(LegacyAction::Error { status, close }) => {
+                // PROTOCOL.md 1.6: status 10 names the last notification accepted, not this one.
+                let identifier = if status == Status::Shutdown {
+                    self.last_accepted
+                } else {
+                    slot.identifier
+                };
+                let slot = Slot { identifier, ..slot };
+                if close {
+                    return self.refuse(slot, notification, status, Some(rule), now, out);
+                }
+                let sent = slot.command.reports_errors();
+                out.push(Effect::Journal(
+                    self.event(EventKind::Rejected)
+                        .notification(notification)
+                        .status(status.code(), status.name())
+                        .detail(json!({ "error_response_sent": sent, "rule": rule })),
+                ));
+                if sent {
+                    let resp = ErrorResponse::new(status, identifier);
+                    out.push(Effect::Write(Bytes::copy_from_slice(&resp.encode())));
+                }
+            }
+            Action::Legacy(LegacyAction::Drop { reset }) => {
+                self.drop_connection(notification, reset, Some(rule), out)
+            }
+            Action::Legacy(LegacyAction::Stall { for_ms }) => {
+                self.accept(slot, notification, out);
+                // Stop reading: the provider's writes pile up in TCP buffers until they block.
+                let until = for_ms.map(|ms| now + Duration::from_millis(ms));
+                self.pause(until, Resume::Decide, out);
+            }
+            Action::Legacy(LegacyAction::Throttle { bytes_per_sec }) => {
+                self.accept(slot, notification, out);
+                out.push(Effect::Throttle(bytes_per_sec.max(1)));
+            }
+            // `accept` with a delay, and HTTP/2-only actions a scenario cannot attach to legacy.
+            Action::Accept | Action::Http2(_) => self.accept(slot, notification, out),
+        }
+    }
+
+    /// Journals the notification as dropped (with the rule that asked, so a silent close can be
+    /// traced in the journal), discards what is buffered, and cuts the connection with no answer;
+    /// with `reset`, as a TCP reset instead of a FIN.
+    fn drop_connection(
+        &mut self,
+        notification: Notification,
+        reset: bool,
+        rule: Option<serde_json::Value>,
+        out: &mut Vec<Effect>,
+    ) {
+        let mut e = self.event(EventKind::Dropped).notification(notification);
+        if let Some(rule) = rule {
+            e = e.detail(json!({ "rule": rule, "reset": reset }));
+        }
+        out.push(Effect::Journal(e));
+        self.discard(out);
+        self.buf.clear();
+        let how = if reset {
+            CloseHow::Reset
+        } else {
+            CloseHow::Abrupt
+        };
+        self.close(how, Ending::Dropped, out);
+    }
+
+    /// Refuses one notification: error-response after the error delay (never for command 0:
+    /// PROTOCOL.md 1.7), every frame that followed discarded, then close.
+    fn refuse(
+        &mut self,
+        slot: Slot,
+        notification: Notification,
+        status: Status,
+        rule: Option<serde_json::Value>,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let silent = !slot.command.reports_errors();
+        let mut detail = json!({ "error_response_sent": !silent });
+        if let Some(rule) = rule {
+            detail["rule"] = rule;
+        }
+        out.push(Effect::Journal(
+            self.event(EventKind::Rejected)
+                .notification(notification)
+                .status(status.code(), status.name())
+                .detail(detail),
+        ));
+        if silent {
+            // Command 0 has no error-response: close at once after what is buffered.
+            self.discard(out);
+            self.buf.clear();
+            self.close(CloseHow::Graceful, Ending::Refused, out);
+        } else {
+            let resp = ErrorResponse::new(status, slot.identifier);
+            self.start_closing(Some(resp), true, now, out);
+        }
+    }
+
+    /// Answers a frame the codec could not parse (PROTOCOL.md Part 3: status 128, or a silent close).
+    fn protocol_error(&mut self, e: FrameError, now: Instant, out: &mut Vec<Effect>) {
+        let silent = match &e {
+            FrameError::UnknownCommand(_) => {
+                self.cfg.unknown_command == UnknownCommand::SilentClose
+            }
+            _ => false,
+        };
+        let response = if silent { None } else { e.response() };
+        out.push(Effect::Journal(
+            self.event(EventKind::Rejected)
+                .status(Status::ProtocolError.code(), Status::ProtocolError.name())
+                .detail(
+                    json!({ "error": e.to_string(), "error_response_sent": response.is_some() }),
+                ),
+        ));
+        match response {
+            Some(resp) => self.start_closing(Some(resp), false, now, out),
+            None => {
+                self.buf.clear();
+                self.close(CloseHow::Graceful, Ending::Refused, out);
+            }
+        }
+    }
+
+    /// Waits the configured error delay (still reading, as Apple's late error let more arrive:
+    /// PROTOCOL.md 1.7), then answers and closes.
+    fn start_closing(
+        &mut self,
+        answer: Option<ErrorResponse>,
+        framed: bool,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let at = now + self.cfg.error_delay;
+        self.phase = Phase::Closing {
+            at,
+            answer: answer.map(|r| Bytes::copy_from_slice(&r.encode())),
+            how: CloseHow::Graceful,
+            end: Ending::Refused,
+            framed,
+        };
+        if self.cfg.error_delay.is_zero() {
+            self.finish_closing(out);
+        } else {
+            out.push(Effect::WakeAt(at));
+        }
+    }
+
+    fn finish_closing(&mut self, out: &mut Vec<Effect>) {
+        self.discard(out);
+        self.buf.clear();
+        if let Phase::Closing {
+            answer, how, end, ..
+        } = std::mem::replace(&mut self.phase, Phase::Closed)
+        {
+            if let Some(answer) = answer {
+                out.push(Effect::Write(answer));
+            }
+            self.close(how, end, out);
+        }
+    }
+
+    /// Journals the complete frames buffered behind a refusal as `discarded` (issue 2: never as
+    /// accepted), leaving a partial one buffered.
+    fn discard(&mut self, out: &mut Vec<Effect>) {
+        if let Phase::Closing { framed: false, .. } = self.phase {
+            return;
+        }
+        let limits = self.cfg.limits;
+        while let Ok(Some(f)) = frame::peek(&self.buf, &limits) {
+            let (len, notification) = (f.len, owned_notification(&f, self.topic.as_ref()));
+            self.buf.advance(len);
+            out.push(Effect::Journal(
+                self.event(EventKind::Discarded).notification(notification),
+            ));
+        }
+    }
+
+    fn event(&self, kind: EventKind) -> NewEvent {
+        NewEvent::new(
+            kind,
+            self.state.id,
+            Protocol::Legacy,
+            self.state.environment,
+        )
+    }
+}
+
+/// What a transport fault (`drop`, `stall`, `throttle`) asks of the network layer at `now`, the
+/// same for the gateway and the feedback service; `None` for any other action.
+pub fn transport_effect(action: &Action, now: Instant) -> Option<Effect> {
+    match action {
+        Action::Legacy(LegacyAction::Drop { reset }) => Some(Effect::Close {
+            how: if *reset {
+                CloseHow::Reset
+            } else {
+                CloseHow::Abrupt
+            },
+            end: Ending::Dropped,
+        }),
+        Action::Legacy(LegacyAction::Stall { for_ms }) => Some(Effect::Stall(
+            for_ms.map(|ms| now + Duration::from_millis(ms)),
+        )),
+        Action::Legacy(LegacyAction::Throttle { bytes_per_sec }) => {
+            Some(Effect::Throttle((*bytes_per_sec).max(1)))
+        }
+        Action::Accept | Action::Legacy(LegacyAction::Error { .. }) | Action::Http2(_) => None,
+    }
+}
+
+/// Lifts a decoded legacy frame into the protocol-neutral notification the engine and journal use.
+/// Token and payload keep sharing `n`'s storage (the session itself journals exact-size copies).
+pub fn to_notification(n: &LegacyNotification, topic: Option<&Arc<str>>) -> Notification {
+    let simple = n.command == Command::Simple;
+    Notification {
+        token: DeviceToken::from_bytes(n.token.clone()),
+        payload: n.payload.clone(),
+        identifier: (!simple).then_some(Identifier(n.identifier)),
+        expiry: (!simple).then_some(n.expiry),
+        priority: n.priority,
+        topic: topic.cloned(),
+        push_type: None,
+        collapse_id: None,
+        apns_id: None,
+        command: Some(n.command.byte()),
+    }
+}
+
+/// The slot of frame `f`, which [`frame::peek`] found at offset `at` of `buf`.
+fn slot_of(buf: &[u8], f: &FrameRef<'_>, at: usize) -> Slot {
+    // Offsets fit in u32: runs stop before 4 GiB (and read buffers stay far below it).
+    let place = |p: Option<&[u8]>| {
+        p.map_or((0, 0), |p| {
+            let start = (p.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
+            (start as u32, p.len() as u32)
+        })
+    };
+    Slot {
+        start: at as u32,
+        token: place(f.token),
+        payload: place(f.payload),
+        ..header(f)
+    }
+}
+
+/// The fields of `f` that are not bytes, as a slot (offsets left at 0).
+fn header(f: &FrameRef<'_>) -> Slot {
+    Slot {
+        command: f.command,
+        identifier: f.identifier,
+        expiry: f.expiry,
+        priority: f.priority,
+        start: 0,
+        len: f.len as u32,
+        token: (0, 0),
+        payload: (0, 0),
+    }
+}
+
+/// The `accepted` event of a legacy notification.
+#[inline]
+fn accepted_event(connection: u64, environment: Environment, n: Notification) -> NewEvent {
+    NewEvent {
+        connection,
+        protocol: Protocol::Legacy,
+        environment,
+        kind: EventKind::Accepted,
+        notification: Some(n),
+        status: None,
+        reason: None,
+        detail: None,
+    }
+}
+
+/// The `accepted` event of a legacy notification followed by what the device model did with it
+/// (`devices` = the time, when any token is registered; otherwise nothing more is looked up).
+#[inline]
+fn accepted_events(
+    engine: &Engine,
+    devices: Option<u64>,
+    connection: u64,
+    environment: Environment,
+    n: Notification,
+    out: &mut Vec<Effect>,
+) {
+    let extra = match devices {
+        Some(now_ms) => engine.device_events(
+            Origin {
+                protocol: Protocol::Legacy,
+                environment,
+            },
+            &n,
+            now_ms,
+        ),
+        None => Vec::new(),
+    };
+    out.push(Effect::Journal(accepted_event(connection, environment, n)));
+    out.extend(
+        extra
+            .into_iter()
+            .map(|d| Effect::Journal(d.into_event(connection))),
+    );
+}
+
+/// A (start, len) pair as a range.
+fn range((start, len): (u32, u32)) -> std::ops::Range<usize> {
+    start as usize..start as usize + len as usize
+}
+
+/// The notification of a run slot whose token and payload were copied out to `token`, `payload`.
+fn notification_of(
+    s: &Slot,
+    token: Bytes,
+    payload: Bytes,
+    topic: Option<&Arc<str>>,
+) -> Notification {
+    let simple = s.command == Command::Simple;
+    Notification {
+        token: DeviceToken::from_bytes(token),
+        payload,
+        identifier: (!simple).then_some(Identifier(s.identifier)),
+        expiry: (!simple).then_some(s.expiry),
+        priority: s.priority,
+        topic: topic.cloned(),
+        push_type: None,
+        collapse_id: None,
+        apns_id: None,
+        command: Some(s.command.byte()),
+    }
+}
+
+/// The notification of one frame, its token and payload copied into one exact-size buffer of
+/// their own (the frame-by-frame path: refusals, discards, and frames at a read's edge).
+fn owned_notification(f: &FrameRef<'_>, topic: Option<&Arc<str>>) -> Notification {
+    let (t, p) = (f.token_bytes(), f.payload_bytes());
+    let mut bytes = BytesMut::with_capacity(t.len() + p.len());
+    bytes.extend_from_slice(t);
+    bytes.extend_from_slice(p);
+    let bytes = bytes.freeze();
+    notification_of(
+        &header(f),
+        bytes.slice(..t.len()),
+        bytes.slice(t.len()..),
+        topic,
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,545 @@
+//! The legacy session without sockets or sleeps: bytes and instants in, effects out.
+
+use super::*;
+use crate::engine::registry::{Registry, TokenRecord};
+use crate::engine::rules::{Matcher, Rule, RuleSet};
+use crate::settings::Settings;
+
+const TOKEN: [u8; 32] = [7; 32];
+
+fn engine(settings: Settings, rules: Vec<Rule>) -> Engine {
+    let e = Engine::new(settings, Registry::new());
+    e.set_rules(RuleSet::new(rules, 0));
+    e
+}
+
+fn cfg(error_delay_ms: u64) -> SessionConfig {
+    SessionConfig {
+        limits: Limits::default(),
+        error_delay: Duration::from_millis(error_delay_ms),
+        read_buffer: 256 * 1024,
+        unknown_command: UnknownCommand::ProtocolError,
+    }
+}
+
+fn session(engine: &Engine, c: SessionConfig) -> Session<'_> {
+    Session::new(
+        engine,
+        Clock::new(),
+        c,
+        1,
+        Environment::Production,
+        Some(Arc::from("com.example.app")),
+    )
+}
+
+/// An enhanced (command 1) frame with identifier `id`.
+fn enhanced(id: u8, token: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    frame::encode_enhanced([0, 0, 0, id], 0, token, payload, &mut b).unwrap();
+    b.to_vec()
+}
+
+fn ok(id: u8) -> Vec<u8> {
+    enhanced(id, &TOKEN, b"{}")
+}
+
+fn feed(s: &mut Session<'_>, bytes: &[u8], now: Instant) -> Vec<Effect> {
+    s.buffer().extend_from_slice(bytes);
+    let mut out = Vec::new();
+    s.handle_read(now, &mut out);
+    out
+}
+
+fn kinds(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::Journal(e) => format!("{:?}", e.kind),
+            Effect::Write(b) => format!("write {:?}", b.as_ref()),
+            Effect::Stall(u) => format!("stall {}", u.is_some()),
+            Effect::Throttle(r) => format!("throttle {r}"),
+            Effect::WakeAt(_) => "wake".into(),
+            Effect::Close { how, end } => format!("close {how:?} {}", end.as_str()),
+        })
+        .collect()
+}
+
+fn journal(effects: &[Effect]) -> Vec<&NewEvent> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Journal(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rule(action: impl Into<Action>) -> Vec<Rule> {
+    vec![Rule::new(
+        Matcher {
+            nth: Some(2),
+            ..Matcher::default()
+        },
+        action.into(),
+    )]
+}
+
+#[test]
+fn valid_frames_are_accepted_in_order_and_partial_ones_wait() {
+    let e = engine(Settings::default(), vec![]);
+    let mut s = session(&e, cfg(0));
+    let mut bytes = [ok(1), ok(2)].concat();
+    let third = ok(3);
+    bytes.extend_from_slice(&third[..10]);
+    let out = feed(&mut s, &bytes, Instant::now());
+    assert_eq!(kinds(&out), ["Accepted", "Accepted"]);
+    let ids: Vec<_> = journal(&out)
+        .iter()
+        .map(|e| e.notification.as_ref().unwrap().identifier)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            Some(Identifier([0, 0, 0, 1])),
+            Some(Identifier([0, 0, 0, 2]))
+        ]
+    );
+    let out = feed(&mut s, &third[10..], Instant::now());
+    assert_eq!(kinds(&out), ["Accepted"]);
+    assert_eq!(s.decided(), 3);
+    let mut out = Vec::new();
+    s.handle_eof(Instant::now(), &mut out);
+    assert_eq!(kinds(&out), ["close Graceful peer-closed"]);
+}
+
+#[test]
+fn every_codec_status_is_answered_with_the_identifier_then_close() {
+    // PROTOCOL.md 1.6: each malformed part has its status, naming the refused frame.
+    let cases: [(&[u8], &[u8], Status); 4] = [
+        (&[], b"{}", Status::MissingDeviceToken),
+        (&[1; 31], b"{}", Status::InvalidTokenSize),
+        (&TOKEN, b"", Status::MissingPayload),
+        (&TOKEN, &[b'x'; 5000], Status::InvalidPayloadSize),
+    ];
+    for (token, payload, status) in cases {
+        let e = engine(Settings::default(), vec![]);
+        let mut s = session(&e, cfg(0));
+        let bytes = [ok(1), enhanced(9, token, payload), ok(3)].concat();
+        let out = feed(&mut s, &bytes, Instant::now());
+        let resp = ErrorResponse::new(status, [0, 0, 0, 9]).encode();
+        assert_eq!(
+            kinds(&out),
+            [
+                "Accepted".to_string(),
+                "Rejected".into(),
+                "Discarded".into(),
+                format!("write {:?}", &resp[..]),
+                "close Graceful refused".into(),
+            ],
+            "{status:?}"
+        );
+        assert_eq!(journal(&out)[1].status, Some(status.code()));
+        assert!(s.is_closed());
+    }
+}
+
+#[test]
+fn strict_tokens_refuse_unknown_tokens_with_status_8() {
+    let settings = Settings {
+        strict_tokens: true,
+        ..Settings::default()
+    };
+    let e = engine(settings, vec![]);
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &ok(4), Instant::now());
+    let resp = ErrorResponse::new(Status::InvalidToken, [0, 0, 0, 4]).encode();
+    assert_eq!(
+        kinds(&out),
+        [
+            "Rejected".to_string(),
+            format!("write {:?}", &resp[..]),
+            "close Graceful refused".into()
+        ]
+    );
+}
+
+#[test]
+fn a_token_of_the_other_environment_gets_status_8() {
+    let e = engine(Settings::default(), vec![]);
+    e.registry().register(TokenRecord::new(
+        DeviceToken::from_bytes(Bytes::copy_from_slice(&TOKEN)),
+        Some(Environment::Sandbox),
+    ));
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &ok(4), Instant::now());
+    assert_eq!(journal(&out)[0].status, Some(Status::InvalidToken.code()));
+}
+
+#[test]
+fn the_error_delay_keeps_buffering_then_discards_answers_and_closes() {
+    // PROTOCOL.md 1.7: the answer came late; what arrived meanwhile was never processed.
+    let e = engine(Settings::default(), vec![]);
+    let mut s = session(&e, cfg(300));
+    let t0 = Instant::now();
+    let out = feed(&mut s, &[enhanced(9, &[], b"{}"), ok(3)].concat(), t0);
+    assert_eq!(kinds(&out), ["Rejected", "wake"]);
+    assert_eq!(out[1], Effect::WakeAt(t0 + Duration::from_millis(300)));
+    assert!(s.wants_read());
+    let out = feed(&mut s, &ok(4), t0 + Duration::from_millis(100));
+    assert!(out.is_empty());
+    let mut out = Vec::new();
+    s.handle_timeout(t0 + Duration::from_millis(299), &mut out);
+    assert!(out.is_empty(), "not before the delay");
+    s.handle_timeout(t0 + Duration::from_millis(300), &mut out);
+    let resp = ErrorResponse::new(Status::MissingDeviceToken, [0, 0, 0, 9]).encode();
+    assert_eq!(
+        kinds(&out),
+        [
+            "Discarded".to_string(),
+            "Discarded".into(),
+            format!("write {:?}", &resp[..]),
+            "close Graceful refused".into()
+        ]
+    );
+}
+
+#[test]
+fn the_error_delay_stops_reading_at_the_buffer_bound_and_on_eof() {
+    let e = engine(Settings::default(), vec![]);
+    let mut c = cfg(300);
+    c.read_buffer = 90;
+    let mut s = session(&e, c);
+    let t0 = Instant::now();
+    feed(&mut s, &enhanced(9, &[], b"{}"), t0);
+    feed(&mut s, &[ok(1), ok(2)].concat(), t0);
+    assert!(!s.wants_read(), "past the read buffer bound");
+    let mut out = Vec::new();
+    s.handle_eof(t0, &mut out);
+    assert_eq!(out, [Effect::Stall(Some(t0 + Duration::from_millis(300)))]);
+}
+
+#[test]
+fn command_0_is_refused_silently() {
+    // PROTOCOL.md 1.7: the simple format has no error-response.
+    let e = engine(Settings::default(), vec![]);
+    let mut s = session(&e, cfg(300));
+    let mut b = BytesMut::new();
+    frame::encode_simple(&TOKEN, b"", &mut b).unwrap();
+    b.extend_from_slice(&ok(2));
+    let out = feed(&mut s, &b, Instant::now());
+    assert_eq!(
+        kinds(&out),
+        ["Rejected", "Discarded", "close Graceful refused"]
+    );
+    assert_eq!(
+        journal(&out)[0].detail,
+        Some(json!({ "error_response_sent": false }))
+    );
+}
+
+#[test]
+fn an_unknown_command_is_status_128_or_a_silent_close() {
+    for (setting, want) in [
+        (
+            UnknownCommand::ProtocolError,
+            vec![
+                "Rejected".to_string(),
+                format!(
+                    "write {:?}",
+                    &ErrorResponse::new(Status::ProtocolError, [0; 4]).encode()[..]
+                ),
+                "close Graceful refused".into(),
+            ],
+        ),
+        (
+            UnknownCommand::SilentClose,
+            vec!["Rejected".to_string(), "close Graceful refused".into()],
+        ),
+    ] {
+        let e = engine(Settings::default(), vec![]);
+        let mut c = cfg(0);
+        c.unknown_command = setting;
+        let mut s = session(&e, c);
+        let out = feed(&mut s, &[9, 0, 0, 0, 0, 0, 0, 0], Instant::now());
+        assert_eq!(kinds(&out), want, "{setting:?}");
+        assert_eq!(journal(&out)[0].status, Some(128));
+    }
+}
+
+#[test]
+fn error_rule_answers_its_status_and_closes() {
+    let e = engine(
+        Settings::default(),
+        rule(LegacyAction::Error {
+            status: Status::ProcessingError,
+            close: true,
+        }),
+    );
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &[ok(1), ok(2), ok(3)].concat(), Instant::now());
+    let resp = ErrorResponse::new(Status::ProcessingError, [0, 0, 0, 2]).encode();
+    assert_eq!(
+        kinds(&out),
+        [
+            "Accepted".to_string(),
+            "Rejected".into(),
+            "Discarded".into(),
+            format!("write {:?}", &resp[..]),
+            "close Graceful refused".into()
+        ]
+    );
+    assert_eq!(
+        journal(&out)[1].detail.as_ref().unwrap()["rule"]["action"],
+        "error"
+    );
+}
+
+#[test]
+fn error_rule_without_close_answers_and_goes_on() {
+    let e = engine(
+        Settings::default(),
+        rule(LegacyAction::Error {
+            status: Status::ProcessingError,
+            close: false,
+        }),
+    );
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &[ok(1), ok(2), ok(3)].concat(), Instant::now());
+    let resp = ErrorResponse::new(Status::ProcessingError, [0, 0, 0, 2]).encode();
+    assert_eq!(
+        kinds(&out),
+        [
+            "Accepted".to_string(),
+            "Rejected".into(),
+            format!("write {:?}", &resp[..]),
+            "Accepted".into()
+        ]
+    );
+}
+
+#[test]
+fn status_10_names_the_last_accepted_notification() {
+    // PROTOCOL.md 1.6: shutdown's identifier is the last one processed, not the refused one.
+    let e = engine(
+        Settings::default(),
+        rule(LegacyAction::Error {
+            status: Status::Shutdown,
+            close: true,
+        }),
+    );
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &[ok(1), ok(2)].concat(), Instant::now());
+    let resp = ErrorResponse::new(Status::Shutdown, [0, 0, 0, 1]).encode();
+    assert!(out.contains(&Effect::Write(Bytes::copy_from_slice(&resp))));
+}
+
+#[test]
+fn emulator_shutdown_sends_status_10_with_the_last_accepted() {
+    let e = engine(Settings::default(), vec![]);
+    let mut s = session(&e, cfg(0));
+    feed(&mut s, &[ok(1), ok(5)].concat(), Instant::now());
+    let mut out = Vec::new();
+    s.handle_shutdown(Instant::now(), &mut out);
+    let resp = ErrorResponse::new(Status::Shutdown, [0, 0, 0, 5]).encode();
+    assert_eq!(
+        out,
+        [
+            Effect::Write(Bytes::copy_from_slice(&resp)),
+            Effect::Close {
+                how: CloseHow::Graceful,
+                end: Ending::Shutdown
+            }
+        ]
+    );
+}
+
+#[test]
+fn drop_rule_cuts_without_answer_and_discards_the_rest() {
+    for (reset, how) in [(false, CloseHow::Abrupt), (true, CloseHow::Reset)] {
+        let e = engine(Settings::default(), rule(LegacyAction::Drop { reset }));
+        let mut s = session(&e, cfg(300));
+        let out = feed(&mut s, &[ok(1), ok(2), ok(3)].concat(), Instant::now());
+        assert_eq!(
+            kinds(&out),
+            [
+                "Accepted".to_string(),
+                "Dropped".into(),
+                "Discarded".into(),
+                format!("close {how:?} dropped")
+            ]
+        );
+        assert_eq!(
+            journal(&out)[1].detail.as_ref().unwrap()["reset"],
+            json!(reset)
+        );
+    }
+}
+
+#[test]
+fn stall_rule_accepts_then_stops_reading_until_its_end() {
+    let e = engine(
+        Settings::default(),
+        rule(LegacyAction::Stall { for_ms: Some(500) }),
+    );
+    let mut s = session(&e, cfg(0));
+    let t0 = Instant::now();
+    let out = feed(&mut s, &[ok(1), ok(2), ok(3)].concat(), t0);
+    assert_eq!(kinds(&out), ["Accepted", "Accepted", "stall true"]);
+    assert_eq!(out[2], Effect::Stall(Some(t0 + Duration::from_millis(500))));
+    assert!(!s.wants_read());
+    let mut out = Vec::new();
+    s.handle_timeout(t0 + Duration::from_millis(500), &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["Accepted"],
+        "the buffered frame is decided after the stall"
+    );
+    assert!(s.wants_read());
+}
+
+#[test]
+fn stall_forever_ends_with_shutdown() {
+    let e = engine(
+        Settings::default(),
+        rule(LegacyAction::Stall { for_ms: None }),
+    );
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &[ok(1), ok(2), ok(3)].concat(), Instant::now());
+    assert_eq!(out.last(), Some(&Effect::Stall(None)));
+    let mut out = Vec::new();
+    s.handle_shutdown(Instant::now(), &mut out);
+    let resp = ErrorResponse::new(Status::Shutdown, [0, 0, 0, 3]).encode();
+    assert_eq!(
+        kinds(&out),
+        [
+            "Accepted".to_string(),
+            format!("write {:?}", &resp[..]),
+            "close Graceful shutdown".into()
+        ]
+    );
+}
+
+#[test]
+fn throttle_rule_accepts_and_asks_for_a_rate() {
+    let e = engine(
+        Settings::default(),
+        rule(LegacyAction::Throttle { bytes_per_sec: 64 }),
+    );
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &[ok(1), ok(2), ok(3)].concat(), Instant::now());
+    assert_eq!(
+        kinds(&out),
+        ["Accepted", "Accepted", "throttle 64", "Accepted"]
+    );
+}
+
+#[test]
+fn a_rule_delay_pauses_then_carries_out_the_action() {
+    let e = engine(
+        Settings::default(),
+        vec![Rule::new(
+            Matcher {
+                nth: Some(1),
+                ..Matcher::default()
+            },
+            LegacyAction::Drop { reset: false }.into(),
+        )
+        .delay_ms(250)],
+    );
+    let mut s = session(&e, cfg(0));
+    let t0 = Instant::now();
+    let out = feed(&mut s, &[ok(1), ok(2)].concat(), t0);
+    assert_eq!(out, [Effect::Stall(Some(t0 + Duration::from_millis(250)))]);
+    let mut out = Vec::new();
+    s.handle_timeout(t0 + Duration::from_millis(100), &mut out);
+    assert!(out.is_empty());
+    s.handle_timeout(t0 + Duration::from_millis(250), &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["Dropped", "Discarded", "close Abrupt dropped"]
+    );
+}
+
+#[test]
+fn accept_rule_with_a_delay_accepts_after_it() {
+    let e = engine(
+        Settings::default(),
+        vec![Rule::new(Matcher::default(), Action::Accept).delay_ms(10)],
+    );
+    let mut s = session(&e, cfg(0));
+    let t0 = Instant::now();
+    let out = feed(&mut s, &ok(1), t0);
+    assert_eq!(kinds(&out), ["stall true"]);
+    let mut out = Vec::new();
+    s.handle_timeout(t0 + Duration::from_millis(10), &mut out);
+    assert_eq!(kinds(&out), ["Accepted"]);
+}
+
+#[test]
+fn connect_rules_drop_stall_and_throttle_before_the_first_byte() {
+    let on_connect = |action: LegacyAction| {
+        vec![Rule::new(
+            Matcher {
+                on: Some(crate::engine::rules::Event::Connect),
+                ..Matcher::default()
+            },
+            action.into(),
+        )]
+    };
+    let t0 = Instant::now();
+    let e = engine(
+        Settings::default(),
+        on_connect(LegacyAction::Drop { reset: true }),
+    );
+    let mut s = session(&e, cfg(0));
+    let mut out = Vec::new();
+    s.handle_connect(t0, &mut out);
+    assert_eq!(kinds(&out), ["Dropped", "close Reset dropped"]);
+
+    let e = engine(
+        Settings::default(),
+        on_connect(LegacyAction::Stall { for_ms: Some(40) }),
+    );
+    let mut s = session(&e, cfg(0));
+    let mut out = Vec::new();
+    s.handle_connect(t0, &mut out);
+    assert_eq!(out, [Effect::Stall(Some(t0 + Duration::from_millis(40)))]);
+    assert!(!s.wants_read());
+    out.clear();
+    s.handle_timeout(t0 + Duration::from_millis(40), &mut out);
+    assert!(out.is_empty() && s.wants_read());
+
+    let e = engine(
+        Settings::default(),
+        on_connect(LegacyAction::Throttle { bytes_per_sec: 0 }),
+    );
+    let mut s = session(&e, cfg(0));
+    let mut out = Vec::new();
+    s.handle_connect(t0, &mut out);
+    assert_eq!(out, [Effect::Throttle(1)]);
+}
+
+#[test]
+fn eof_mid_frame_read_errors_and_idle_end_the_session() {
+    let e = engine(Settings::default(), vec![]);
+    let mut s = session(&e, cfg(0));
+    feed(&mut s, &ok(1)[..5], Instant::now());
+    let mut out = Vec::new();
+    s.handle_eof(Instant::now(), &mut out);
+    assert_eq!(
+        out,
+        [Effect::Close {
+            how: CloseHow::Abrupt,
+            end: Ending::PeerVanishedMidFrame(5)
+        }]
+    );
+    let mut s = session(&e, cfg(0));
+    let mut out = Vec::new();
+    s.handle_read_error("boom".into(), Instant::now(), &mut out);
+    assert_eq!(kinds(&out), ["close Abrupt io: boom"]);
+    let mut s = session(&e, cfg(0));
+    let mut out = Vec::new();
+    s.handle_idle(Instant::now(), &mut out);
+    assert_eq!(kinds(&out), ["close Graceful idle-timeout"]);
+}
