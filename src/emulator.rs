@@ -134,6 +134,7 @@ pub struct EmulatorBuilder {
     control_insecure: bool,
     control_idle_timeout: Duration,
     journal_file: Option<PathBuf>,
+    listener_ips: BTreeMap<String, IpAddr>,
 }
 
 impl Default for EmulatorBuilder {
@@ -155,6 +156,7 @@ impl Default for EmulatorBuilder {
             clock: Clock::new(),
             scenario: None,
             control_port: Some(0),
+            listener_ips: BTreeMap::new(),
             control_token: None,
             control_insecure: false,
             control_idle_timeout: crate::control::IDLE_TIMEOUT,
@@ -259,6 +261,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// One listener's own address instead of `bind` (`"sandbox_legacy"`, `"legacy"`, …, as in
+    /// [`Emulator::addr`]), so old daemons with one port constant can pick the environment by host
+    /// name: production on 127.0.0.1:2195, sandbox on 127.0.0.2:2195.
+    pub fn listener_ip(mut self, listener: &str, ip: IpAddr) -> Self {
+        self.listener_ips.insert(listener.to_string(), ip);
+        self
+    }
+
     /// Control API port (`0` = ephemeral, the default; `None` = off; `serve` uses 2199).
     pub fn control_port(mut self, port: Option<u16>) -> Self {
         self.control_port = port;
@@ -293,12 +303,17 @@ impl EmulatorBuilder {
     /// Binds every listener, then serves in the background; returns once all are listening.
     pub async fn start(self) -> Result<Emulator, StartError> {
         let token_set = self.control_token.as_deref().is_some_and(|t| !t.is_empty());
+        let control_ip = self
+            .listener_ips
+            .get("control")
+            .copied()
+            .unwrap_or(self.bind);
         if self.control_port.is_some()
-            && !self.bind.is_loopback()
+            && !control_ip.is_loopback()
             && !token_set
             && !self.control_insecure
         {
-            return Err(StartError::ControlExposed(self.bind));
+            return Err(StartError::ControlExposed(control_ip));
         }
         self.settings.check()?;
         // Certificate files are read (or generated) on the blocking pool, never on the runtime.
@@ -402,7 +417,8 @@ impl EmulatorBuilder {
         ];
         for (key, port, env, kind) in plan {
             let Some(port) = port else { continue };
-            let addr = SocketAddr::new(self.bind, port);
+            let ip = self.listener_ips.get(key).copied().unwrap_or(self.bind);
+            let addr = SocketAddr::new(ip, port);
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Bind { addr, source })?;
@@ -442,7 +458,7 @@ impl EmulatorBuilder {
         let metrics = Arc::new(Metrics::new());
         // The control port opens last, so `/readyz` answering means every listener is bound.
         if let Some(port) = self.control_port {
-            let addr = SocketAddr::new(self.bind, port);
+            let addr = SocketAddr::new(control_ip, port);
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Bind { addr, source })?;

@@ -9,11 +9,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// A listener port: a number (0 = ephemeral) or `off`.
+/// A listener port: a number (0 = ephemeral), `ADDR:PORT` for a listener of its own address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
-    /// Listen on this port.
-    On(u16),
+    /// Listen on this port, on `--bind` or on the address given with it.
+    On(Option<IpAddr>, u16),
     /// Do not open this listener.
     Off,
 }
@@ -27,7 +27,7 @@ impl<'de> Deserialize<'de> for Port {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Num(p) => Ok(Port::On(p)),
+            Raw::Num(p) => Ok(Port::On(None, p)),
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -39,16 +39,26 @@ impl std::str::FromStr for Port {
         if s.eq_ignore_ascii_case("off") {
             return Ok(Port::Off);
         }
+        if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+            return Ok(Port::On(Some(addr.ip()), addr.port()));
+        }
         s.parse()
-            .map(Port::On)
-            .map_err(|_| format!("{s:?} is not a port number or \"off\""))
+            .map(|p| Port::On(None, p))
+            .map_err(|_| format!("{s:?} is not a port number, ADDR:PORT or \"off\""))
     }
 }
 
 impl Port {
     fn get(self) -> Option<u16> {
         match self {
-            Port::On(p) => Some(p),
+            Port::On(_, p) => Some(p),
+            Port::Off => None,
+        }
+    }
+
+    fn ip(self) -> Option<IpAddr> {
+        match self {
+            Port::On(ip, _) => ip,
             Port::Off => None,
         }
     }
@@ -74,7 +84,8 @@ pub struct ServeArgs {
     /// Address every listener binds [default: 127.0.0.1].
     #[arg(long, env = "APNSIM_BIND")]
     bind: Option<IpAddr>,
-    /// Production legacy gateway port, 0 = ephemeral, off = closed [default: 2195].
+    /// Production legacy gateway port, 0 = ephemeral, off = closed; every port also takes ADDR:PORT
+    /// (e.g. 127.0.0.2:2195) to bind its own address [default: 2195].
     #[arg(long, env = "APNSIM_LEGACY_PORT")]
     legacy_port: Option<Port>,
     /// Production feedback port [default: 2196].
@@ -98,7 +109,7 @@ pub struct ServeArgs {
     /// Sandbox broadcast channel-management port (Apple: 2195) [default: 2298].
     #[arg(long, env = "APNSIM_SANDBOX_MANAGE_BROADCAST_PORT")]
     sandbox_manage_broadcast_port: Option<Port>,
-    /// Control API port (HTTP; bound to --bind) [default: 2199].
+    /// Control API port (HTTP; bound to --bind unless given as ADDR:PORT) [default: 2199].
     #[arg(long, env = "APNSIM_CONTROL_PORT")]
     control_port: Option<Port>,
     /// Bearer token the control API requires (except /livez and /readyz) [default: none].
@@ -196,8 +207,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     if let Some(v) = args.journal_capacity {
         settings.journal_capacity = v;
     }
-    let port = |flag: Option<Port>, conf: Option<Port>, default: u16| {
-        flag.or(conf).unwrap_or(Port::On(default)).get()
+    // Listeners given as ADDR:PORT bind their own address (one port number, two environments).
+    let ips = std::cell::RefCell::new(Vec::new());
+    let port = |listener: &'static str, flag: Option<Port>, conf: Option<Port>, default: u16| {
+        let chosen = flag.or(conf).unwrap_or(Port::On(None, default));
+        if let Some(ip) = chosen.ip() {
+            ips.borrow_mut().push((listener, ip));
+        }
+        chosen.get()
     };
     let certs = args
         .certs
@@ -224,31 +241,46 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     }
     let mut builder = Emulator::builder()
         .bind(bind)
-        .legacy_port(port(args.legacy_port, file.legacy_port, 2195))
-        .feedback_port(port(args.feedback_port, file.feedback_port, 2196))
+        .legacy_port(port("legacy", args.legacy_port, file.legacy_port, 2195))
+        .feedback_port(port(
+            "feedback",
+            args.feedback_port,
+            file.feedback_port,
+            2196,
+        ))
         .sandbox_legacy_port(port(
+            "sandbox_legacy",
             args.sandbox_legacy_port,
             file.sandbox_legacy_port,
             2295,
         ))
         .sandbox_feedback_port(port(
+            "sandbox_feedback",
             args.sandbox_feedback_port,
             file.sandbox_feedback_port,
             2296,
         ))
-        .http2_port(port(args.http2_port, file.http2_port, 2197))
-        .sandbox_http2_port(port(args.sandbox_http2_port, file.sandbox_http2_port, 2297))
+        .http2_port(port("http2", args.http2_port, file.http2_port, 2197))
+        .sandbox_http2_port(port(
+            "sandbox_http2",
+            args.sandbox_http2_port,
+            file.sandbox_http2_port,
+            2297,
+        ))
         .manage_broadcast_port(port(
+            "manage_broadcast",
             args.manage_broadcast_port,
             file.manage_broadcast_port,
             2198,
         ))
         .sandbox_manage_broadcast_port(port(
+            "sandbox_manage_broadcast",
             args.sandbox_manage_broadcast_port,
             file.sandbox_manage_broadcast_port,
             2298,
         ))
         .control_port(port(
+            "control",
             args.control_port,
             file.control_port,
             apnsim::control::DEFAULT_PORT,
@@ -259,6 +291,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         .certs(CertSource::Dir(certs.clone()))
         .topic(topic)
         .settings(settings);
+    for (listener, ip) in ips.take() {
+        builder = builder.listener_ip(listener, ip);
+    }
     if let Some((scenario, base)) = scenario_arg {
         // After .settings(): the scenario's [settings], when present, win.
         builder = builder.scenario(scenario, base);
