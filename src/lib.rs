@@ -26,6 +26,7 @@ pub mod legacy;
 pub mod lint;
 pub mod model;
 pub mod plan;
+pub mod refusal;
 mod runtime;
 pub mod scenario_host;
 pub mod send;

@@ -68,6 +68,9 @@ pub struct Settings {
     /// A new JWT on a connection sooner than this after the last is TooManyProviderTokenUpdates
     /// (PROTOCOL.md 2.8: 20 minutes).
     pub jwt_min_update_secs: u64,
+    /// Whether the token-update limit counts per team across connections (Apple, the default) or
+    /// per connection (PROTOCOL.md 2.8).
+    pub token_update_scope: crate::http2::team_tokens::TokenUpdateScope,
     /// Which newer reasons are emitted; older clients can be served their older equivalents (PROTOCOL.md 2.7).
     pub http2_reasons: crate::http2::reason::CompatSettings,
     /// Broadcast push and channel management (PROTOCOL.md 2.11; its [uncertain] points).
@@ -99,6 +102,7 @@ impl Default for Settings {
             jwt_future_tolerance_secs: 60,
             jwt_max_age_secs: 3600,
             jwt_min_update_secs: 1200,
+            token_update_scope: Default::default(),
             http2_reasons: crate::http2::reason::CompatSettings::default(),
             broadcast: crate::broadcast::BroadcastSettings::default(),
         }

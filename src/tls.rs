@@ -118,6 +118,27 @@ pub enum HandshakeFailure {
 }
 
 impl TlsError {
+    /// The alert the client ended the handshake with, named as the TLS specifications spell it.
+    pub fn client_alert(&self) -> Option<String> {
+        let (TlsError::Handshake { source, .. } | TlsError::ClientHello(source)) = self else {
+            return None;
+        };
+        match source.get_ref()?.downcast_ref::<rustls::Error>()? {
+            rustls::Error::AlertReceived(alert) => {
+                Some(crate::refusal::alert_name(&format!("{alert:?}")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The environment the failed connection was for, when the handshake got that far.
+    pub fn environment(&self) -> Option<Environment> {
+        match self {
+            TlsError::Handshake { environment, .. } => Some(*environment),
+            _ => None,
+        }
+    }
+
     /// Classifies a handshake error; `None` for errors that are not handshake failures.
     pub fn failure(&self) -> Option<HandshakeFailure> {
         let source = match self {

@@ -123,7 +123,8 @@ pub(crate) async fn serve(
                     future_tolerance_secs: core.settings.jwt_future_tolerance_secs,
                     max_token_age_secs: core.settings.jwt_max_age_secs,
                     min_update_interval_secs: core.settings.jwt_min_update_secs,
-                }),
+                })
+                .counting_updates(core.settings.token_update_scope, &core.http2.teams),
                 raised: auth == AuthKind::Certificate,
             }),
             settings: request_settings(&core.settings),
