@@ -1181,3 +1181,57 @@ async fn the_channels_command_creates_lists_reads_broadcasts_and_deletes() {
     emu.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn scenario_rules_reject_a_broadcast_and_the_retry_succeeds() {
+    let emu = Emulator::builder().start().await.unwrap();
+    emu.load_scenario(&common::scenarios::scenario(
+        r#"
+[[rules]]
+name = "hot channel"
+when = { protocol = "http2", push_type = "liveactivity", nth = 1 }
+then = { action = "reject", reason = "TooManyRequests" }
+"#,
+    ))
+    .unwrap();
+    let ch = emu
+        .create_channel(Environment::Production, APP, StoragePolicy::MostRecent)
+        .unwrap()
+        .id;
+    let mut api = connect(&emu, "http2", "api.push.apple.com", None).await;
+    let auth = bearer(&emu);
+    let send = format!("/4/broadcasts/apps/{APP}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("apns-push-type", "liveactivity"),
+        ("apns-channel-id", ch.as_str()),
+    ];
+    let r = call(
+        &mut api,
+        "api.push.apple.com",
+        "POST",
+        &send,
+        &headers,
+        UPDATE,
+    )
+    .await;
+    assert_reason(&r, BroadcastReason::TooManyRequests, "rule fired");
+    let r = call(
+        &mut api,
+        "api.push.apple.com",
+        "POST",
+        &send,
+        &headers,
+        UPDATE,
+    )
+    .await;
+    assert_eq!(r.status, 200, "the retry goes through");
+    let rejected = emu.journal().query(&Filter::kind(EventKind::Rejected));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        rejected[0].detail.as_ref().unwrap()["rule"]["name"],
+        "hot channel"
+    );
+    assert_eq!(rejected[0].detail.as_ref().unwrap()["channel"], ch.as_str());
+    emu.shutdown().await;
+}

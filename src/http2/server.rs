@@ -815,8 +815,13 @@ impl Handler for ApnsHandler {
             .header(":path")
             .is_some_and(crate::broadcast::request::is_broadcast_path)
         {
-            let response = self.broadcast(&req);
-            return futures_util::future::Either::Left(std::future::ready(response));
+            let (response, hold) = self.broadcast(&req);
+            return futures_util::future::Either::Left(async move {
+                if let Some(d) = hold {
+                    tokio::time::sleep(d).await;
+                }
+                response
+            });
         }
         let (mut answer, notification) = self.decide(req);
         let delay = answer.delay.take();

@@ -7,6 +7,8 @@ use crate::broadcast::liveactivity::{self, Route as LaRoute};
 use crate::broadcast::request::Fields;
 use crate::broadcast::{self, BroadcastReason, Done, Route};
 use crate::engine::devices::Origin;
+use crate::engine::rules::{Action, Http2Action};
+use crate::engine::Verdict;
 use crate::http2::conn::{Request, SettingsUpdate};
 use crate::http2::driver::{Command, Response};
 use crate::journal::{EventKind, NewEvent};
@@ -61,7 +63,11 @@ impl ApnsHandler {
     }
 
     /// Answers one broadcast-family request; journals before the client can see the answer.
-    pub(super) fn broadcast(&self, req: &Request) -> Option<Response> {
+    /// The duration is how long a scenario rule holds the answer.
+    pub(super) fn broadcast(
+        &self,
+        req: &Request,
+    ) -> (Option<Response>, Option<std::time::Duration>) {
         let headers: Vec<(Bytes, Bytes)> = req
             .headers
             .iter()
@@ -112,7 +118,33 @@ impl ApnsHandler {
             }));
         }
         let event = |kind| NewEvent::new(kind, self.id, Protocol::Http2, self.environment);
-        let response = match decision.outcome {
+        let mut hold = None;
+        let mut rule = None;
+        let mut outcome = decision.outcome;
+        // Scenario rules see a valid broadcast as a notification with an empty token, topic
+        // `<bundle>.push-type.liveactivity`, push type `liveactivity`: `reject` and `delay` apply.
+        if let Ok(Done::Broadcast(b)) = &outcome {
+            if let Verdict::Fault(f) = self
+                .core
+                .engine
+                .decide(&self.conn_state(), &head_of(b, None))
+            {
+                rule = Some(json!({ "rule": f.rule, "name": f.name, "action": f.action.name() }));
+                hold = f.delay;
+                match f.action {
+                    Action::Http2(Http2Action::Reject { reason, .. }) => {
+                        outcome = Err(BroadcastReason::from_apns(reason)
+                            .unwrap_or(BroadcastReason::InternalServerError));
+                    }
+                    Action::Http2(Http2Action::Delay { ms }) => {
+                        hold =
+                            Some(hold.unwrap_or_default() + std::time::Duration::from_millis(ms));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let response = match outcome {
             Err(reason) => {
                 if reason == BroadcastReason::ExpiredProviderToken {
                     self.state.lock().token.expired();
@@ -128,6 +160,7 @@ impl ApnsHandler {
                             "method": method,
                             "path": path,
                             "channel": channel,
+                            "rule": rule,
                         })),
                 );
                 Response {
@@ -176,32 +209,14 @@ impl ApnsHandler {
                 // PROTOCOL.md 2.10: the HTTP answer stays Apple's; what a device would do is recorded.
                 let verdict = liveactivity::check(&b.payload, LaRoute::Broadcast);
                 let channel_detail = json!({
+                    "rule": rule,
                     "channel": b.channel.id,
                     "apns_request_id": rid,
                     "message_storage_policy": b.channel.message_storage_policy,
                     "subscribers": b.channel.subscribers.len(),
                     "live_activity": verdict,
                 });
-                let head = Notification {
-                    // A broadcast has no device token: the channel stands in (detail `channel`).
-                    token: DeviceToken::from_bytes(Bytes::new()),
-                    payload: b.payload.clone(),
-                    identifier: None,
-                    expiry: b.expiration,
-                    priority: b.priority,
-                    topic: Some(
-                        b.topic
-                            .clone()
-                            .unwrap_or_else(|| {
-                                broadcast::send::liveactivity_topic(&b.channel.bundle_id)
-                            })
-                            .into(),
-                    ),
-                    push_type: Some("liveactivity".into()),
-                    collapse_id: b.collapse_id.clone(),
-                    apns_id: Some(apns_id.clone()),
-                    command: None,
-                };
+                let head = head_of(&b, Some(apns_id.clone()));
                 let origin = Origin {
                     protocol: Protocol::Http2,
                     environment: self.environment,
@@ -232,6 +247,23 @@ impl ApnsHandler {
                 }
             }
         };
-        Some(response)
+        (Some(response), hold)
+    }
+}
+
+/// The journal's notification for a broadcast: a broadcast has no device token, so the token
+/// is empty and the channel stands in (detail `channel`).
+fn head_of(b: &broadcast::send::Broadcast, apns_id: Option<String>) -> Notification {
+    Notification {
+        token: DeviceToken::from_bytes(Bytes::new()),
+        payload: b.payload.clone(),
+        identifier: None,
+        expiry: b.expiration,
+        priority: b.priority,
+        topic: Some(broadcast::send::liveactivity_topic(&b.channel.bundle_id).into()),
+        push_type: Some("liveactivity".into()),
+        collapse_id: b.collapse_id.clone(),
+        apns_id,
+        command: None,
     }
 }
