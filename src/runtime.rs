@@ -30,6 +30,8 @@ pub(crate) struct Core {
     pub scenario: parking_lot::Mutex<Option<crate::scenario_host::LoadedScenario>>,
     /// Broadcast channels and their subscribers (PROTOCOL.md 2.11).
     pub broadcast: parking_lot::Mutex<crate::broadcast::Channels>,
+    /// When each refusal cause was last logged (once per cause per minute).
+    pub refusals: crate::refusal::RefusalLog,
     next_id: AtomicU64,
 }
 
@@ -55,6 +57,7 @@ impl Core {
             legacy_limits,
             scenario: parking_lot::Mutex::new(None),
             broadcast: parking_lot::Mutex::new(crate::broadcast::Channels::new()),
+            refusals: Default::default(),
             next_id: AtomicU64::new(1),
         }
     }
@@ -78,8 +81,9 @@ pub(crate) fn limits_from(s: &Settings) -> Limits {
 /// connection slot forever.
 pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Completes the TLS handshake of a new connection, or journals `connection-refused` (with why)
-/// and returns `None`; every listener goes through here.
+/// Completes the TLS handshake of a new connection, or journals `connection-refused` with the cause
+/// in plain words (and logs it at WARN, once per distinct cause per minute) and returns `None`;
+/// every listener goes through here.
 pub(crate) async fn handshake(
     core: &Core,
     tls: &crate::tls::ListenerTls,
@@ -92,17 +96,40 @@ pub(crate) async fn handshake(
     tokio_rustls::server::TlsStream<TcpStream>,
     crate::tls::Handshake,
 )> {
-    let error = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        crate::tls::accept(stream, tls, listener_env),
-    )
-    .await
-    {
-        Ok(Ok(ok)) => return Some(ok),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "handshake timeout".to_string(),
+    use crate::refusal::{self, Cause, FirstBytes};
+    // The first bytes tell a TLS 1.0 ClientHello or plaintext apart before the TLS library answers.
+    let mut first_bytes = FirstBytes::Unknown;
+    let attempt = async {
+        let mut first = [0u8; 16];
+        let n = stream.peek(&mut first).await.unwrap_or(0);
+        first_bytes = refusal::classify(&first[..n]);
+        crate::tls::accept(stream, tls, listener_env).await
     };
-    tracing::debug!(%error, "handshake failed");
+    let listener = |environment| refusal::Listener {
+        protocol,
+        environment,
+        tls_min: 0x0303,
+        tls13: tls.options().allow_tls13,
+    };
+    let (cause, environment) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
+        Ok(Ok(ok)) => return Some(ok),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "handshake failed");
+            let environment = e.environment().unwrap_or(listener_env);
+            let cause = refusal::cause(
+                first_bytes,
+                e.failure(),
+                e.client_alert(),
+                listener(environment),
+            );
+            (cause, environment)
+        }
+        Err(_) => (Cause::Timeout, listener_env),
+    };
+    let words = cause.to_string();
+    if core.refusals.should_log(&words, std::time::Instant::now()) {
+        warn!(%peer, service = protocol.as_str(), %environment, "connection refused: {words}");
+    }
     core.journal.record(
         crate::journal::NewEvent::new(
             crate::journal::EventKind::ConnectionRefused,
@@ -110,7 +137,9 @@ pub(crate) async fn handshake(
             protocol,
             listener_env,
         )
-        .detail(serde_json::json!({ "peer": peer.to_string(), "error": error })),
+        .detail(
+            serde_json::json!({ "peer": peer.to_string(), "reason": words, "cause": cause.code() }),
+        ),
     );
     None
 }

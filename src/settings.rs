@@ -36,6 +36,9 @@ pub struct Settings {
     pub idle_timeout_secs: u64,
     /// Refuse tokens that are not registered (status 8 / BadDeviceToken).
     pub strict_tokens: bool,
+    /// Refuse accepted notifications whose payload lint warns (HTTP/2 400 BadRequestPayload,
+    /// legacy status 255): an apnsim extension for strict CI, off by default since APNs accepts them.
+    pub strict_payload: bool,
     /// Bound on journal events kept.
     pub journal_capacity: usize,
     /// Bound on simultaneously open connections per listener.
@@ -65,6 +68,9 @@ pub struct Settings {
     /// A new JWT on a connection sooner than this after the last is TooManyProviderTokenUpdates
     /// (PROTOCOL.md 2.8: 20 minutes).
     pub jwt_min_update_secs: u64,
+    /// Whether the token-update limit counts per team across connections (Apple, the default) or
+    /// per connection (PROTOCOL.md 2.8).
+    pub token_update_scope: crate::http2::team_tokens::TokenUpdateScope,
     /// Which newer reasons are emitted; older clients can be served their older equivalents (PROTOCOL.md 2.7).
     pub http2_reasons: crate::http2::reason::CompatSettings,
     /// Broadcast push and channel management (PROTOCOL.md 2.11; its [uncertain] points).
@@ -82,6 +88,7 @@ impl Default for Settings {
             legacy_tls13: false,
             idle_timeout_secs: 300,
             strict_tokens: false,
+            strict_payload: false,
             journal_capacity: crate::journal::DEFAULT_CAPACITY,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             legacy_read_buffer: 512 * 1024,
@@ -95,6 +102,7 @@ impl Default for Settings {
             jwt_future_tolerance_secs: 60,
             jwt_max_age_secs: 3600,
             jwt_min_update_secs: 1200,
+            token_update_scope: Default::default(),
             http2_reasons: crate::http2::reason::CompatSettings::default(),
             broadcast: crate::broadcast::BroadcastSettings::default(),
         }

@@ -6,6 +6,7 @@
 //! that sends close_notify, without which OpenSSL-based providers report a truncated stream instead of
 //! the clean EOF that follows an error-response packet or the feedback list (PROTOCOL.md 1.7, 1.8).
 
+use crate::certs::der::{oid_string, parse_topics};
 use crate::certs::{Identity, OID_APNS_PRODUCTION, OID_APNS_SANDBOX, OID_APNS_TOPICS, OID_UID};
 use crate::model::Environment;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -117,6 +118,27 @@ pub enum HandshakeFailure {
 }
 
 impl TlsError {
+    /// The alert the client ended the handshake with, named as the TLS specifications spell it.
+    pub fn client_alert(&self) -> Option<String> {
+        let (TlsError::Handshake { source, .. } | TlsError::ClientHello(source)) = self else {
+            return None;
+        };
+        match source.get_ref()?.downcast_ref::<rustls::Error>()? {
+            rustls::Error::AlertReceived(alert) => {
+                Some(crate::refusal::alert_name(&format!("{alert:?}")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The environment the failed connection was for, when the handshake got that far.
+    pub fn environment(&self) -> Option<Environment> {
+        match self {
+            TlsError::Handshake { environment, .. } => Some(*environment),
+            _ => None,
+        }
+    }
+
     /// Classifies a handshake error; `None` for errors that are not handshake failures.
     pub fn failure(&self) -> Option<HandshakeFailure> {
         let source = match self {
@@ -508,70 +530,10 @@ where
     Ok((stream, handshake))
 }
 
-fn oid_string(arcs: &[u64]) -> String {
-    arcs.iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-/// Parses the .3.6 body: SEQUENCE of UTF8String topic, each followed by SEQUENCE { UTF8String kind }.
-fn parse_topics(body: &[u8]) -> Option<Vec<(String, String)>> {
-    let (tag, mut items, rest) = read_tlv(body)?;
-    if tag != 0x30 || !rest.is_empty() {
-        return None;
-    }
-    let mut out: Vec<(String, String)> = Vec::new();
-    while !items.is_empty() {
-        let (tag, content, rest) = read_tlv(items)?;
-        items = rest;
-        match tag {
-            0x0c => out.push((
-                std::str::from_utf8(content).ok()?.to_string(),
-                String::new(),
-            )),
-            0x30 => {
-                let (kind_tag, kind, _) = read_tlv(content)?;
-                if kind_tag != 0x0c {
-                    return None;
-                }
-                let kind = std::str::from_utf8(kind).ok()?.to_string();
-                match out.last_mut() {
-                    Some(last) if last.1.is_empty() => last.1 = kind,
-                    _ => return None,
-                }
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-/// One DER tag-length-value: (tag, content, rest). Bounded by the input; `None` when malformed.
-fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let (bytes, after) = (rest.get(..n)?, rest.get(n..)?);
-        rest = after;
-        bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    Some((tag, rest.get(..len)?, rest.get(len..)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::{topics_extension, Authority, ProviderSpec};
-    use proptest::prelude::*;
+    use crate::certs::{Authority, ProviderSpec};
     use rustls::pki_types::ServerName;
     use rustls::{ClientConfig, SupportedProtocolVersion};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1069,26 +1031,5 @@ mod tests {
             ListenerTls::new("nothing here", &server, TlsOptions::legacy()),
             Err(TlsError::Ca(_))
         ));
-    }
-
-    proptest! {
-        #[test]
-        fn topic_lists_round_trip(pairs in proptest::collection::vec(("[a-z.]{1,40}", "[a-z]{1,12}"), 0..20)) {
-            let pairs: Vec<(String, String)> = pairs;
-            prop_assert_eq!(parse_topics(&topics_extension(&pairs)), Some(pairs));
-        }
-
-        #[test]
-        fn topic_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = parse_topics(&bytes);
-            let _ = read_tlv(&bytes);
-        }
-
-        #[test]
-        fn long_topic_lists_use_long_lengths(n in 10usize..200) {
-            let pairs: Vec<(String, String)> =
-                (0..n).map(|i| (format!("com.example.app{i}"), "app".to_string())).collect();
-            prop_assert_eq!(parse_topics(&topics_extension(&pairs)), Some(pairs));
-        }
     }
 }

@@ -998,6 +998,58 @@ async fn live_activity_verdicts_are_recorded_and_the_answer_stays_apples() {
         d.detail.as_ref().unwrap()["live_activity"]["displayed"],
         false
     );
+
+    // The same checks on /3/device: an update without content-state is accepted (200) and
+    // recorded as not displayed, on the accepted event and on the device's delivered event.
+    let path = format!("/3/device/{}", t.to_hex());
+    let topic = format!("{APP}.push-type.liveactivity");
+    let bad = r#"{"aps":{"event":"update","timestamp":1}}"#;
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("apns-push-type", "liveactivity"),
+        ("apns-topic", topic.as_str()),
+    ];
+    let r = call(&mut api, "api.push.apple.com", "POST", &path, &headers, bad).await;
+    assert_eq!(r.status, 200);
+    let e = emu.journal().query(&Filter::kind(EventKind::Accepted));
+    assert_eq!(
+        e[1].detail.as_ref().unwrap()["live_activity"],
+        serde_json::json!({"event":"update","displayed":false,"problems":[{"problem":"missing-content-state"}]})
+    );
+    let d = emu.journal().query(&Filter::kind(EventKind::Delivered));
+    assert_eq!(
+        d[1].detail.as_ref().unwrap()["live_activity"]["displayed"],
+        false
+    );
+    let r = call(
+        &mut api,
+        "api.push.apple.com",
+        "POST",
+        &path,
+        &headers,
+        UPDATE,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let e = emu.journal().query(&Filter::kind(EventKind::Accepted));
+    assert_eq!(
+        e[2].detail.as_ref().unwrap()["live_activity"]["displayed"],
+        true
+    );
+    // A plain alert push carries no verdict.
+    let r = call(
+        &mut api,
+        "api.push.apple.com",
+        "POST",
+        &path,
+        &[("authorization", auth.as_str()), ("apns-topic", APP)],
+        r#"{"aps":{"alert":"hi"}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let e = emu.journal().query(&Filter::kind(EventKind::Accepted));
+    let verdict = e[3].detail.as_ref().and_then(|d| d.get("live_activity"));
+    assert!(verdict.is_none());
     emu.shutdown().await;
 }
 

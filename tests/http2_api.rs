@@ -210,19 +210,23 @@ async fn provoke(emu: &Emulator, reason: Reason) -> (Reply, Option<u64>) {
         }
         Reason::PayloadTooLarge => cert_once(emu, push().body(vec![b'x'; 4097])).await,
         Reason::TooManyProviderTokenUpdates => {
+            // A team of its own: the update limit counts per team (PROTOCOL.md 2.8).
+            let pem = extra_key(emu, "UPDATESKEY", "UPDATETEAM", |k| k);
             let mut c = token_conn(emu).await;
             let ok = c
-                .request(push().jwt(&jwt_at(emu, now, SignatureForm::Raw)))
+                .request(push().jwt(&jwt_with(&pem, "UPDATESKEY", "UPDATETEAM", now)))
                 .await;
             assert_eq!(ok.status, 200, "first token: {}", ok.body_text());
             // A different valid token on the same connection, immediately.
-            c.request(push().jwt(&jwt_at(emu, now - 1, SignatureForm::Raw)))
+            c.request(push().jwt(&jwt_with(&pem, "UPDATESKEY", "UPDATETEAM", now - 1)))
                 .await
         }
         Reason::TooManyRequests => forced(Reason::TooManyRequests).await,
         Reason::InternalServerError => forced(Reason::InternalServerError).await,
         Reason::ServiceUnavailable => forced(Reason::ServiceUnavailable).await,
         Reason::Shutdown => forced(Reason::Shutdown).await,
+        // Not in table 2.7 (so not in ALL): tests/inspector.rs covers it under strict_payload.
+        Reason::BadRequestPayload => unreachable!("BadRequestPayload is not in Reason::ALL"),
     };
     // `Some(0)`: a 410 whose timestamp must be "now" (forced ExpiredToken).
     let ts = matches!(reason, Reason::ExpiredToken).then_some(0);

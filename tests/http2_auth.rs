@@ -128,10 +128,59 @@ async fn a_new_token_within_20_minutes_is_too_many_updates() {
         200,
         "20 minutes later"
     );
-    // Each connection has its own history: `b` on a fresh connection is fine at once.
+    // `b` is now the team's current token: a fresh connection may use it at once.
     let mut other = token_conn(&emu).await;
     assert_eq!(other.request(push().jwt(&b)).await.status, 200);
     emu.shutdown().await;
+}
+
+/// Two connections of one team: a token signed anew on the second within 20 minutes of the first's
+/// is TooManyProviderTokenUpdates by default, since Apple counts per team (PROTOCOL.md 2.8);
+/// `token_update_scope = "connection"` gives each connection its own history.
+#[tokio::test]
+async fn token_updates_are_counted_per_team_across_connections() {
+    use apnsim::http2::team_tokens::TokenUpdateScope;
+    for scope in [TokenUpdateScope::Team, TokenUpdateScope::Connection] {
+        let emu = Emulator::builder()
+            .settings(Settings {
+                token_update_scope: scope,
+                ..Settings::default()
+            })
+            .start()
+            .await
+            .unwrap();
+        let now = emu.clock().now_secs();
+        let a = jwt_at(&emu, now, SignatureForm::Raw);
+        let b = jwt_at(&emu, now - 5, SignatureForm::Raw);
+        let mut first = token_conn(&emu).await;
+        assert_eq!(first.request(push().jwt(&a)).await.status, 200);
+        let mut second = token_conn(&emu).await;
+        // The same token on a second connection is no update, in either scope.
+        assert_eq!(second.request(push().jwt(&a)).await.status, 200);
+        let mut third = token_conn(&emu).await;
+        let r = third.request(push().jwt(&b)).await;
+        match scope {
+            TokenUpdateScope::Team => {
+                assert_eq!(
+                    (r.status, reason(&r).as_str()),
+                    (429, "TooManyProviderTokenUpdates")
+                );
+                emu.clock().advance_secs(20 * 60);
+                assert_eq!(third.request(push().jwt(&b)).await.status, 200);
+                // Now `a` on the first connection is an update too soon after `b`.
+                emu.clock().advance_secs(60);
+                assert_eq!(
+                    first.request(push().jwt(&a)).await.status,
+                    200,
+                    "the first connection's own token is unchanged there: no update"
+                );
+            }
+            TokenUpdateScope::Connection => {
+                assert_eq!(r.status, 200, "{}", r.body_text());
+            }
+        }
+        emu.shutdown().await;
+    }
 }
 
 #[tokio::test]
@@ -469,7 +518,7 @@ async fn invalid_certificates_are_refused_in_the_handshake() {
             .wait_for(&Filter::kind(EventKind::ConnectionRefused), 1, WAIT)
             .await
             .unwrap_or_else(|e| panic!("{name}: not journaled as refused ({outcome}): {e:?}"));
-        let error = refused[0].detail.as_ref().unwrap()["error"].to_string();
+        let error = refused[0].detail.as_ref().unwrap()["reason"].to_string();
         eprintln!("{name}: client saw {outcome}; journal: {error}");
         emu.journal().clear();
     }

@@ -235,8 +235,8 @@ async fn a_client_that_never_starts_tls_is_refused_after_the_handshake_timeout()
         .await
         .unwrap();
     assert_eq!(
-        refused[0].detail.as_ref().unwrap()["error"],
-        "handshake timeout"
+        refused[0].detail.as_ref().unwrap()["reason"],
+        "handshake not finished within 10 s"
     );
     emu.shutdown().await;
 }

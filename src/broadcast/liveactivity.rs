@@ -161,6 +161,24 @@ pub fn check(payload: &[u8], route: Route) -> Verdict {
     }
 }
 
+/// The verdict for a push accepted on `/3/device`: `Some` for `apns-push-type: liveactivity` only.
+pub fn device_verdict(n: &crate::model::Notification) -> Option<Verdict> {
+    (n.push_type.as_deref() == Some("liveactivity")).then(|| check(&n.payload, Route::Device))
+}
+
+/// Adds the verdict (when there is one) to a journal event's `detail.live_activity`.
+pub fn annotate(
+    mut e: crate::journal::NewEvent,
+    verdict: &Option<Verdict>,
+) -> crate::journal::NewEvent {
+    if let Some(v) = verdict {
+        let mut detail = e.detail.take().unwrap_or_else(|| serde_json::json!({}));
+        detail["live_activity"] = serde_json::json!(v);
+        e = e.detail(detail);
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::Problem::*;

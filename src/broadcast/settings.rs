@@ -43,3 +43,21 @@ impl Default for BroadcastSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::Settings;
+
+    #[test]
+    fn a_settings_file_sets_them_under_broadcast() {
+        let s: Settings = toml::from_str(
+            "[broadcast]\nmax-channels = 5\nspaced-service-unavailable = true\ndisabled-apps = [\"com.off\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.broadcast.max_channels, 5);
+        assert!(s.broadcast.spaced_service_unavailable);
+        assert_eq!(s.broadcast.disabled_apps, vec!["com.off".to_string()]);
+        assert_eq!(s.broadcast.stored_message_secs, 8 * 3600);
+        assert!(toml::from_str::<Settings>("[broadcast]\nmax_channels = 5\n").is_err());
+    }
+}

@@ -122,6 +122,9 @@ pub struct ServeArgs {
     /// Refuse unregistered tokens (status 8).
     #[arg(long, env = "APNSIM_STRICT_TOKENS")]
     strict_tokens: Option<bool>,
+    /// Refuse payloads the payload lint warns about (HTTP/2 400 BadRequestPayload, legacy status 255).
+    #[arg(long, env = "APNSIM_STRICT_PAYLOAD")]
+    strict_payload: Option<bool>,
     /// Allow TLS 1.3 on the legacy and feedback ports (default: TLS 1.2 only).
     #[arg(long, env = "APNSIM_LEGACY_TLS13")]
     legacy_tls13: Option<bool>,
@@ -176,6 +179,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     let mut settings = file.settings.unwrap_or_default();
     if let Some(v) = args.strict_tokens {
         settings.strict_tokens = v;
+    }
+    if let Some(v) = args.strict_payload {
+        settings.strict_payload = v;
     }
     if let Some(v) = args.legacy_tls13 {
         settings.legacy_tls13 = v;

@@ -3,8 +3,10 @@
 
 use super::error::ApiError;
 use super::journal::{Pairs, Params};
+use super::payload;
 use super::ControlState;
 use crate::journal::{Event, Filter, Journal};
+use crate::lint::Level;
 use crate::runtime::Shutdown;
 use axum::http::HeaderMap;
 use axum::response::sse::{self, KeepAlive, Sse};
@@ -21,7 +23,8 @@ pub(super) async fn stream(
     headers: HeaderMap,
     pairs: Pairs,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut params = Params::parse(pairs, &[])?;
+    let mut params = Params::parse(pairs, &["lint"])?;
+    let lint = payload::level_param(&params)?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -32,14 +35,19 @@ pub(super) async fn stream(
         .take()
         .or(resume)
         .unwrap_or_else(|| s.core.journal.last_seq());
-    let events = follow(s.core.journal.clone(), after, params.filter, s.stop.clone());
+    let events = follow(
+        s.core.journal.clone(),
+        after,
+        (params.filter, lint),
+        s.stop.clone(),
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 fn follow(
     journal: Journal,
     after: u64,
-    filter: Filter,
+    filter: (Filter, Option<Level>),
     stop: Shutdown,
 ) -> impl Stream<Item = Result<sse::Event, Infallible>> {
     stream::unfold(
@@ -57,7 +65,11 @@ fn follow(
     .flatten()
 }
 
-fn render(batch: &[Event], after: u64, filter: &Filter) -> Vec<Result<sse::Event, Infallible>> {
+fn render(
+    batch: &[Event],
+    after: u64,
+    (filter, lint): &(Filter, Option<Level>),
+) -> Vec<Result<sse::Event, Infallible>> {
     let mut out = Vec::with_capacity(batch.len() + 1);
     if let Some(first) = batch.first() {
         let missed = first.seq.saturating_sub(after).saturating_sub(1);
@@ -67,8 +79,11 @@ fn render(batch: &[Event], after: u64, filter: &Filter) -> Vec<Result<sse::Event
             ))));
         }
     }
-    for e in batch.iter().filter(|e| filter.matches(e)) {
-        let Ok(json) = serde_json::to_string(e) else {
+    for e in batch
+        .iter()
+        .filter(|e| filter.matches(e) && payload::matches(e, *lint))
+    {
+        let Ok(json) = serde_json::to_string(&payload::event_json(e)) else {
             continue;
         };
         out.push(Ok(sse::Event::default().id(e.seq.to_string()).data(json)));

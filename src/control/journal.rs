@@ -2,6 +2,7 @@
 //! written in Rust, including a server-side wait so they need no polling loops.
 
 use super::error::ApiError;
+use super::payload;
 use super::ControlState;
 use crate::journal::{Event, EventKind, Filter};
 use crate::model::{DeviceToken, Protocol};
@@ -84,6 +85,14 @@ impl Params {
         Ok(Params { filter, extra })
     }
 
+    /// A route option as text, when given.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// A route option as a number, or `default` when absent.
     pub fn get(&self, key: &str, default: u64) -> Result<u64, ApiError> {
         match self.extra.iter().find(|(k, _)| k == key) {
@@ -106,20 +115,25 @@ fn number(key: &str, value: &str) -> Result<u64, ApiError> {
 }
 
 fn listing(events: &[Event], last_seq: u64) -> Value {
-    json!({ "events": events, "last_seq": last_seq })
+    json!({ "events": payload::events_json(events), "last_seq": last_seq })
 }
 
-/// `GET /journal?kind=&token=&topic=&protocol=&connection=&since=&limit=`: the newest `limit`
-/// matching events, oldest first.
+/// `GET /journal?kind=&token=&topic=&protocol=&connection=&since=&lint=&limit=`: the newest
+/// `limit` matching events, oldest first (`lint=warn`: accepted notifications the payload lint
+/// warned about).
 pub(super) async fn query(
     State(s): State<ControlState>,
     pairs: Pairs,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::parse(pairs, &["limit"])?;
+    let params = Params::parse(pairs, &["limit", "lint"])?;
+    let lint = payload::level_param(&params)?;
     let limit = usize::try_from(params.get("limit", DEFAULT_LIMIT as u64)?).unwrap_or(usize::MAX);
     let journal = &s.core.journal;
     let last_seq = journal.last_seq();
     let mut events = journal.query(&params.filter);
+    if lint.is_some() {
+        events.retain(|e| payload::matches(e, lint));
+    }
     let matched = events.len();
     if matched > limit {
         events.drain(..matched - limit);

@@ -8,9 +8,12 @@ mod error;
 mod events;
 mod journal;
 mod metrics;
+mod origin;
+mod payload;
 mod scenario;
 mod status;
 mod tokens;
+mod ui;
 
 pub use metrics::Metrics;
 
@@ -87,6 +90,7 @@ pub fn router(state: ControlState) -> Router {
                 .put(scenario::put)
                 .delete(scenario::delete),
         )
+        .route("/scenario/check", post(ui::check_scenario))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -94,9 +98,11 @@ pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
+        .merge(ui::routes())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(origin::guard))
         .with_state(state)
 }
 

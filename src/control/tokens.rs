@@ -3,7 +3,6 @@
 
 use super::error::ApiError;
 use super::ControlState;
-use crate::engine::devices::DeviceView;
 use crate::engine::{FeedbackEntry, TokenRecord};
 use crate::model::{DeviceToken, Environment};
 use axum::body::Bytes;
@@ -123,16 +122,17 @@ fn set_online(s: &ControlState, raw: &str, online: bool) -> Result<StatusCode, A
     }
 }
 
-/// `GET /devices/{token}/inbox`: what a registered device displayed and what waits for it.
+/// `GET /devices/{token}/inbox`: what a registered device displayed and what waits for it,
+/// each with the lock screen's `display` and the payload `lint`.
 pub(super) async fn inbox(
     State(s): State<ControlState>,
     Path(raw): Path<String>,
-) -> Result<Json<DeviceView>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let token = token_path(&raw)?;
     s.core
         .engine
         .device_view(&token)
-        .map(Json)
+        .map(|v| Json(super::payload::inbox_json(&v)))
         .ok_or_else(|| unknown(&token))
 }
 

@@ -37,6 +37,8 @@ pub enum Refusal {
     TokenNotForTopic,
     /// Token unregistered since this time in ms (HTTP/2 410 Unregistered).
     Unregistered(u64),
+    /// `strict_payload`: the payload lint warned (HTTP/2 400 BadRequestPayload, legacy 255).
+    LintedPayload,
 }
 
 /// The engine's decision for one notification.
@@ -186,7 +188,17 @@ impl Engine {
                 };
             }
         }
-        self.default_verdict(conn, n)
+        match self.default_verdict(conn, n) {
+            // An apnsim extension for strict CI, off by default (Apple accepts these payloads).
+            Verdict::Accept
+                if self.settings.strict_payload
+                    && crate::lint::lint(&n.payload, n.push_type.as_deref()).level
+                        == crate::lint::Level::Warn =>
+            {
+                Verdict::Reject(Refusal::LintedPayload)
+            }
+            v => v,
+        }
     }
 
     /// Apple's behaviour with no rule involved (PROTOCOL.md Part 3).

@@ -5,6 +5,7 @@
 
 use crate::http2::reason::Reason;
 use crate::http2::request::topic_bundle;
+use crate::http2::team_tokens::{TeamTokenUpdates, TokenUpdateScope};
 use crate::model::Environment;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -623,6 +624,10 @@ pub struct TokenAuth {
     current: Option<Current>,
     last_absorbed: Option<Box<str>>,
     quirks: JwtQuirks,
+    /// The emulator's per-team update table; `None` counts updates per connection.
+    teams: Option<Arc<TeamTokenUpdates>>,
+    /// The environment of the connection's first valid token, for the per-team table.
+    environment: Option<Environment>,
 }
 
 #[derive(Debug, Clone)]
@@ -644,6 +649,17 @@ impl TokenAuth {
             settings,
             ..Self::default()
         }
+    }
+
+    /// Counts token updates per team across connections in `teams`, or per connection, as
+    /// `scope` says (PROTOCOL.md 2.8).
+    pub fn counting_updates(
+        mut self,
+        scope: TokenUpdateScope,
+        teams: &Arc<TeamTokenUpdates>,
+    ) -> Self {
+        self.teams = (scope == TokenUpdateScope::Team).then(|| Arc::clone(teams));
+        self
     }
 
     /// True once a valid token was posted: the stream limit rises from 1 to 1000 (PROTOCOL.md 2.2, Part 3).
@@ -740,13 +756,19 @@ impl TokenAuth {
             return Err(Reason::InvalidProviderToken);
         }
         // PROTOCOL.md 2.8 (A-TOKEN): a new token within 20 minutes of the previous one.
+        // With per-team counting (the default) the team's table decides, across connections.
         if token_changed {
-            if let Some(c) = &self.current {
-                if now
-                    < c.since
-                        .saturating_add(self.settings.min_update_interval_secs)
-                {
-                    return Err(Reason::TooManyProviderTokenUpdates);
+            let interval = self.settings.min_update_interval_secs;
+            match &self.teams {
+                Some(teams) => teams
+                    .update(env, &verified.team_id, verified.issued_at, now, interval)
+                    .map_err(|_| Reason::TooManyProviderTokenUpdates)?,
+                None => {
+                    if let Some(c) = &self.current {
+                        if now < c.since.saturating_add(interval) {
+                            return Err(Reason::TooManyProviderTokenUpdates);
+                        }
+                    }
                 }
             }
         }
@@ -755,6 +777,7 @@ impl TokenAuth {
         if newly_valid {
             self.team_id = Some(Arc::clone(&verified.team_id));
             self.first_key_id = Some(Arc::clone(&verified.key_id));
+            self.environment = Some(env);
         }
         if token_changed {
             self.current = Some(Current {
@@ -778,6 +801,10 @@ impl TokenAuth {
     pub fn expired(&mut self) {
         if let Some(c) = &mut self.current {
             c.since = 0;
+        }
+        if let (Some(teams), Some(team), Some(env)) = (&self.teams, &self.team_id, self.environment)
+        {
+            teams.expired(env, team);
         }
     }
 }

@@ -9,3 +9,4 @@ pub use crate::model::wire::reason;
 pub mod request;
 pub mod server;
 pub mod state;
+pub mod team_tokens;

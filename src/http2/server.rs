@@ -123,7 +123,8 @@ pub(crate) async fn serve(
                     future_tolerance_secs: core.settings.jwt_future_tolerance_secs,
                     max_token_age_secs: core.settings.jwt_max_age_secs,
                     min_update_interval_secs: core.settings.jwt_min_update_secs,
-                }),
+                })
+                .counting_updates(core.settings.token_update_scope, &core.http2.teams),
                 raised: auth == AuthKind::Certificate,
             }),
             settings: request_settings(&core.settings),
@@ -529,6 +530,11 @@ impl ApnsHandler {
             Verdict::Reject(Refusal::InvalidToken) => {
                 (self.reject(Reason::BadDeviceToken, apns_id, None), Some(n))
             }
+            // strict_payload (an apnsim extension): the broadcast API's payload reason (PROTOCOL.md 2.11).
+            Verdict::Reject(Refusal::LintedPayload) => (
+                self.reject(Reason::BadRequestPayload, apns_id, None),
+                Some(n),
+            ),
             Verdict::Reject(Refusal::TokenNotForTopic) => (
                 self.reject(Reason::DeviceTokenNotForTopic, apns_id, None),
                 Some(n),
@@ -599,8 +605,18 @@ impl ApnsHandler {
             }
             _ => Vec::new(),
         };
+        // PROTOCOL.md 2.10: what a device would do with a Live Activity push (not an HTTP matter).
+        let live_activity = n
+            .as_ref()
+            .filter(|_| e.kind == EventKind::Accepted)
+            .and_then(crate::broadcast::liveactivity::device_verdict);
         if let Some(n) = n {
             e = e.notification(n);
+        }
+        if let Some(v) = &live_activity {
+            let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
+            detail["live_activity"] = json!(v);
+            e = e.detail(detail);
         }
         if let Some(rule) = &a.rule {
             let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
@@ -611,9 +627,11 @@ impl ApnsHandler {
             self.core.journal.record(e);
         } else {
             let id = self.id;
-            self.core.journal.record_batch(
-                std::iter::once(e).chain(devices.into_iter().map(|d| d.into_event(id))),
-            );
+            self.core
+                .journal
+                .record_batch(std::iter::once(e).chain(devices.into_iter().map(|d| {
+                    crate::broadcast::liveactivity::annotate(d.into_event(id), &live_activity)
+                })));
         }
         if a.status == 0 {
             return None;

@@ -23,6 +23,8 @@ pub struct Http2State {
     /// When set, every request is answered with this reason (the Rust API's way to produce
     /// IdleTimeout, Forbidden, InternalServerError, ServiceUnavailable, Shutdown, TooManyRequests).
     pub forced: RwLock<Option<Reason>>,
+    /// Each team's current provider token, for the per-team update limit (PROTOCOL.md 2.8).
+    pub teams: Arc<crate::http2::team_tokens::TeamTokenUpdates>,
     pub(crate) live: Mutex<HashMap<u64, LiveConn>>,
 }
 
@@ -33,6 +35,7 @@ impl Http2State {
             keys: RwLock::new(keys),
             cache: VerifyCache::new(),
             forced: RwLock::new(None),
+            teams: Arc::default(),
             live: Mutex::new(HashMap::new()),
         }
     }

@@ -119,7 +119,7 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             r = tokio::time::timeout(idle, read_some(io, session.buffer(), t.throttle)), if read => {
                 match r {
                     Err(_) => session.handle_idle(now(), &mut out),
-                    Ok(Err(e)) => session.handle_read_error(e.to_string(), now(), &mut out),
+                    Ok(Err(e)) => session.handle_read_error(crate::refusal::plain_io(&e), now(), &mut out),
                     Ok(Ok(0)) => session.handle_eof(now(), &mut out),
                     Ok(Ok(_)) => session.handle_read(now(), &mut out),
                 }
@@ -194,7 +194,12 @@ async fn run_effects<IO: AsyncWrite + Unpin>(
             }
         }
     }
-    failed.map(|e| (CloseHow::Abrupt, ConnectionEnd::Io(e.to_string())))
+    failed.map(|e| {
+        (
+            CloseHow::Abrupt,
+            ConnectionEnd::Io(crate::refusal::plain_io(&e)),
+        )
+    })
 }
 
 /// One read into `buf`, paced when a `throttle` rule is in force.

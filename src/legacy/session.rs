@@ -120,6 +120,8 @@ fn stop_for(verdict: Verdict) -> Option<Stop> {
         Verdict::Accept => None,
         // PROTOCOL.md 1.6 status 8: unknown (strict) or other-environment token.
         Verdict::Reject(Refusal::InvalidToken) => Some(Stop::Refuse(Status::InvalidToken)),
+        // strict_payload (an apnsim extension): status 255, Apple's catch-all (PROTOCOL.md 1.6).
+        Verdict::Reject(Refusal::LintedPayload) => Some(Stop::Refuse(Status::Unknown)),
         // Legacy has no topic or unregistered answer; the engine does not send these here.
         Verdict::Reject(Refusal::TokenNotForTopic | Refusal::Unregistered(_)) => None,
         Verdict::Drop => Some(Stop::Drop),

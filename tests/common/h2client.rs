@@ -29,9 +29,26 @@ pub fn device_path(token: &str) -> String {
     format!("/3/device/{token}")
 }
 
-/// A provider token for the emulator's default key, issued now by the emulator's clock.
+/// A provider token for the emulator's default key, as a well-behaved provider holds one: issued
+/// by the emulator's clock, and re-issued only once the last is 20 minutes old, since Apple counts
+/// token updates per team across connections (PROTOCOL.md 2.8).
 pub fn jwt_now(emu: &Emulator, form: SignatureForm) -> String {
-    jwt_at(emu, emu.clock().now_secs(), form)
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static ISSUED: Mutex<Option<HashMap<SocketAddr, u64>>> = Mutex::new(None);
+    let now = emu.clock().now_secs();
+    let iat = {
+        let mut issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
+        let last = issued
+            .get_or_insert_with(HashMap::new)
+            .entry(emu.http2_addr())
+            .or_insert(now);
+        if now < *last || now >= *last + 20 * 60 {
+            *last = now;
+        }
+        *last
+    };
+    jwt_at(emu, iat, form)
 }
 
 /// A provider token for the emulator's default key with a chosen `iat`.

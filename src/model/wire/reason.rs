@@ -40,6 +40,9 @@ pub enum Reason {
     PayloadEmpty,
     /// 400: pushing to this topic is not allowed.
     TopicDisallowed,
+    /// 400: the payload is unusable (Apple's broadcast reason, PROTOCOL.md 2.11); on
+    /// `/3/device` only under `strict_payload`, when the payload lint warns.
+    BadRequestPayload,
     /// 403: invalid client certificate.
     BadCertificate,
     /// 403: client certificate of the other environment.
@@ -84,7 +87,8 @@ pub enum Reason {
 pub struct UnknownReason(pub String);
 
 impl Reason {
-    /// Every reason in table order, so tests and the control API can enumerate them (PROTOCOL.md 2.7).
+    /// Every reason in table order, so tests and the control API can enumerate them (PROTOCOL.md 2.7);
+    /// BadRequestPayload, from the broadcast table (2.11), is only sent under `strict_payload`.
     pub const ALL: [Reason; 32] = [
         Reason::BadCollapseId,
         Reason::BadDeviceToken,
@@ -137,7 +141,8 @@ impl Reason {
             | MissingDeviceToken
             | MissingTopic
             | PayloadEmpty
-            | TopicDisallowed => 400,
+            | TopicDisallowed
+            | BadRequestPayload => 400,
             BadCertificate
             | BadCertificateEnvironment
             | ExpiredProviderToken
@@ -174,6 +179,7 @@ impl Reason {
             MissingTopic => "MissingTopic",
             PayloadEmpty => "PayloadEmpty",
             TopicDisallowed => "TopicDisallowed",
+            BadRequestPayload => "BadRequestPayload",
             BadCertificate => "BadCertificate",
             BadCertificateEnvironment => "BadCertificateEnvironment",
             ExpiredProviderToken => "ExpiredProviderToken",
@@ -215,6 +221,7 @@ impl Reason {
             MissingTopic => "The apns-topic header is required but missing.",
             PayloadEmpty => "The message payload is empty.",
             TopicDisallowed => "Pushing to this topic is not allowed.",
+            BadRequestPayload => "The payload is invalid.",
             BadCertificate => "The certificate is invalid.",
             BadCertificateEnvironment => "The client certificate is for the wrong environment.",
             ExpiredProviderToken => "The provider token is stale (issued more than an hour ago).",
@@ -285,6 +292,7 @@ impl FromStr for Reason {
         Reason::ALL
             .iter()
             .copied()
+            .chain([Reason::BadRequestPayload])
             .find(|r| r.as_str() == s)
             .ok_or_else(|| UnknownReason(s.chars().take(64).collect()))
     }
