@@ -59,6 +59,24 @@ impl EventKind {
     /// How many kinds there are (sizes the per-kind counters).
     pub const COUNT: usize = 13;
 
+    /// Every kind, in declaration order: metrics print stable zero-valued series from it and
+    /// filters list the choices.
+    pub const ALL: [EventKind; EventKind::COUNT] = [
+        EventKind::Accepted,
+        EventKind::Rejected,
+        EventKind::Discarded,
+        EventKind::Dropped,
+        EventKind::ConnectionOpened,
+        EventKind::ConnectionClosed,
+        EventKind::ConnectionRefused,
+        EventKind::FeedbackServed,
+        EventKind::Observation,
+        EventKind::Stored,
+        EventKind::Replaced,
+        EventKind::Expired,
+        EventKind::Delivered,
+    ];
+
     /// The kebab-case name used in filters and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,6 +129,53 @@ pub struct Event {
     /// Free-form detail: close causes, observations, peer address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+}
+
+/// Why a connection ended, on every protocol: the `cause` of `connection-closed`, spelt by
+/// [`ConnectionEnd::as_str`] (kebab-case like every other journal name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEnd {
+    /// The provider closed cleanly between frames (legacy).
+    PeerClosed,
+    /// The provider vanished with this many bytes of a partial frame buffered (legacy).
+    PeerVanishedMidFrame(usize),
+    /// An error-response was sent (or the connection closed silently) after a refusal (legacy).
+    Refused,
+    /// The engine or a rule cut the connection with no answer (legacy).
+    Dropped,
+    /// Nothing arrived for the idle timeout (legacy; HTTP/2 idles out with a GOAWAY, so `closed`).
+    IdleTimeout,
+    /// The emulator is shutting down (legacy: status 10 sent).
+    Shutdown,
+    /// The HTTP/2 protocol finished (GOAWAY, connection error, EOF) and output was flushed.
+    Closed,
+    /// A `close` rule or command cut the HTTP/2 connection with no GOAWAY.
+    Abrupt,
+    /// The peer stopped reading for longer than the write-stall timeout (HTTP/2).
+    WriteStalled,
+    /// A read or write failed (with the error, when known).
+    Io(String),
+}
+
+impl ConnectionEnd {
+    /// The journal spelling.
+    pub fn as_str(&self) -> String {
+        match self {
+            ConnectionEnd::PeerClosed => "peer-closed".into(),
+            ConnectionEnd::PeerVanishedMidFrame(n) => {
+                format!("peer-vanished-mid-frame ({n} bytes buffered)")
+            }
+            ConnectionEnd::Refused => "refused".into(),
+            ConnectionEnd::Dropped => "dropped".into(),
+            ConnectionEnd::IdleTimeout => "idle-timeout".into(),
+            ConnectionEnd::Shutdown => "shutdown".into(),
+            ConnectionEnd::Closed => "closed".into(),
+            ConnectionEnd::Abrupt => "abrupt".into(),
+            ConnectionEnd::WriteStalled => "write-stalled".into(),
+            ConnectionEnd::Io(e) if e.is_empty() => "io".into(),
+            ConnectionEnd::Io(e) => format!("io: {e}"),
+        }
+    }
 }
 
 /// An event before the journal numbers and times it.

@@ -4,6 +4,7 @@
 use crate::conformance::case::{AuthChoice, Case, Finding, Grade, Twist, UNREGISTERED_AT_MS};
 use crate::conformance::judge::{gap_ms, Facts, MIN_BACKOFF};
 use crate::journal::EventKind;
+use crate::model::wire::Reason;
 use crate::model::{Environment, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -277,7 +278,7 @@ pub fn catalogue() -> Vec<Case> {
             AuthChoice::Either,
             |s, p| {
                 s.batch(10, p);
-                s.transient.push("TooManyRequests");
+                s.transient.push(Reason::TooManyRequests.as_str());
                 let token = s.token(5);
                 s.scenario(&format!(
                     "[[rules]]\nname = \"hot device\"\n\
@@ -369,7 +370,7 @@ pub fn catalogue() -> Vec<Case> {
                     "[settings]\njwt_max_age_secs = 3\njwt_min_update_secs = 1",
                 );
                 s.plan.pace_ms = 500;
-                s.transient.push("ExpiredProviderToken");
+                s.transient.push(Reason::ExpiredProviderToken.as_str());
             },
             judge_refresh,
         ),
@@ -382,7 +383,7 @@ pub fn catalogue() -> Vec<Case> {
             |s, p| {
                 s.batch(20, p);
                 s.plan.pace_ms = 200;
-                s.transient.push("TooManyProviderTokenUpdates");
+                s.transient.push(Reason::TooManyProviderTokenUpdates.as_str());
             },
             judge_update_rate,
         ),
@@ -615,11 +616,13 @@ fn judge_bad_token(f: &Facts) -> Vec<Finding> {
     {
         let a = f.attempts(5);
         match f.report(5) {
-            Some(o) if o.reason.as_deref() == Some("BadDeviceToken") => vec![Finding::new(
-                Grade::Ok,
-                "#5 reported with reason BadDeviceToken",
-                a.all_seqs(),
-            )],
+            Some(o) if o.reason.as_deref() == Some(Reason::BadDeviceToken.as_str()) => {
+                vec![Finding::new(
+                    Grade::Ok,
+                    "#5 reported with reason BadDeviceToken",
+                    a.all_seqs(),
+                )]
+            }
             Some(o) => vec![Finding::new(
                 Grade::Ok,
                 format!(
@@ -758,7 +761,7 @@ fn rejections(f: &Facts, reason: &str) -> Vec<u64> {
 
 fn judge_refresh(f: &Facts) -> Vec<Finding> {
     let (tokens, token_seqs) = jwt_fingerprints(f);
-    let expired = rejections(f, "ExpiredProviderToken");
+    let expired = rejections(f, Reason::ExpiredProviderToken.as_str());
     let mut out = vec![Finding::new(
         Grade::Ok,
         format!(
@@ -817,7 +820,7 @@ fn judge_update_rate(f: &Facts) -> Vec<Finding> {
             list.push((fp.to_string(), e.seq));
         }
     }
-    let too_many = rejections(f, "TooManyProviderTokenUpdates");
+    let too_many = rejections(f, Reason::TooManyProviderTokenUpdates.as_str());
     let n = f.setup.plan.notifications.len();
     let total: usize = teams.values().map(Vec::len).sum();
     let mut out = vec![Finding::new(

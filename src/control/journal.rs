@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::payload;
-use super::{ControlState, KINDS};
+use super::ControlState;
 use crate::journal::{Event, EventKind, Filter};
 use crate::model::{DeviceToken, Protocol};
 use axum::extract::rejection::QueryRejection;
@@ -48,7 +48,7 @@ impl Params {
             match key.as_str() {
                 "kind" => {
                     filter.kind = Some(EventKind::parse(value).ok_or_else(|| {
-                        let names: Vec<_> = KINDS.iter().map(|k| k.as_str()).collect();
+                        let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
                         ApiError::bad_request(format!(
                             "unknown kind {value:?}; expected one of {}",
                             names.join(", ")

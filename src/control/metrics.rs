@@ -1,8 +1,8 @@
 //! Prometheus text for `/metrics`: counters the journal keeps as it appends (by kind and
 //! protocol, rejections by reason; never reset by clearing the journal) plus live gauges.
 
-use super::{ControlState, KINDS};
-use crate::journal::Journal;
+use super::ControlState;
+use crate::journal::{EventKind, Journal};
 use crate::model::{Environment, Protocol};
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -31,7 +31,7 @@ impl Metrics {
             "counter",
             "Journal events by kind and protocol since start (accepted, rejected, discarded and dropped are the verdicts).",
         );
-        for kind in KINDS {
+        for kind in EventKind::ALL {
             for protocol in PROTOCOLS {
                 let n = c.events(kind, protocol);
                 let _ = writeln!(

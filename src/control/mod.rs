@@ -17,7 +17,6 @@ mod ui;
 
 pub use metrics::Metrics;
 
-use crate::journal::EventKind;
 use crate::runtime::{Core, Shutdown};
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,23 +27,6 @@ use tokio::net::TcpListener;
 
 /// The default control port of `apnsim serve` (in-process emulators use an ephemeral one).
 pub const DEFAULT_PORT: u16 = 2199;
-
-/// Every event kind, so metrics can print stable zero-valued series and filters can list choices.
-pub(crate) const KINDS: [EventKind; 13] = [
-    EventKind::Accepted,
-    EventKind::Rejected,
-    EventKind::Discarded,
-    EventKind::Dropped,
-    EventKind::ConnectionOpened,
-    EventKind::ConnectionClosed,
-    EventKind::ConnectionRefused,
-    EventKind::FeedbackServed,
-    EventKind::Observation,
-    EventKind::Stored,
-    EventKind::Replaced,
-    EventKind::Expired,
-    EventKind::Delivered,
-];
 
 /// What the handlers share: the emulator's core, the metrics follower's counts, the stop signal
 /// (so long polls and event streams end with the emulator) and the optional bearer token.

@@ -84,7 +84,7 @@ impl Rule {
     /// The event the rule is evaluated on: explicit `on`, else connect for the actions that only
     /// make sense before any request (ignore_ping, goaway before SETTINGS) when no notification
     /// condition is given, else notification.
-    pub fn event(&self) -> Event {
+    pub fn trigger(&self) -> Trigger {
         if let Some(on) = self.when.on {
             return on;
         }
@@ -96,9 +96,9 @@ impl Rule {
             Action::Accept | Action::Legacy(_) | Action::Http2(_) => false,
         };
         if connect_action && !self.when.has_notification_conditions() {
-            Event::Connect
+            Trigger::Connect
         } else {
-            Event::Notification
+            Trigger::Notification
         }
     }
 
@@ -177,8 +177,8 @@ impl Rule {
                 );
             }
         }
-        match self.event() {
-            Event::Connect => {
+        match self.trigger() {
+            Trigger::Connect => {
                 if let Some(field) = w.notification_condition_names().first() {
                     bad(
                         &format!("when.{field}"),
@@ -197,7 +197,7 @@ impl Rule {
                     );
                 }
             }
-            Event::Notification => {
+            Trigger::Notification => {
                 if let Action::Http2(Http2Action::Goaway {
                     before_settings: true,
                     ..
@@ -216,10 +216,10 @@ impl Rule {
     }
 }
 
-/// When a rule is evaluated: once per connection, or once per notification.
+/// What a rule is evaluated on: once per connection, or once per notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Event {
+pub enum Trigger {
     /// When the connection is set up (legacy: before the first byte is read; HTTP/2: around SETTINGS).
     Connect,
     /// When a well-formed notification is about to be decided.
@@ -229,9 +229,9 @@ pub enum Event {
 /// The conditions of a rule: every field is optional and every given field must match.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Matcher {
-    /// Evaluate on connect or per notification (default: see [`Rule::event`]).
+    /// Evaluate on connect or per notification (default: see [`Rule::trigger`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub on: Option<Event>,
+    pub on: Option<Trigger>,
     /// Wire protocol of the connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
@@ -606,6 +606,24 @@ pub struct Fired {
     pub action: Action,
     /// Wait this long first.
     pub delay: Option<Duration>,
+    /// Whether it fired on connect or on a notification.
+    pub trigger: Trigger,
+}
+
+impl Fired {
+    /// The `rule` object of every journal event a fired rule shaped, the same on every protocol:
+    /// `{"rule": index, "name": …, "action": …}`, plus `"on": "connect"` for a connect rule.
+    pub fn journal_detail(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "rule": self.rule,
+            "name": self.name,
+            "action": self.action.name(),
+        });
+        if self.trigger == Trigger::Connect {
+            v["on"] = "connect".into();
+        }
+        v
+    }
 }
 
 /// What the rules may look at when a connection is set up.
@@ -769,7 +787,7 @@ impl RuleSet {
         for i in 0..self.rules.len() {
             let ok = {
                 let r = &self.rules[i];
-                r.event() == Event::Connect
+                r.trigger() == Trigger::Connect
                     && r.then.protocols().contains(&ctx.protocol)
                     && r.when.connection_matches(&c, ctx.protocol, ctx.environment)
             };
@@ -802,7 +820,7 @@ impl RuleSet {
         for i in 0..self.rules.len() {
             let ok = {
                 let r = &self.rules[i];
-                r.event() == Event::Notification
+                r.trigger() == Trigger::Notification
                     && r.then.protocols().contains(&ctx.protocol)
                     && r.when.connection_matches(&c, ctx.protocol, ctx.environment)
                     && r.when.notification_matches(ctx, c.notifications, overall)
@@ -852,6 +870,7 @@ impl RuleSet {
             name: r.name.clone(),
             action: r.then.clone(),
             delay: r.delay_ms.map(Duration::from_millis),
+            trigger: r.trigger(),
         }
     }
 }
@@ -1211,7 +1230,7 @@ mod tests {
             Rule::new(Matcher::default(), Action::Http2(Http2Action::IgnorePing)),
             Rule::new(
                 Matcher {
-                    on: Some(Event::Connect),
+                    on: Some(Trigger::Connect),
                     protocol: Some(Protocol::Legacy),
                     ..Default::default()
                 },
@@ -1219,7 +1238,7 @@ mod tests {
             ),
             Rule::new(
                 Matcher {
-                    on: Some(Event::Connect),
+                    on: Some(Trigger::Connect),
                     ..Default::default()
                 },
                 Action::Http2(Http2Action::Settings(SettingsUpdate {
@@ -1231,7 +1250,7 @@ mod tests {
         ];
         for r in &rules {
             assert!(r.check().is_empty(), "{r:?}: {:?}", r.check());
-            assert_eq!(r.event(), Event::Connect);
+            assert_eq!(r.trigger(), Trigger::Connect);
         }
         let mut rs = RuleSet::new(rules, 0);
         let c = |id, protocol| ConnectionCtx {
@@ -1291,7 +1310,7 @@ mod tests {
         assert_eq!(paths(z), vec!["times", "when.every"]);
         let c = Rule::new(
             Matcher {
-                on: Some(Event::Connect),
+                on: Some(Trigger::Connect),
                 nth: Some(1),
                 ..Default::default()
             },

@@ -171,6 +171,18 @@ pub enum Ending {
     Io,
 }
 
+impl From<Ending> for crate::journal::ConnectionEnd {
+    fn from(e: Ending) -> Self {
+        use crate::journal::ConnectionEnd as End;
+        match e {
+            Ending::Closed => End::Closed,
+            Ending::Abrupt => End::Abrupt,
+            Ending::WriteStalled => End::WriteStalled,
+            Ending::Io => End::Io(String::new()),
+        }
+    }
+}
+
 /// Serves one HTTP/2 connection (TLS with ALPN h2, or prior knowledge) until it ends.
 ///
 /// Handler futures are polled once in place and only spawned if they are not ready, and all

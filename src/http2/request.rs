@@ -278,8 +278,9 @@ fn has_duplicate_names(headers: &[(Bytes, Bytes)]) -> bool {
     names.windows(2).any(|w| w[0] == w[1])
 }
 
-/// apns-id must be a canonical 8-4-4-4-12 UUID, either case (PROTOCOL.md 2.3, Part 3).
-fn valid_apns_id(v: &[u8]) -> bool {
+/// apns-id must be a canonical 8-4-4-4-12 UUID, either case (PROTOCOL.md 2.3, Part 3); the one
+/// check for both validating a request and echoing an id back.
+pub fn valid_apns_id(v: &[u8]) -> bool {
     v.len() == 36
         && v.iter().enumerate().all(|(i, &b)| match i {
             8 | 13 | 18 | 23 => b == b'-',

@@ -14,7 +14,7 @@ use crate::http2::reason::{self, Reason};
 use crate::http2::request::{self, ConnAuth, RequestContext, RequestSettings};
 use crate::http2::state;
 pub use crate::http2::state::{ConnectionInfo, Http2State, Observations};
-use crate::journal::{EventKind, NewEvent};
+use crate::journal::{ConnectionEnd, EventKind, NewEvent};
 use crate::model::{AuthKind, DeviceToken, Environment, Notification, Protocol};
 use crate::runtime::{Core, Shutdown};
 use crate::settings::Settings;
@@ -165,7 +165,7 @@ pub(crate) async fn serve(
         debug!(?ending, "closed");
         core.journal.record(
             NewEvent::new(EventKind::ConnectionClosed, id, Protocol::Http2, env).detail(json!({
-                "cause": format!("{ending:?}").to_lowercase(),
+                "cause": ConnectionEnd::from(ending).as_str(),
                 "observations": obs,
             })),
         );
@@ -281,8 +281,8 @@ impl ApnsHandler {
         }
         let requested_id = req
             .header("apns-id")
+            .filter(|v| request::valid_apns_id(v))
             .and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|v| is_canonical_uuid(v))
             .map(str::to_owned);
         if let Some(forced) = *self.core.http2.forced.read() {
             // PROTOCOL.md 2.6: every 410 body carries a timestamp (ms); a forced one says "now".
@@ -400,7 +400,7 @@ impl ApnsHandler {
         n: Notification,
         stream_id: u32,
     ) -> (Answer, Option<Notification>) {
-        let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
+        let rule = fired.journal_detail();
         let normal = |this: &Self, n: Notification| {
             let verdict = this.core.engine.default_verdict(&this.conn_state(), &n);
             this.carry_out(verdict, n, stream_id)
@@ -717,9 +717,11 @@ impl Handler for ApnsHandler {
                     | Http2Action::Delay { .. },
                 ) => continue,
             };
-            self.core.journal.record(self.event(EventKind::Observation).detail(json!({
-                "rule": { "rule": f.rule, "name": f.name, "action": f.action.name(), "on": "connect" }
-            })));
+            self.core
+                .journal
+                .record(self.event(EventKind::Observation).detail(json!({
+                    "rule": f.journal_detail()
+                })));
             commands.push(cmd);
         }
         commands
@@ -844,11 +846,6 @@ impl Handler for ApnsHandler {
             response
         })
     }
-}
-
-/// Whether an apns-id is the canonical 8-4-4-4-12 UUID that may be echoed (PROTOCOL.md 2.3, 2.6).
-fn is_canonical_uuid(v: &str) -> bool {
-    v.len() == 36 && uuid::Uuid::try_parse(v).is_ok()
 }
 
 /// New SETTINGS with this stream limit (PROTOCOL.md 2.2: APNs drops to 1 after a rejection).

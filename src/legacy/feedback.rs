@@ -46,7 +46,7 @@ pub(crate) async fn serve(
             if let Some(delay) = fired.delay {
                 tokio::time::sleep(delay).await;
             }
-            let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
+            let rule = fired.journal_detail();
             match transport_effect(&fired.action, std::time::Instant::now()) {
                 Some(Effect::Close { how, .. }) => {
                     // The list is not taken: a dropped feedback connection loses nothing.

@@ -2,8 +2,8 @@
 //! effects it returns (journal, write, close, stall, throttle, wake-up) and keeps the timers. No
 //! protocol decision is made here.
 
-use crate::journal::{EventKind, NewEvent};
-use crate::legacy::session::{CloseHow, Effect, Ending, Session, SessionConfig};
+use crate::journal::{ConnectionEnd, EventKind, NewEvent};
+use crate::legacy::session::{CloseHow, Effect, Session, SessionConfig};
 use crate::model::{Environment, Protocol};
 use crate::runtime::{Core, Shutdown};
 use bytes::BytesMut;
@@ -94,7 +94,7 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session<'_>,
     io: &mut IO,
     mut shutdown: Shutdown,
-) -> (CloseHow, Ending) {
+) -> (CloseHow, ConnectionEnd) {
     let idle = match core.settings.idle_timeout_secs {
         0 => Duration::from_secs(u64::MAX / 4),
         s => Duration::from_secs(s),
@@ -143,7 +143,7 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             }
             // Stalled for good after shutdown was handled: cannot happen (shutdown closes the
             // session), but a loop with nothing to wait for must end rather than spin.
-            else => return (CloseHow::Abrupt, Ending::Shutdown),
+            else => return (CloseHow::Abrupt, ConnectionEnd::Shutdown),
         }
     }
 }
@@ -168,7 +168,7 @@ async fn run_effects<IO: AsyncWrite + Unpin>(
     io: &mut IO,
     out: &mut Vec<Effect>,
     t: &mut Transport,
-) -> Option<(CloseHow, Ending)> {
+) -> Option<(CloseHow, ConnectionEnd)> {
     let mut failed: Option<std::io::Error> = None;
     let mut effects = out.drain(..).peekable();
     while let Some(effect) = effects.next() {
@@ -211,7 +211,12 @@ async fn run_effects<IO: AsyncWrite + Unpin>(
             }
         }
     }
-    failed.map(|e| (CloseHow::Abrupt, Ending::Io(crate::refusal::plain_io(&e))))
+    failed.map(|e| {
+        (
+            CloseHow::Abrupt,
+            ConnectionEnd::Io(crate::refusal::plain_io(&e)),
+        )
+    })
 }
 
 /// One read into `buf`, paced when a `throttle` rule is in force.

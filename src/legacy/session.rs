@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::engine::devices::Origin;
 use crate::engine::rules::{Action, Fired, LegacyAction};
 use crate::engine::{ConnState, Engine, Refusal, Verdict};
-use crate::journal::{EventKind, NewEvent};
+use crate::journal::{ConnectionEnd, EventKind, NewEvent};
 use crate::legacy::frame::{
     self, Command, ErrorResponse, FrameError, FrameRef, LegacyNotification, Limits,
 };
@@ -47,7 +47,7 @@ pub enum Effect {
         /// How the bytes stop.
         how: CloseHow,
         /// Why (the `cause` of `connection-closed`).
-        end: Ending,
+        end: ConnectionEnd,
     },
 }
 
@@ -60,42 +60,6 @@ pub enum CloseHow {
     Abrupt,
     /// A TCP reset (SO_LINGER 0): a `drop` rule with `reset = true`.
     Reset,
-}
-
-/// Why a gateway connection ended; journaled as the `cause` of `connection-closed`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// The provider closed cleanly between frames.
-    PeerClosed,
-    /// The provider vanished with a partial frame buffered.
-    PeerVanishedMidFrame(usize),
-    /// We sent an error-response (or closed silently) after a refusal.
-    Refused,
-    /// The engine chose to cut the connection with no answer.
-    Dropped,
-    /// Nothing arrived for the idle timeout.
-    IdleTimeout,
-    /// The emulator is shutting down (status 10 sent).
-    Shutdown,
-    /// A read or write failed.
-    Io(String),
-}
-
-impl Ending {
-    /// The journal spelling.
-    pub fn as_str(&self) -> String {
-        match self {
-            Ending::PeerClosed => "peer-closed".into(),
-            Ending::PeerVanishedMidFrame(n) => {
-                format!("peer-vanished-mid-frame ({n} bytes buffered)")
-            }
-            Ending::Refused => "refused".into(),
-            Ending::Dropped => "dropped".into(),
-            Ending::IdleTimeout => "idle-timeout".into(),
-            Ending::Shutdown => "shutdown".into(),
-            Ending::Io(e) => format!("io: {e}"),
-        }
-    }
 }
 
 /// Read-buffer capacity of a connection with nothing pending (grown to 64 KiB when busy).
@@ -204,7 +168,7 @@ enum Phase {
         at: Instant,
         answer: Option<Bytes>,
         how: CloseHow,
-        end: Ending,
+        end: ConnectionEnd,
         /// False after a framing error: what follows cannot be split into frames.
         framed: bool,
     },
@@ -315,11 +279,11 @@ impl<'a> Session<'a> {
         match &self.phase {
             Phase::Open => {
                 let end = match self.buf.len() {
-                    0 => Ending::PeerClosed,
-                    n => Ending::PeerVanishedMidFrame(n),
+                    0 => ConnectionEnd::PeerClosed,
+                    n => ConnectionEnd::PeerVanishedMidFrame(n),
                 };
                 let how = match end {
-                    Ending::PeerClosed => CloseHow::Graceful,
+                    ConnectionEnd::PeerClosed => CloseHow::Graceful,
                     _ => CloseHow::Abrupt,
                 };
                 self.close(how, end, out);
@@ -335,7 +299,7 @@ impl<'a> Session<'a> {
         match &self.phase {
             Phase::Closing { at, .. } => out.push(Effect::Stall(Some(*at))),
             Phase::Open | Phase::Paused { .. } => {
-                self.close(CloseHow::Abrupt, Ending::Io(error), out)
+                self.close(CloseHow::Abrupt, ConnectionEnd::Io(error), out)
             }
             Phase::Closed => {}
         }
@@ -344,7 +308,7 @@ impl<'a> Session<'a> {
     /// Nothing arrived for the idle timeout.
     pub fn handle_idle(&mut self, _now: Instant, out: &mut Vec<Effect>) {
         if matches!(self.phase, Phase::Open) {
-            self.close(CloseHow::Graceful, Ending::IdleTimeout, out);
+            self.close(CloseHow::Graceful, ConnectionEnd::IdleTimeout, out);
         }
     }
 
@@ -372,10 +336,10 @@ impl<'a> Session<'a> {
         }
         let resp = ErrorResponse::new(Status::Shutdown, self.last_accepted);
         out.push(Effect::Write(Bytes::copy_from_slice(&resp.encode())));
-        self.close(CloseHow::Graceful, Ending::Shutdown, out);
+        self.close(CloseHow::Graceful, ConnectionEnd::Shutdown, out);
     }
 
-    fn close(&mut self, how: CloseHow, end: Ending, out: &mut Vec<Effect>) {
+    fn close(&mut self, how: CloseHow, end: ConnectionEnd, out: &mut Vec<Effect>) {
         self.phase = Phase::Closed;
         out.push(Effect::Close { how, end });
     }
@@ -432,7 +396,7 @@ impl<'a> Session<'a> {
             Some(Effect::Close { how, end }) => {
                 out.push(Effect::Journal(
                     self.event(EventKind::Dropped)
-                        .detail(json!({ "rule": fired.rule, "on": "connect" })),
+                        .detail(json!({ "rule": fired.journal_detail() })),
                 ));
                 self.close(how, end, out);
             }
@@ -592,7 +556,7 @@ impl<'a> Session<'a> {
         now: Instant,
         out: &mut Vec<Effect>,
     ) {
-        let rule = json!({ "rule": fired.rule, "name": fired.name, "action": fired.action.name() });
+        let rule = fired.journal_detail();
         match fired.action {
             Action::Legacy(LegacyAction::Error { status, close }) => {
                 // PROTOCOL.md 1.6: status 10 names the last notification accepted, not this one.
@@ -657,7 +621,7 @@ impl<'a> Session<'a> {
         } else {
             CloseHow::Abrupt
         };
-        self.close(how, Ending::Dropped, out);
+        self.close(how, ConnectionEnd::Dropped, out);
     }
 
     /// Refuses one notification: error-response after the error delay (never for command 0:
@@ -690,7 +654,7 @@ impl<'a> Session<'a> {
             // Command 0 has no error-response: close at once after what is buffered.
             self.discard(out);
             self.buf.clear();
-            self.close(CloseHow::Graceful, Ending::Refused, out);
+            self.close(CloseHow::Graceful, ConnectionEnd::Refused, out);
         } else {
             let resp = ErrorResponse::new(status, slot.identifier);
             self.start_closing(Some(resp), true, now, out);
@@ -717,7 +681,7 @@ impl<'a> Session<'a> {
             Some(resp) => self.start_closing(Some(resp), false, now, out),
             None => {
                 self.buf.clear();
-                self.close(CloseHow::Graceful, Ending::Refused, out);
+                self.close(CloseHow::Graceful, ConnectionEnd::Refused, out);
             }
         }
     }
@@ -736,7 +700,7 @@ impl<'a> Session<'a> {
             at,
             answer: answer.map(|r| Bytes::copy_from_slice(&r.encode())),
             how: CloseHow::Graceful,
-            end: Ending::Refused,
+            end: ConnectionEnd::Refused,
             framed,
         };
         if self.cfg.error_delay.is_zero() {
@@ -796,7 +760,7 @@ pub fn transport_effect(action: &Action, now: Instant) -> Option<Effect> {
             } else {
                 CloseHow::Abrupt
             },
-            end: Ending::Dropped,
+            end: ConnectionEnd::Dropped,
         }),
         Action::Legacy(LegacyAction::Stall { for_ms }) => Some(Effect::Stall(
             for_ms.map(|ms| now + Duration::from_millis(ms)),

@@ -6,7 +6,7 @@
 
 use crate::engine::registry::{Registry, TokenRecord};
 use crate::engine::rules::{
-    Action, Event, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet,
+    Action, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet, Trigger,
 };
 use crate::model::wire::{ErrorCode, Reason, SettingsUpdate, Status};
 use crate::model::{DeviceToken, Environment, Protocol};
@@ -301,9 +301,9 @@ const ENVIRONMENTS: [(&str, Environment); 2] = [
     ("sandbox", Environment::Sandbox),
     ("production", Environment::Production),
 ];
-const EVENTS: [(&str, Event); 2] = [
-    ("connect", Event::Connect),
-    ("notification", Event::Notification),
+const EVENTS: [(&str, Trigger); 2] = [
+    ("connect", Trigger::Connect),
+    ("notification", Trigger::Notification),
 ];
 
 fn environment(cx: &mut Cx, node: &Node, path: &str) -> Option<Environment> {
@@ -1172,7 +1172,7 @@ delay_ms = 200
         .unwrap();
         let r = &sc.rules[0];
         let m = &r.when;
-        assert_eq!(m.on, Some(Event::Notification));
+        assert_eq!(m.on, Some(Trigger::Notification));
         assert_eq!(m.environment, Some(Environment::Sandbox));
         assert_eq!(
             m.token,

@@ -348,7 +348,7 @@ fn emulator_shutdown_sends_status_10_with_the_last_accepted() {
             Effect::Write(Bytes::copy_from_slice(&resp)),
             Effect::Close {
                 how: CloseHow::Graceful,
-                end: Ending::Shutdown
+                end: ConnectionEnd::Shutdown
             }
         ]
     );
@@ -481,7 +481,7 @@ fn connect_rules_drop_stall_and_throttle_before_the_first_byte() {
     let on_connect = |action: LegacyAction| {
         vec![Rule::new(
             Matcher {
-                on: Some(crate::engine::rules::Event::Connect),
+                on: Some(crate::engine::rules::Trigger::Connect),
                 ..Matcher::default()
             },
             action.into(),
@@ -496,6 +496,11 @@ fn connect_rules_drop_stall_and_throttle_before_the_first_byte() {
     let mut out = Vec::new();
     s.handle_connect(t0, &mut out);
     assert_eq!(kinds(&out), ["Dropped", "close Reset dropped"]);
+    // The same rule object as every other fired rule, on either protocol.
+    assert_eq!(
+        journal(&out)[0].detail,
+        Some(json!({ "rule": { "rule": 0, "name": null, "action": "drop", "on": "connect" } }))
+    );
 
     let e = engine(
         Settings::default(),
@@ -531,7 +536,7 @@ fn eof_mid_frame_read_errors_and_idle_end_the_session() {
         out,
         [Effect::Close {
             how: CloseHow::Abrupt,
-            end: Ending::PeerVanishedMidFrame(5)
+            end: ConnectionEnd::PeerVanishedMidFrame(5)
         }]
     );
     let mut s = session(&e, cfg(0));
