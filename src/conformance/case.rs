@@ -251,6 +251,14 @@ pub struct Case {
 }
 
 impl Case {
+    /// Whether the emulator counts provider-token updates per team in this case (the case that
+    /// targets that rule, PROTOCOL.md 2.8). Elsewhere they are counted per connection, so a
+    /// library that signs a new token when it reconnects after a fault is graded on the fault
+    /// alone, never on whether its reconnect fell in a new second (`iat`).
+    pub fn counts_token_updates_per_team(&self) -> bool {
+        self.id == "H5.3"
+    }
+
     /// Whether `pattern` selects this case: `*` matches any run of characters (`L2.*`),
     /// several patterns separated by commas.
     pub fn selected_by(&self, pattern: &str) -> bool {

@@ -594,6 +594,11 @@ pub fn causes(f: &Facts) -> Vec<Finding> {
         .notifications
         .iter()
         .filter(|n| f.attempts(n.id).sent() == 0)
+        // An oversized payload the library refused itself (reported, not sent) is not a loss.
+        .filter(|n| {
+            !(f.setup.twist_of(n.id) == Some(Twist::OversizedPayload)
+                && f.report(n.id).is_some_and(|o| o.result != ResultKind::Sent))
+        })
         .count();
     if unseen == 0 {
         return Vec::new();

@@ -204,8 +204,13 @@ async fn run_driver(
     dir: &Path,
 ) -> Result<RunOutput, Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(dir)?;
-    let scenario = crate::engine::scenario::parse_toml(&setup.scenario)
+    let mut scenario = crate::engine::scenario::parse_toml(&setup.scenario)
         .map_err(|e| format!("case scenario: {e}"))?;
+    if !case.counts_token_updates_per_team() {
+        let mut settings = scenario.effective_settings();
+        settings.token_update_scope = crate::http2::team_tokens::TokenUpdateScope::Connection;
+        scenario.settings = Some(settings);
+    }
     std::fs::write(dir.join("scenario.toml"), &setup.scenario)?;
     let plan_path = dir.join("plan.json");
     std::fs::write(&plan_path, serde_json::to_vec(&setup.plan)?)?;
