@@ -20,14 +20,14 @@ pub(super) async fn get(State(state): State<ControlState>) -> Result<Json<Value>
     }
 }
 
-/// Loads a scenario: JSON when the content type says so (or the body starts with `{`), else TOML.
-pub(super) async fn put(
-    State(state): State<ControlState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+/// A scenario body as the control API takes it: JSON when the content type says so (or the body
+/// starts with `{`), else TOML; errors as 400 with the same `line:column` list as `check-scenario`.
+pub(super) fn parse_body(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<crate::engine::scenario::Scenario, ApiError> {
     let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("scenario is not UTF-8"))?;
+        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("scenario is not UTF-8"))?;
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -37,7 +37,7 @@ pub(super) async fn put(
     } else {
         parse_toml(text)
     };
-    let scenario = parsed.map_err(|e| {
+    parsed.map_err(|e| {
         let errors: Vec<Value> = e
             .errors
             .iter()
@@ -47,7 +47,16 @@ pub(super) async fn put(
             StatusCode::BAD_REQUEST,
             json!({ "error": "invalid scenario", "errors": errors, "text": e.with_file("scenario").to_string() }),
         )
-    })?;
+    })
+}
+
+/// Loads a scenario (see [`parse_body`]).
+pub(super) async fn put(
+    State(state): State<ControlState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let scenario = parse_body(&headers, &body)?;
     let loaded = state
         .core
         .load_scenario(&scenario, &Default::default())

@@ -5,9 +5,8 @@
 
 use super::error::ApiError;
 use super::ControlState;
-use crate::engine::scenario::{parse_json, parse_toml};
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -105,29 +104,6 @@ pub(super) async fn check_scenario(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("scenario is not UTF-8"))?;
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    let parsed = if json_type || text.trim_start().starts_with('{') {
-        parse_json(text)
-    } else {
-        parse_toml(text)
-    };
-    match parsed {
-        Ok(s) => Ok(Json(json!({ "ok": true, "rules": s.rules.len() }))),
-        Err(e) => {
-            let errors: Vec<Value> = e
-                .errors
-                .iter()
-                .map(|x| json!({ "line": x.line, "column": x.column, "message": x.message }))
-                .collect();
-            Err(ApiError::with_body(
-                StatusCode::BAD_REQUEST,
-                json!({ "error": "invalid scenario", "errors": errors, "text": e.with_file("scenario").to_string() }),
-            ))
-        }
-    }
+    let s = super::scenario::parse_body(&headers, &body)?;
+    Ok(Json(json!({ "ok": true, "rules": s.rules.len() })))
 }
