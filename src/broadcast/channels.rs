@@ -115,6 +115,14 @@ impl Channels {
         }
     }
 
+    /// A live channel of `env`, or NotRegistered (never created, or deleted).
+    fn live_mut(&mut self, env: Environment, id: &str) -> Result<&mut Channel, ChannelError> {
+        self.env_mut(env)
+            .live
+            .get_mut(id)
+            .ok_or(ChannelError::NotRegistered)
+    }
+
     /// Creates a channel; `random` yields fresh bytes for the id (drawn again on a collision
     /// with any id ever issued in the environment).
     pub fn create(
@@ -214,11 +222,7 @@ impl Channels {
         id: &str,
         token: DeviceToken,
     ) -> Result<bool, ChannelError> {
-        let c = self
-            .env_mut(env)
-            .live
-            .get_mut(id)
-            .ok_or(ChannelError::NotRegistered)?;
+        let c = self.live_mut(env, id)?;
         Ok(c.subscribers.insert(token))
     }
 
@@ -229,11 +233,7 @@ impl Channels {
         id: &str,
         token: &DeviceToken,
     ) -> Result<bool, ChannelError> {
-        let c = self
-            .env_mut(env)
-            .live
-            .get_mut(id)
-            .ok_or(ChannelError::NotRegistered)?;
+        let c = self.live_mut(env, id)?;
         Ok(c.subscribers.remove(token))
     }
 
