@@ -1151,10 +1151,10 @@ async fn the_channels_command_creates_lists_reads_broadcasts_and_deletes() {
         .expect("channel id printed")
         .to_owned();
     let (code, out) = cli(&dir, manage, &["list"]).await;
-    assert_eq!(code, 0);
+    assert_eq!(code, 0, "{out}");
     assert!(out.contains(&id), "{out}");
     let (code, out) = cli(&dir, manage, &["read", &id]).await;
-    assert_eq!(code, 0);
+    assert_eq!(code, 0, "{out}");
     assert!(out.contains(r#""message-storage-policy":1"#), "{out}");
 
     let t = token(7);
@@ -1170,10 +1170,10 @@ async fn the_channels_command_creates_lists_reads_broadcasts_and_deletes() {
     assert_eq!(emu.inbox(&t).unwrap().inbox.len(), 1);
 
     let (code, out) = cli(&dir, manage, &["delete", &id]).await;
-    assert_eq!(code, 0);
+    assert_eq!(code, 0, "{out}");
     assert!(out.contains("status: 204"), "{out}");
     let (code, out) = cli(&dir, manage, &["read", &id]).await;
-    assert_eq!(code, 1, "an error exits 1");
+    assert_eq!(code, 1, "an error exits 1: {out}");
     assert!(
         out.contains(r#"{"reason":"ChannelNotRegistered"}"#),
         "{out}"

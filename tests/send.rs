@@ -348,6 +348,23 @@ async fn http2_happy_path_token() {
     assert_eq!(http2_accepted(&s.emu, 6), once_each(1..=6));
 }
 
+/// Two runs a second apart against one server send one provider token, not two: Apple (and
+/// apnsim, per team by default) answers a second token within 20 minutes with 429
+/// TooManyProviderTokenUpdates (PROTOCOL.md 2.8).
+#[tokio::test]
+async fn http2_token_runs_in_a_row_share_one_provider_token() {
+    let s = setup("h2-token-twice", None).await;
+    let first = run_plan(&s, &plan(2), &strs(&http2_args(&s, "token"))).await;
+    assert_all_sent(&first);
+    // Cross a whole-second boundary, so a fresh signature would carry another `iat`.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second = run_plan(&s, &plan(2), &strs(&http2_args(&s, "token"))).await;
+    assert_all_sent(&second);
+    let rejected = s.emu.journal().query(&Filter::kind(EventKind::Rejected));
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(http2_accepted(&s.emu, 2), [(1, 2), (2, 2)].into());
+}
+
 #[tokio::test]
 async fn http2_unregistered_keeps_the_millisecond_timestamp() {
     let s = setup(

@@ -3,9 +3,10 @@
 //! token auth with the certificate directory's key, Apple's host names as SNI and `:authority`.
 
 use apnsim::certs::Manifest;
-use apnsim::http2::auth::{sign_jwt, SignatureForm};
 use apnsim::model::Environment;
 use apnsim::send::connect::Connector;
+use apnsim::send::jwt::JwtCache;
+use apnsim::send::TokenCredentials;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -84,13 +85,14 @@ pub async fn run(args: ChannelsArgs) -> Result<ExitCode, Box<dyn std::error::Err
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let jwt = sign_jwt(
-        &key,
-        &manifest.key_id,
-        &manifest.team_id,
-        now,
-        SignatureForm::Raw,
-    )?;
+    // One token for every call within the sharing window, as a provider keeps one (PROTOCOL.md 2.8).
+    let jwt = JwtCache::shared(TokenCredentials {
+        key_pem: key,
+        key_id: manifest.key_id.clone(),
+        team_id: manifest.team_id.clone(),
+    })
+    .token(now)?
+    .jwt;
     let broadcast = matches!(args.op, Op::Broadcast { .. });
     // PROTOCOL.md 2.11: management on api-manage-broadcast[.sandbox], broadcasts on api[.sandbox].
     let (host, port) = match (broadcast, env) {

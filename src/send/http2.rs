@@ -146,7 +146,7 @@ pub async fn send(job: &Job) -> Vec<Outcome> {
         },
     };
     let token_auth = job.target.auth == AuthKind::Token;
-    let mut jwt = job.token.clone().map(JwtCache::new);
+    let mut jwt = job.token.clone().map(JwtCache::shared);
     let connector = match Connector::new(
         &job.ca_pem,
         if token_auth {

@@ -1,8 +1,10 @@
 //! The provider token a correct HTTP/2 client keeps: signed once, reused for 50 minutes, replaced
 //! only when it is too old or the server says it expired (PROTOCOL.md 2.8). Sans-IO: the time is
-//! passed in.
+//! passed in. A cache made with [`JwtCache::shared`] also picks up and leaves the token for the
+//! next run of apnsim's own clients (`token_file`), so two commands in a row sign once.
 
 use super::config::TokenCredentials;
+use super::token_file::{self, StoredToken};
 use crate::http2::auth::{sign_jwt, KeyError, SignatureForm};
 use std::sync::Arc;
 
@@ -27,6 +29,8 @@ pub struct JwtCache {
     creds: TokenCredentials,
     current: Option<Signed>,
     serial: u64,
+    /// Where the token is shared with other runs, if it is.
+    file: Option<std::path::PathBuf>,
 }
 
 impl JwtCache {
@@ -36,6 +40,17 @@ impl JwtCache {
             creds,
             current: None,
             serial: 0,
+            file: None,
+        }
+    }
+
+    /// A cache that first looks for a token an earlier run left (younger than
+    /// `token_file::SHARE_SECS`) and leaves each token it signs for the next run.
+    pub fn shared(creds: TokenCredentials) -> Self {
+        let file = token_file::path_for(&creds);
+        JwtCache {
+            file,
+            ..JwtCache::new(creds)
         }
     }
 
@@ -46,6 +61,13 @@ impl JwtCache {
                 return Ok(s.clone());
             }
         }
+        if self.current.is_none() {
+            if let Some(stored) = self.file.as_deref().and_then(token_file::load) {
+                if stored.usable(&self.creds, now) {
+                    return Ok(self.adopt(Arc::from(stored.jwt), stored.iat));
+                }
+            }
+        }
         let jwt = sign_jwt(
             &self.creds.key_pem,
             &self.creds.key_id,
@@ -53,14 +75,30 @@ impl JwtCache {
             now,
             SignatureForm::Raw,
         )?;
+        if let Some(path) = &self.file {
+            let stored = StoredToken {
+                iss: self.creds.team_id.clone(),
+                kid: self.creds.key_id.clone(),
+                iat: now,
+                jwt: jwt.clone(),
+            };
+            if let Err(e) = token_file::store(path, &stored) {
+                tracing::debug!(path = %path.display(), error = %e, "provider token not shared");
+            }
+        }
+        Ok(self.adopt(Arc::from(jwt), now))
+    }
+
+    /// Makes `jwt` the current token under a new serial.
+    fn adopt(&mut self, jwt: Arc<str>, iat: u64) -> Signed {
         self.serial = self.serial.saturating_add(1);
         let s = Signed {
-            jwt: Arc::from(jwt),
-            iat: now,
+            jwt,
+            iat,
             serial: self.serial,
         };
         self.current = Some(s.clone());
-        Ok(s)
+        s
     }
 
     /// The server answered ExpiredProviderToken to the token with `serial`: drop it, unless a

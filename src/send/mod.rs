@@ -3,17 +3,20 @@
 //! contract of `fixtures/providers/README.md` (every flag has its `APNSIM_*` twin).
 //!
 //! Layout: `config` turns options and the certificate directory's manifest into a [`config::Job`],
-//! `connect` opens TLS connections, `legacy` (+ `settle`, its pure bookkeeping) and `http2` (+ `jwt`,
+//! `connect` opens TLS connections, `legacy` (+ `settle`, its pure bookkeeping) and `http2` (+ `jwt`, `token_file`,
 //! `retry`) send, and this file prints the contract's report lines.
 
 mod config;
 pub mod connect;
 mod http2;
-mod jwt;
+pub mod jwt;
 mod legacy;
 pub mod mutant;
 mod retry;
 mod settle;
+mod token_file;
+
+pub use config::TokenCredentials;
 
 use crate::model::{AuthKind, Environment, Protocol};
 use crate::plan::{FeedbackTuple, Outcome, ResultKind};
