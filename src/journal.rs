@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 /// What happened; one name per kind everywhere (journal, control API, conformance evidence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventKind {
     /// A notification the service took (no error was or will be sent for it).
@@ -103,7 +103,7 @@ impl EventKind {
 }
 
 /// One journal entry; `seq` is unique and increasing so evidence can cite it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Sequence number, from 1, never reused (not even after `clear`).
     pub seq: u64,

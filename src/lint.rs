@@ -22,7 +22,7 @@ const DOC_LIVE_ACTIVITY: &str = "https://developer.apple.com/documentation/activ
 const DOC_PUSH_TYPE: &str = "https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns";
 
 /// The overall result: `ok` when no rule found anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Level {
     /// The device would handle the payload as written.
@@ -51,7 +51,7 @@ impl Level {
 }
 
 /// One rule that a payload broke.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Finding {
     /// The rule's stable kebab-case name.
     pub rule: &'static str,
@@ -64,7 +64,7 @@ pub struct Finding {
 }
 
 /// A payload's lint: its level and every finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Lint {
     /// `warn` when there is any finding.
     pub level: Level,
@@ -73,7 +73,7 @@ pub struct Lint {
 }
 
 /// What the lock screen would show for a payload: the banner's fields, or why nothing shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Display {
     /// Whether the device would show a banner.
     pub shown: bool,

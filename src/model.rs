@@ -1,5 +1,6 @@
 //! The protocol-neutral vocabulary every listener, the engine, the journal and the control API share.
 
+pub mod whole;
 pub mod wire;
 
 use bytes::Bytes;
@@ -8,7 +9,19 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Which APNs world a connection, token, certificate or key belongs to: crossing them is the classic bug.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// The development service (gateway.sandbox, api.sandbox / api.development).
@@ -62,7 +75,19 @@ impl fmt::Display for Environment {
 }
 
 /// Which wire protocol carried an event, so one journal can hold both and filters can split them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// The binary gateway (commands 0, 1, 2).
@@ -138,6 +163,20 @@ impl Serialize for DeviceToken {
     }
 }
 
+/// OpenAPI: a device token is hex text (lowercase in answers; empty only for a legacy frame that
+/// carried none, status 2).
+impl utoipa::PartialSchema for DeviceToken {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^([0-9a-fA-F]{2})*$"))
+            .description(Some("device token, hex"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DeviceToken {}
+
 impl<'de> Deserialize<'de> for DeviceToken {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -150,7 +189,7 @@ impl<'de> Deserialize<'de> for DeviceToken {
 pub type Priority = u8;
 
 /// How the provider proved who it is, recorded per connection and per notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthKind {
     /// A TLS client certificate (legacy always; HTTP/2 optionally).
@@ -162,13 +201,14 @@ pub enum AuthKind {
 }
 
 /// One notification as any protocol delivered it: what the engine judges and the journal keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     /// The device token.
     pub token: DeviceToken,
     /// The payload bytes exactly as received: in JSON `payload` (the text) when they are UTF-8,
     /// else `payload_base64`, so bytes and text that look alike never serialize alike.
     #[serde(flatten, with = "payload_serde")]
+    #[schema(value_type = PayloadJson)]
     pub payload: Bytes,
     /// Legacy: the 4-byte identifier (opaque, PROTOCOL.md 1.3); HTTP/2: unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +220,7 @@ pub struct Notification {
     pub priority: Priority,
     /// The topic (bundle id) from apns-topic or the client certificate (shared, not copied, per notification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub topic: Option<Arc<str>>,
     /// apns-push-type (HTTP/2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,6 +274,19 @@ impl Serialize for Identifier {
     }
 }
 
+/// OpenAPI: an identifier is 8 hex digits.
+impl utoipa::PartialSchema for Identifier {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-fA-F]{8}$"))
+            .description(Some("legacy notification identifier, 8 hex digits"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Identifier {}
+
 impl<'de> Deserialize<'de> for Identifier {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -241,6 +295,17 @@ impl<'de> Deserialize<'de> for Identifier {
             .map_err(|_| serde::de::Error::custom("identifier must be 8 hex digits"))?;
         Ok(Identifier(out))
     }
+}
+
+/// The JSON form of a payload (see `payload_serde`), for the OpenAPI document: exactly one of
+/// the two keys is present.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PayloadJson {
+    /// The payload as received, when it is UTF-8.
+    payload: Option<String>,
+    /// The payload as received, base64, when it is not UTF-8.
+    payload_base64: Option<String>,
 }
 
 mod payload_serde {

@@ -154,6 +154,96 @@ async fn bearer_token_guards_everything_but_health() {
     emu.shutdown().await;
 }
 
+/// `GET /openapi.json` (open, like the page: a description holds no data) is OpenAPI 3.1 and
+/// true of the server: every documented operation reaches a handler (never the "no such route"
+/// fallback or 405), and an operation documented as needing the token answers 401 without it.
+#[tokio::test]
+async fn openapi_document_matches_the_routes_and_their_security() {
+    let emu = Emulator::builder()
+        .control_token(Some("s3cret".into()))
+        .start()
+        .await
+        .unwrap();
+    let open = Api::new(&emu, None);
+    let (status, doc) = open.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    assert_eq!(
+        doc,
+        serde_json::to_value(apnsim::control::openapi()).unwrap()
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for want in [
+        "/journal",
+        "/journal/wait",
+        "/tokens/{token}",
+        "/scenario",
+        "/events",
+    ] {
+        assert!(paths.contains_key(want), "{want} documented");
+    }
+    let token = "ab".repeat(32);
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let Ok(method) = method.to_uppercase().parse::<reqwest::Method>() else {
+                continue;
+            };
+            operations += 1;
+            let url = path.replace("{token}", &token);
+            let needs_token = op.get("security") != Some(&json!([{}]));
+            let r = tokio::time::timeout(
+                Duration::from_secs(5),
+                open.req(method.clone(), &url)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send(),
+            )
+            .await
+            .expect("answered")
+            .unwrap();
+            if needs_token {
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+            } else {
+                assert_ne!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+            }
+            let good = Api::new(&emu, Some("s3cret"));
+            let r = good
+                .req(method.clone(), &url)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send();
+            if path == "/events" {
+                // A live stream: its head is enough.
+                let r = tokio::time::timeout(Duration::from_secs(5), r)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                continue;
+            }
+            let r = tokio::time::timeout(Duration::from_secs(10), r)
+                .await
+                .unwrap()
+                .unwrap();
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            assert_ne!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: {body}"
+            );
+            assert!(!body.contains("no such route"), "{method} {path}: {body}");
+            assert!(
+                op["responses"].get(status.as_str()).is_some(),
+                "{method} {path} answered {status}, which the document does not list: {body}"
+            );
+        }
+    }
+    assert!(operations >= 29, "{operations} operations");
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn tokens_devices_and_feedback() {
     let emu = Emulator::builder().start().await.unwrap();

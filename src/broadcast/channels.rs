@@ -41,7 +41,7 @@ impl TryFrom<u8> for StoragePolicy {
 }
 
 /// One channel as the control API and the journal show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Channel {
     /// Base64 id, as Apple's `apns-channel-id`.
     pub id: String,
@@ -50,6 +50,7 @@ pub struct Channel {
     /// Environment it lives in.
     pub environment: Environment,
     /// Fixed at creation.
+    #[schema(value_type = u8, minimum = 0, maximum = 1)]
     pub message_storage_policy: StoragePolicy,
     /// When it was created (ms since the epoch, emulator clock).
     pub created_at_ms: u64,

@@ -27,6 +27,14 @@ impl ApiError {
         ApiError { status, body }
     }
 
+    /// A status with one of the typed bodies of `bodies` (which all contain `error`).
+    pub fn typed(status: StatusCode, body: &impl serde::Serialize) -> Self {
+        Self::with_body(
+            status,
+            serde_json::to_value(body).unwrap_or_else(|e| json!({ "error": e.to_string() })),
+        )
+    }
+
     /// The client sent something unusable.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)

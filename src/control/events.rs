@@ -1,6 +1,7 @@
 //! `GET /events`: the journal as server-sent events, live, so a dashboard or a test in any
 //! language can watch what happens without polling.
 
+use super::bodies::ErrorBody;
 use super::error::ApiError;
 use super::journal::{Pairs, Params};
 use super::payload;
@@ -18,6 +19,10 @@ use std::convert::Infallible;
 /// `Last-Event-ID` on reconnect) that matches the journal filters, until the emulator stops.
 /// Each event is one `data:` line of the journal JSON with `id:` set to its sequence number;
 /// events evicted before the stream read them are announced by an SSE comment.
+#[utoipa::path(get, path = "/events", tag = "journal", params(super::journal::JournalFilter, super::journal::LintParam),
+    responses(
+        (status = 200, description = "Server-sent events: each `data:` line one JournalEvent as JSON, `id:` its seq; runs until the emulator stops", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Unknown or malformed query key", body = ErrorBody)))]
 pub(super) async fn stream(
     axum::extract::State(s): axum::extract::State<ControlState>,
     headers: HeaderMap,
@@ -83,7 +88,7 @@ fn render(
         .iter()
         .filter(|e| filter.matches(e) && payload::matches(e, *lint))
     {
-        let Ok(json) = serde_json::to_string(&payload::event_json(e)) else {
+        let Ok(json) = serde_json::to_string(&payload::journal_event(e)) else {
             continue;
         };
         out.push(Ok(sse::Event::default().id(e.seq.to_string()).data(json)));

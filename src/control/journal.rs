@@ -1,6 +1,7 @@
 //! `GET /journal`, `GET /journal/wait` and `DELETE /journal`: the journal for tests that are not
 //! written in Rust, including a server-side wait so they need no polling loops.
 
+use super::bodies::{ErrorBody, JournalPage, WaitTimeout};
 use super::error::ApiError;
 use super::payload;
 use super::ControlState;
@@ -10,7 +11,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Events returned by `GET /journal` when no `limit` is given (the newest ones).
@@ -106,37 +107,109 @@ fn parse_protocol(value: &str) -> Option<Protocol> {
     serde_json::from_value(Value::String(value.to_string())).ok()
 }
 
+/// A query number: a non-negative integer within JSON's int64 (the OpenAPI document's `format`).
 fn number(key: &str, value: &str) -> Result<u64, ApiError> {
-    value.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "{key} must be a non-negative integer, got {value:?}"
-        ))
-    })
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| i64::try_from(*n).is_ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{key} must be an integer from 0 to {}, got {value:?}",
+                i64::MAX
+            ))
+        })
 }
 
 /// A journal answer's head, read before the events so `since=<last_seq>` never skips one: the
 /// newest sequence number, and what tells "not there" from "gone": `first_seq` (every matching
 /// event from it on is retained) and `evicted` (events the journal's bound pushed out since start).
-fn head(journal: &crate::journal::Journal, filter: &Filter) -> Value {
-    json!({
-        "last_seq": journal.last_seq(),
-        "first_seq": journal.first_seq(filter),
-        "evicted": journal.evicted(),
-    })
+fn head(journal: &crate::journal::Journal, filter: &Filter) -> Head {
+    Head {
+        last_seq: journal.last_seq(),
+        first_seq: journal.first_seq(filter),
+        evicted: journal.evicted(),
+    }
 }
 
-fn listing(events: &[Event], mut head: Value) -> Value {
-    head["events"] = json!(payload::events_json(events));
-    head
+/// See [`head`].
+struct Head {
+    last_seq: u64,
+    first_seq: u64,
+    evicted: u64,
+}
+
+fn listing(events: &[Event], head: Head) -> JournalPage {
+    JournalPage {
+        last_seq: head.last_seq,
+        first_seq: head.first_seq,
+        evicted: head.evicted,
+        matched: None,
+        events: payload::journal_events(events),
+    }
+}
+
+/// The journal filters every journal route takes (documentation; [`Params::parse`] reads them
+/// and refuses unknown or repeated keys).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct JournalFilter {
+    /// Only events of this kind.
+    kind: Option<EventKind>,
+    /// Only events about this device token (hex).
+    #[param(pattern = "^([0-9a-fA-F]{2})+$")]
+    token: Option<String>,
+    /// Only events about this topic.
+    topic: Option<String>,
+    /// Only events of this protocol.
+    protocol: Option<Protocol>,
+    /// Only events on this connection id.
+    connection: Option<u64>,
+    /// Only events with a larger sequence number.
+    since: Option<u64>,
+}
+
+/// `lint=` of the journal routes: only accepted notifications whose payload lint has this level.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct LintParam {
+    /// `ok` or `warn`.
+    lint: Option<crate::lint::Level>,
+}
+
+/// `limit=` of `GET /journal`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct LimitParam {
+    /// At most this many (the newest) events; default 1000.
+    limit: Option<u64>,
+}
+
+/// `n=` and `timeout_ms=` of `GET /journal/wait`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct WaitParams {
+    /// How many matching events to wait for; default 1.
+    n: Option<u64>,
+    /// How long to wait, in ms; default 5000, at most 600000.
+    timeout_ms: Option<u64>,
 }
 
 /// `GET /journal?kind=&token=&topic=&protocol=&connection=&since=&lint=&limit=`: the newest
 /// `limit` matching events, oldest first (`lint=warn`: accepted notifications the payload lint
 /// warned about).
+#[utoipa::path(get, path = "/journal", tag = "journal", params(JournalFilter, LintParam, LimitParam),
+    responses(
+        (status = 200, description = "The newest matching events, oldest first", body = JournalPage),
+        (status = 400, description = "Unknown, repeated or malformed query key", body = ErrorBody)))]
 pub(super) async fn query(
     State(s): State<ControlState>,
     pairs: Pairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JournalPage>, ApiError> {
     let params = Params::parse(pairs, &["limit", "lint"])?;
     let lint = payload::level_param(&params)?;
     let limit = usize::try_from(params.get("limit", DEFAULT_LIMIT as u64)?).unwrap_or(usize::MAX);
@@ -151,16 +224,22 @@ pub(super) async fn query(
         events.drain(..matched - limit);
     }
     let mut body = listing(&events, head);
-    body["matched"] = json!(matched);
+    body.matched = Some(matched);
     Ok(Json(body))
 }
 
 /// `GET /journal/wait?…&n=1&timeout_ms=5000`: blocks until `n` retained events match.
 /// Give `since=<last_seq>` to wait for new events only.
+#[utoipa::path(get, path = "/journal/wait", tag = "journal", params(JournalFilter, WaitParams),
+    responses(
+        (status = 200, description = "At least `n` matching events", body = JournalPage),
+        (status = 400, description = "Unknown, repeated or malformed query key", body = ErrorBody),
+        (status = 408, description = "Fewer than `n` matched in time", body = WaitTimeout),
+        (status = 503, description = "The emulator is stopping", body = ErrorBody)))]
 pub(super) async fn wait(
     State(s): State<ControlState>,
     pairs: Pairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JournalPage>, ApiError> {
     let params = Params::parse(pairs, &["n", "timeout_ms"])?;
     let n = usize::try_from(params.get("n", 1)?).unwrap_or(usize::MAX);
     let timeout =
@@ -173,20 +252,22 @@ pub(super) async fn wait(
     };
     match outcome {
         Ok(events) => Ok(Json(listing(&events, head(&journal, &params.filter)))),
-        Err(t) => Err(ApiError::with_body(
+        Err(t) => Err(ApiError::typed(
             StatusCode::REQUEST_TIMEOUT,
-            json!({
-                "error": "timeout",
-                "found": t.found,
-                "wanted": t.wanted,
-                "first_seq": journal.first_seq(&params.filter),
-                "evicted": journal.evicted(),
-            }),
+            &WaitTimeout {
+                error: "timeout".into(),
+                found: t.found,
+                wanted: t.wanted,
+                first_seq: journal.first_seq(&params.filter),
+                evicted: journal.evicted(),
+            },
         )),
     }
 }
 
 /// `DELETE /journal`: forgets retained events (sequence numbers and metrics keep counting).
+#[utoipa::path(delete, path = "/journal", tag = "journal",
+    responses((status = 204, description = "Cleared")))]
 pub(super) async fn clear(State(s): State<ControlState>) -> StatusCode {
     s.core.journal.clear();
     StatusCode::NO_CONTENT

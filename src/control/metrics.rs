@@ -120,7 +120,9 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "status",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
 pub(super) async fn render(State(s): State<ControlState>) -> impl IntoResponse {
     let gauges = Gauges {
         http2: s

@@ -3,11 +3,13 @@
 //! while the emulator runs. It speaks the same JSON as the Rust model and the journal.
 
 mod auth;
+pub mod bodies;
 mod broadcast;
 mod error;
 mod events;
 mod journal;
 mod metrics;
+mod openapi;
 mod origin;
 mod payload;
 mod scenario;
@@ -18,12 +20,13 @@ mod ui;
 pub use metrics::Metrics;
 
 use crate::runtime::{Core, Shutdown};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
 use error::ApiError;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The default control port of `apnsim serve` (in-process emulators use an ephemeral one).
 pub const DEFAULT_PORT: u16 = 2199;
@@ -62,48 +65,70 @@ impl ControlState {
 
 /// The control API's routes, for serving on its own port or mounting into another axum app.
 pub fn router(state: ControlState) -> Router {
-    let protected = Router::new()
-        .route("/metrics", get(metrics::render))
-        .route("/tokens", get(tokens::list).post(tokens::register))
-        .route("/tokens/{token}", get(tokens::get).delete(tokens::remove))
-        .route("/devices/{token}/online", post(tokens::online))
-        .route("/devices/{token}/offline", post(tokens::offline))
-        .route("/devices/{token}/inbox", get(tokens::inbox))
-        .route(
-            "/feedback",
-            get(tokens::peek_feedback).post(tokens::add_feedback),
-        )
-        .route("/channels", get(broadcast::list))
-        .route(
-            "/subscriptions",
-            post(broadcast::subscribe).delete(broadcast::unsubscribe),
-        )
-        .route("/journal", get(journal::query).delete(journal::clear))
-        .route("/journal/wait", get(journal::wait))
-        .route("/events", get(events::stream))
-        .route("/clock", get(status::clock))
-        .route("/clock/advance", post(status::advance))
-        .route("/connections", get(status::connections))
-        .route(
-            "/scenario",
-            get(scenario::get)
-                .put(scenario::put)
-                .delete(scenario::delete),
-        )
-        .route("/scenario/check", post(ui::check_scenario))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require,
-        ));
-    Router::new()
-        .route("/livez", get(status::livez))
-        .route("/readyz", get(status::readyz))
-        .merge(ui::routes())
-        .merge(protected)
+    let routes: Router<ControlState> = documented_routes(state.clone()).into();
+    routes
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(origin::guard))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 document of every route: derived from the handlers' annotations and the
+/// body types, so it cannot drift from what the routes do.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| openapi::finish(documented_routes_unlayered().into_openapi()))
+        .clone()
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "status", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of every route", body = Object)))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+/// Every documented route; the protected ones behind the bearer-token check.
+fn documented_routes(state: ControlState) -> OpenApiRouter<ControlState> {
+    let protected =
+        protected_routes().route_layer(axum::middleware::from_fn_with_state(state, auth::require));
+    open_routes().merge(protected)
+}
+
+/// The same routes without the token layer (for the document alone).
+fn documented_routes_unlayered() -> OpenApiRouter<ControlState> {
+    open_routes().merge(protected_routes())
+}
+
+/// Routes open without a token: health checks and the inspector's assets (no data).
+fn open_routes() -> OpenApiRouter<ControlState> {
+    OpenApiRouter::new()
+        .routes(routes!(status::livez))
+        .routes(routes!(status::readyz))
+        .routes(routes!(openapi_json))
+        .merge(ui::routes())
+}
+
+/// Routes that need the bearer token when one is set.
+fn protected_routes() -> OpenApiRouter<ControlState> {
+    OpenApiRouter::new()
+        .routes(routes!(metrics::render))
+        .routes(routes!(tokens::list, tokens::register))
+        .routes(routes!(tokens::get, tokens::remove))
+        .routes(routes!(tokens::online))
+        .routes(routes!(tokens::offline))
+        .routes(routes!(tokens::inbox))
+        .routes(routes!(tokens::peek_feedback, tokens::add_feedback))
+        .routes(routes!(broadcast::list))
+        .routes(routes!(broadcast::subscribe, broadcast::unsubscribe))
+        .routes(routes!(journal::query, journal::clear))
+        .routes(routes!(journal::wait))
+        .routes(routes!(events::stream))
+        .routes(routes!(status::clock))
+        .routes(routes!(status::advance))
+        .routes(routes!(status::connections))
+        .routes(routes!(scenario::get, scenario::put, scenario::delete))
+        .routes(routes!(ui::check_scenario))
 }
 
 /// Bound on simultaneous control-API connections: a flood of idle ones must not exhaust the

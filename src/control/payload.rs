@@ -3,12 +3,13 @@
 //! so the protocol hot paths pay nothing for it (the lint is a pure function of the payload and
 //! push type, so every view of an event shows the same result).
 
+use super::bodies::{Inbox, JournalEvent, Linted};
 use super::error::ApiError;
 use super::journal::Params;
 use crate::engine::devices::DeviceView;
 use crate::journal::{Event, EventKind};
 use crate::lint::{self, Level, Lint};
-use serde_json::{json, Value};
+use crate::model::Notification;
 
 /// The lint of an accepted notification; `None` for every other event.
 pub(super) fn of(e: &Event) -> Option<Lint> {
@@ -19,18 +20,17 @@ pub(super) fn of(e: &Event) -> Option<Lint> {
     Some(lint::lint(&n.payload, n.push_type.as_deref()))
 }
 
-/// An event's journal JSON plus its `lint` when it is an accepted notification.
-pub(super) fn event_json(e: &Event) -> Value {
-    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-    if let (Some(l), Value::Object(o)) = (of(e), &mut v) {
-        o.insert("lint".into(), json!(l));
+/// An event as the control API shows it: with its `lint` when it is an accepted notification.
+pub(super) fn journal_event(e: &Event) -> JournalEvent {
+    JournalEvent {
+        lint: of(e),
+        event: e.clone(),
     }
-    v
 }
 
-/// Every event's JSON (see [`event_json`]).
-pub(super) fn events_json(events: &[Event]) -> Vec<Value> {
-    events.iter().map(event_json).collect()
+/// Every event as the control API shows it (see [`journal_event`]).
+pub(super) fn journal_events(events: &[Event]) -> Vec<JournalEvent> {
+    events.iter().map(journal_event).collect()
 }
 
 /// The `lint=ok|warn` query option: only accepted notifications whose lint has that level.
@@ -51,26 +51,34 @@ pub(super) fn matches(e: &Event, level: Option<Level>) -> bool {
     }
 }
 
-/// A device view with `display` (what the lock screen shows, or why nothing) and `lint` on
-/// every displayed and stored notification.
-pub(super) fn inbox_json(view: &DeviceView) -> Value {
-    let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
-    for list in ["inbox", "stored"] {
-        if let Some(items) = v.get_mut(list).and_then(Value::as_array_mut) {
-            let notes = match list {
-                "inbox" => view
-                    .inbox
-                    .iter()
-                    .map(|d| &d.notification)
-                    .collect::<Vec<_>>(),
-                _ => view.stored.iter().map(|s| &s.notification).collect(),
-            };
-            for (item, n) in items.iter_mut().zip(notes) {
-                let push_type = n.push_type.as_deref();
-                item["display"] = json!(lint::display(&n.payload, push_type));
-                item["lint"] = json!(lint::lint(&n.payload, push_type));
-            }
-        }
+/// A notification on a device with its `display` (what the lock screen shows, or why nothing)
+/// and `lint`.
+fn linted<T>(item: &T, n: &Notification) -> Linted<T>
+where
+    T: Clone,
+{
+    let push_type = n.push_type.as_deref();
+    Linted {
+        item: item.clone(),
+        display: lint::display(&n.payload, push_type),
+        lint: lint::lint(&n.payload, push_type),
     }
-    v
+}
+
+/// A device view with `display` and `lint` on every displayed and stored notification.
+pub(super) fn inbox(view: &DeviceView) -> Inbox {
+    Inbox {
+        token: view.token.clone(),
+        online: view.online,
+        stored: view
+            .stored
+            .iter()
+            .map(|s| linted(s, &s.notification))
+            .collect(),
+        inbox: view
+            .inbox
+            .iter()
+            .map(|d| linted(d, &d.notification))
+            .collect(),
+    }
 }

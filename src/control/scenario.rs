@@ -2,6 +2,7 @@
 //! invalid one gets 400 with the same line:column errors as `apnsim check-scenario`, and nothing
 //! changes.
 
+use super::bodies::{ErrorBody, ScenarioError, ScenarioInvalid, ScenarioLoaded};
 use super::error::ApiError;
 use super::ControlState;
 use crate::engine::scenario::{parse_json, parse_toml};
@@ -9,14 +10,26 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::{json, Value};
 
 /// The scenario in force, with any keys apnsim generated for it; 404 when none is loaded.
-pub(super) async fn get(State(state): State<ControlState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/scenario", tag = "scenario",
+    responses(
+        (status = 200, description = "The scenario in force", body = ScenarioLoaded),
+        (status = 404, description = "No scenario loaded", body = ErrorBody)))]
+pub(super) async fn get(
+    State(state): State<ControlState>,
+) -> Result<Json<ScenarioLoaded>, ApiError> {
     let loaded = state.core.scenario.lock().clone();
     match loaded {
-        Some(l) => Ok(Json(serde_json::to_value(l).unwrap_or_default())),
+        Some(l) => Ok(Json(loaded_body(l))),
         None => Err(ApiError::not_found("no scenario loaded")),
+    }
+}
+
+fn loaded_body(l: crate::scenario_host::LoadedScenario) -> ScenarioLoaded {
+    ScenarioLoaded {
+        scenario: serde_json::to_value(&l.scenario).unwrap_or_default(),
+        generated_keys: l.generated_keys,
     }
 }
 
@@ -26,8 +39,7 @@ pub(super) fn parse_body(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<crate::engine::scenario::Scenario, ApiError> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("scenario is not UTF-8"))?;
+    let text = std::str::from_utf8(body).map_err(|e| not_utf8(body, e.valid_up_to()))?;
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -38,33 +50,75 @@ pub(super) fn parse_body(
         parse_toml(text)
     };
     parsed.map_err(|e| {
-        let errors: Vec<Value> = e
+        let errors = e
             .errors
             .iter()
-            .map(|x| json!({ "line": x.line, "column": x.column, "message": x.message }))
+            .map(|x| ScenarioError {
+                line: x.line,
+                column: x.column,
+                message: x.message.clone(),
+            })
             .collect();
-        ApiError::with_body(
+        ApiError::typed(
             StatusCode::BAD_REQUEST,
-            json!({ "error": "invalid scenario", "errors": errors, "text": e.with_file("scenario").to_string() }),
+            &ScenarioInvalid {
+                error: "invalid scenario".into(),
+                errors,
+                text: e.with_file("scenario").to_string(),
+            },
         )
     })
 }
 
+/// 400 for a body that is not UTF-8, at the line and column of the first bad byte.
+fn not_utf8(body: &[u8], valid_up_to: usize) -> ApiError {
+    let before = &body[..valid_up_to];
+    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = 1 + String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count();
+    let message = "scenario is not UTF-8".to_string();
+    ApiError::typed(
+        StatusCode::BAD_REQUEST,
+        &ScenarioInvalid {
+            error: "invalid scenario".into(),
+            text: format!("scenario:{line}:{column}: {message}"),
+            errors: vec![ScenarioError {
+                line,
+                column,
+                message,
+            }],
+        },
+    )
+}
+
 /// Loads a scenario (see [`parse_body`]).
+#[utoipa::path(put, path = "/scenario", tag = "scenario",
+    request_body(description = "A scenario file: TOML, or the same structure as JSON",
+        content((String = "application/toml"), (Object = "application/json"))),
+    responses(
+        (status = 200, description = "Loaded", body = ScenarioLoaded),
+        (status = 400, description = "Invalid: every error with its line and column (nothing changed)", body = ScenarioInvalid)))]
 pub(super) async fn put(
     State(state): State<ControlState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScenarioLoaded>, ApiError> {
     let scenario = parse_body(&headers, &body)?;
     let loaded = state
         .core
         .load_scenario(&scenario, &Default::default())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(Json(serde_json::to_value(loaded).unwrap_or_default()))
+    Ok(Json(loaded_body(loaded)))
 }
 
 /// Removes the loaded scenario's rules, tokens and keys.
+#[utoipa::path(delete, path = "/scenario", tag = "scenario",
+    responses((status = 204, description = "Cleared (also when none was loaded)")))]
 pub(super) async fn delete(State(state): State<ControlState>) -> StatusCode {
     state.core.clear_scenario();
     StatusCode::NO_CONTENT

@@ -48,7 +48,7 @@ impl Default for Limits {
 }
 
 /// Where a notification came from, so events journaled later (coming online) still say it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Origin {
     /// The protocol it arrived on.
     pub protocol: Protocol,
@@ -109,7 +109,7 @@ impl DeviceEvent {
 }
 
 /// A notification APNs holds for an offline device.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredNotification {
     /// The notification.
     pub notification: Notification,
@@ -122,7 +122,7 @@ pub struct StoredNotification {
 }
 
 /// A notification the device displayed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Displayed {
     /// The notification.
     pub notification: Notification,

@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What apnsim knows about one device token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenRecord {
     /// The token.
+    #[schema(value_type = String, pattern = "^([0-9a-fA-F]{2})+$")]
     pub token: DeviceToken,
     /// The environment that issued it; `None` = valid in both.
     #[serde(default)]
@@ -21,7 +23,7 @@ pub struct TokenRecord {
     pub topic: Option<String>,
     /// When APNs learnt the app was gone (ms since the epoch): HTTP/2 answers 410, legacy
     /// accepts and lists it in feedback (PROTOCOL.md 1.8, 2.6).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::whole::optional")]
     pub unregistered_at: Option<u64>,
     /// Whether the device is reachable (the device model stores for offline devices).
     #[serde(default = "default_online")]
@@ -46,9 +48,10 @@ impl TokenRecord {
 }
 
 /// One feedback tuple waiting to be read (PROTOCOL.md 1.8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FeedbackEntry {
     /// Seconds since the epoch when the app was found gone.
+    #[schema(value_type = u64, maximum = 4_294_967_295u64)]
     pub timestamp: u32,
     /// The token.
     pub token: DeviceToken,

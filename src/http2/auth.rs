@@ -51,7 +51,19 @@ pub enum KeyError {
 }
 
 /// How a JWT signature was encoded: APNs accepts both (PROTOCOL.md 2.8), and a conformance report says which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureForm {
     /// JOSE's 64-byte r‖s (RFC 7518 3.4).
@@ -61,7 +73,19 @@ pub enum SignatureForm {
 }
 
 /// How the `iat` claim was written: Apple documents an integer, libraries differ (PROTOCOL.md Part 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IatForm {
     /// A JSON integer.
@@ -260,7 +284,7 @@ pub struct TokenQuirks {
 }
 
 /// Everything a connection's tokens did that Apple's minimal form does not, accumulated per connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JwtQuirks {
     /// `iat` forms seen.
     pub iat_forms: BTreeSet<IatForm>,

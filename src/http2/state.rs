@@ -55,7 +55,7 @@ impl Http2State {
 }
 
 /// What the control API and tests see of one open HTTP/2 connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectionInfo {
     /// Connection id (journal `connection`).
     pub id: u64,
@@ -68,13 +68,14 @@ pub struct ConnectionInfo {
 }
 
 /// What a connection did that conformance grades (PROTOCOL.md 2.2: PRIORITY ignored, HPACK advice).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Observations {
     /// Whether the client negotiated ALPN `h2` (false: HTTP/2 straight after the handshake).
     pub alpn: bool,
     /// SNI as sent.
     pub sni: Option<String>,
     /// The client's last SETTINGS, in wire order, id → value (at most 64 values kept).
+    #[schema(value_type = Vec<Vec<u32>>)]
     pub client_settings: Vec<(u16, u32)>,
     /// SETTINGS frames received from the client (only the first few are journaled one by one).
     pub settings_frames: u64,
