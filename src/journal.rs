@@ -131,6 +131,19 @@ pub struct Event {
     pub detail: Option<serde_json::Value>,
 }
 
+impl Event {
+    /// The payload lint of an accepted notification (what the device would show, PROTOCOL.md's
+    /// payload keys); `None` for every other event. Computed on demand, so the hot path pays
+    /// nothing and every reader (control API, inspector, Rust tests) sees the same result.
+    pub fn lint(&self) -> Option<crate::lint::Lint> {
+        if self.kind != EventKind::Accepted {
+            return None;
+        }
+        let n = self.notification.as_ref()?;
+        Some(crate::lint::lint(&n.payload, n.push_type.as_deref()))
+    }
+}
+
 /// Why a connection ended, on every protocol: the `cause` of `connection-closed`, spelt by
 /// [`ConnectionEnd::as_str`] (kebab-case like every other journal name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,6 +279,10 @@ pub struct Filter {
     /// Only events with a sequence number greater than this.
     #[serde(default)]
     pub since: Option<u64>,
+    /// Only accepted notifications whose payload lint has this level (`warn`: the device would
+    /// not show what the sender meant).
+    #[serde(default)]
+    pub lint: Option<crate::lint::Level>,
 }
 
 impl Filter {
@@ -290,6 +307,11 @@ impl Filter {
         }
         if self.since.is_some_and(|s| e.seq <= s) {
             return false;
+        }
+        if let Some(level) = self.lint {
+            if !e.lint().is_some_and(|l| l.level == level) {
+                return false;
+            }
         }
         if let Some(token) = &self.token {
             match &e.notification {

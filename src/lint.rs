@@ -22,7 +22,7 @@ const DOC_LIVE_ACTIVITY: &str = "https://developer.apple.com/documentation/activ
 const DOC_PUSH_TYPE: &str = "https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns";
 
 /// The overall result: `ok` when no rule found anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Level {
     /// The device would handle the payload as written.

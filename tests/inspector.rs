@@ -125,6 +125,24 @@ async fn accepted_events_carry_their_lint_and_the_journal_filters_on_it() {
     assert_eq!(ok["events"].as_array().unwrap().len(), 1);
     let (status, bad) = get(&emu, "/journal?lint=maybe").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    // The same filter waits (control API) and reads (Rust API).
+    let (status, waited) = get(&emu, "/journal/wait?lint=warn&n=2&timeout_ms=2000").await;
+    assert_eq!(status, StatusCode::OK, "{waited}");
+    assert_eq!(waited["events"].as_array().unwrap().len(), 2);
+    let (status, short) = get(&emu, "/journal/wait?lint=ok&n=2&timeout_ms=100").await;
+    assert_eq!(
+        status,
+        StatusCode::REQUEST_TIMEOUT,
+        "only one is ok: {short}"
+    );
+    let warned = emu.journal().query(&apnsim::journal::Filter {
+        lint: Some(apnsim::lint::Level::Warn),
+        ..Default::default()
+    });
+    assert_eq!(warned.len(), 2);
+    assert!(warned
+        .iter()
+        .all(|e| e.lint().is_some_and(|l| !l.findings.is_empty())));
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@ use super::journal::{Pairs, Params};
 use super::payload;
 use super::ControlState;
 use crate::journal::{Event, Filter, Journal};
-use crate::lint::Level;
 use crate::runtime::Shutdown;
 use axum::http::HeaderMap;
 use axum::response::sse::{self, KeepAlive, Sse};
@@ -19,7 +18,7 @@ use std::convert::Infallible;
 /// `Last-Event-ID` on reconnect) that matches the journal filters, until the emulator stops.
 /// Each event is one `data:` line of the journal JSON with `id:` set to its sequence number;
 /// events evicted before the stream read them are announced by an SSE comment.
-#[utoipa::path(get, path = "/events", tag = "journal", params(super::journal::JournalFilter, super::journal::LintParam),
+#[utoipa::path(get, path = "/events", tag = "journal", params(super::journal::JournalFilter),
     responses(
         (status = 200, description = "Server-sent events: each `data:` line one JournalEvent as JSON, `id:` its seq; runs until the emulator stops", content_type = "text/event-stream", body = String),
         (status = 400, description = "Unknown or malformed query key", body = ErrorBody)))]
@@ -28,8 +27,7 @@ pub(super) async fn stream(
     headers: HeaderMap,
     pairs: Pairs,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut params = Params::parse(pairs, &["lint"])?;
-    let lint = payload::level_param(&params)?;
+    let mut params = Params::parse(pairs, &[])?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -40,19 +38,14 @@ pub(super) async fn stream(
         .take()
         .or(resume)
         .unwrap_or_else(|| s.core.journal.last_seq());
-    let events = follow(
-        s.core.journal.clone(),
-        after,
-        (params.filter, lint),
-        s.stop.clone(),
-    );
+    let events = follow(s.core.journal.clone(), after, params.filter, s.stop.clone());
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 fn follow(
     journal: Journal,
     after: u64,
-    filter: (Filter, Option<Level>),
+    filter: Filter,
     stop: Shutdown,
 ) -> impl Stream<Item = Result<sse::Event, Infallible>> {
     stream::unfold(
@@ -70,11 +63,7 @@ fn follow(
     .flatten()
 }
 
-fn render(
-    batch: &[Event],
-    after: u64,
-    (filter, lint): &(Filter, Option<Level>),
-) -> Vec<Result<sse::Event, Infallible>> {
+fn render(batch: &[Event], after: u64, filter: &Filter) -> Vec<Result<sse::Event, Infallible>> {
     let mut out = Vec::with_capacity(batch.len() + 1);
     if let Some(first) = batch.first() {
         let missed = first.seq.saturating_sub(after).saturating_sub(1);
@@ -84,10 +73,7 @@ fn render(
             ))));
         }
     }
-    for e in batch
-        .iter()
-        .filter(|e| filter.matches(e) && payload::matches(e, *lint))
-    {
+    for e in batch.iter().filter(|e| filter.matches(e)) {
         let Ok(json) = serde_json::to_string(&payload::journal_event(e)) else {
             continue;
         };

@@ -22,7 +22,15 @@ const DEFAULT_WAIT_MS: u64 = 5_000;
 const MAX_WAIT_MS: u64 = 600_000;
 
 /// The query-string keys every journal route understands.
-const FILTER_KEYS: [&str; 6] = ["kind", "token", "topic", "protocol", "connection", "since"];
+const FILTER_KEYS: [&str; 7] = [
+    "kind",
+    "token",
+    "topic",
+    "protocol",
+    "connection",
+    "since",
+    "lint",
+];
 
 /// Query pairs in order, kept raw so unknown or repeated keys can be refused (a typo must not
 /// silently widen a filter).
@@ -71,6 +79,11 @@ impl Params {
                     })?)
                 }
                 "connection" => filter.connection = Some(number(key, value)?),
+                "lint" => {
+                    filter.lint = Some(crate::lint::Level::parse(value).ok_or_else(|| {
+                        ApiError::bad_request(format!("lint must be ok or warn, got {value:?}"))
+                    })?)
+                }
                 "since" => filter.since = Some(number(key, value)?),
                 k if extra_keys.contains(&k) => extra.push((key.clone(), value.clone())),
                 _ => {
@@ -84,14 +97,6 @@ impl Params {
             }
         }
         Ok(Params { filter, extra })
-    }
-
-    /// A route option as text, when given.
-    pub fn text(&self, key: &str) -> Option<&str> {
-        self.extra
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
     }
 
     /// A route option as a number, or `default` when absent.
@@ -168,14 +173,7 @@ pub(super) struct JournalFilter {
     connection: Option<u64>,
     /// Only events with a larger sequence number.
     since: Option<u64>,
-}
-
-/// `lint=` of the journal routes: only accepted notifications whose payload lint has this level.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub(super) struct LintParam {
-    /// `ok` or `warn`.
+    /// Only accepted notifications whose payload lint has this level.
     lint: Option<crate::lint::Level>,
 }
 
@@ -202,7 +200,7 @@ pub(super) struct WaitParams {
 /// `GET /journal?kind=&token=&topic=&protocol=&connection=&since=&lint=&limit=`: the newest
 /// `limit` matching events, oldest first (`lint=warn`: accepted notifications the payload lint
 /// warned about).
-#[utoipa::path(get, path = "/journal", tag = "journal", params(JournalFilter, LintParam, LimitParam),
+#[utoipa::path(get, path = "/journal", tag = "journal", params(JournalFilter, LimitParam),
     responses(
         (status = 200, description = "The newest matching events, oldest first", body = JournalPage),
         (status = 400, description = "Unknown, repeated or malformed query key", body = ErrorBody)))]
@@ -210,15 +208,11 @@ pub(super) async fn query(
     State(s): State<ControlState>,
     pairs: Pairs,
 ) -> Result<Json<JournalPage>, ApiError> {
-    let params = Params::parse(pairs, &["limit", "lint"])?;
-    let lint = payload::level_param(&params)?;
+    let params = Params::parse(pairs, &["limit"])?;
     let limit = usize::try_from(params.get("limit", DEFAULT_LIMIT as u64)?).unwrap_or(usize::MAX);
     let journal = &s.core.journal;
     let head = head(journal, &params.filter);
     let mut events = journal.query(&params.filter);
-    if lint.is_some() {
-        events.retain(|e| payload::matches(e, lint));
-    }
     let matched = events.len();
     if matched > limit {
         events.drain(..matched - limit);

@@ -4,26 +4,15 @@
 //! push type, so every view of an event shows the same result).
 
 use super::bodies::{Inbox, JournalEvent, Linted};
-use super::error::ApiError;
-use super::journal::Params;
 use crate::engine::devices::DeviceView;
-use crate::journal::{Event, EventKind};
-use crate::lint::{self, Level, Lint};
+use crate::journal::Event;
+use crate::lint;
 use crate::model::Notification;
-
-/// The lint of an accepted notification; `None` for every other event.
-pub(super) fn of(e: &Event) -> Option<Lint> {
-    if e.kind != EventKind::Accepted {
-        return None;
-    }
-    let n = e.notification.as_ref()?;
-    Some(lint::lint(&n.payload, n.push_type.as_deref()))
-}
 
 /// An event as the control API shows it: with its `lint` when it is an accepted notification.
 pub(super) fn journal_event(e: &Event) -> JournalEvent {
     JournalEvent {
-        lint: of(e),
+        lint: e.lint(),
         event: e.clone(),
     }
 }
@@ -31,24 +20,6 @@ pub(super) fn journal_event(e: &Event) -> JournalEvent {
 /// Every event as the control API shows it (see [`journal_event`]).
 pub(super) fn journal_events(events: &[Event]) -> Vec<JournalEvent> {
     events.iter().map(journal_event).collect()
-}
-
-/// The `lint=ok|warn` query option: only accepted notifications whose lint has that level.
-pub(super) fn level_param(params: &Params) -> Result<Option<Level>, ApiError> {
-    match params.text("lint") {
-        None => Ok(None),
-        Some(v) => Level::parse(v)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("lint must be ok or warn, got {v:?}"))),
-    }
-}
-
-/// Whether `e` passes the `lint=` option.
-pub(super) fn matches(e: &Event, level: Option<Level>) -> bool {
-    match level {
-        None => true,
-        Some(want) => of(e).is_some_and(|l| l.level == want),
-    }
 }
 
 /// A notification on a device with its `display` (what the lock screen shows, or why nothing)

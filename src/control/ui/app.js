@@ -5,6 +5,7 @@
 "use strict";
 const MAX_EVENTS = 5000;
 const MAX_ROWS = 300;
+const SLICE = 500;        // events parsed between two yields to the page
 const KINDS = ["accepted", "rejected", "discarded", "dropped", "connection-opened", "connection-closed",
   "connection-refused", "feedback-served", "observation", "stored", "replaced", "expired", "delivered"];
 const VERDICTS = ["accepted", "rejected", "discarded", "dropped"];
@@ -96,7 +97,8 @@ function take(batch) {
     if (e.lint && e.lint.level === "warn") counts["lint-warn"] = (counts["lint-warn"] || 0) + 1;
     if (e.seq > lastSeq) lastSeq = e.seq;
   }
-  events.push(...batch);
+  // Only the newest MAX_EVENTS can be kept: never copy more than that.
+  for (const e of batch.length > MAX_EVENTS ? batch.slice(-MAX_EVENTS) : batch) events.push(e);
   if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
 }
 function schedule() { if (!frame) frame = requestAnimationFrame(flush); }
@@ -161,17 +163,21 @@ async function follow() {
         const { value, done } = await reader.read();
         if (done) break;
         buf += dec.decode(value, { stream: true });
-        let cut;
-        while ((cut = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
+        // One pass over the chunk (no re-slicing per event), yielding to the page every
+        // SLICE events so a burst never holds the main thread.
+        let start = 0, cut, parsed = 0;
+        while ((cut = buf.indexOf("\n\n", start)) >= 0) {
+          const block = buf.slice(start, cut);
+          start = cut + 2;
           const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
           if (data) pending.push(JSON.parse(data));
+          if (++parsed % SLICE === 0) { schedule(); await new Promise((r) => setTimeout(r, 0)); }
         }
+        buf = buf.slice(start);
         if (paused) $("status").textContent = "paused (" + pending.length + " waiting)";
         schedule();
       }
-    } catch (err) { /* reconnect below */ }
+    } catch (err) { console.warn("event stream broke, reconnecting:", String(err)); }
     $("status").textContent = "reconnecting…";
     await new Promise((r) => setTimeout(r, 1000));
   }
