@@ -12,6 +12,7 @@ mod http2;
 mod jwt;
 mod legacy;
 pub mod mutant;
+mod mutant_wire;
 mod retry;
 mod settle;
 
