@@ -197,17 +197,21 @@ pub fn common(f: &Facts) -> Vec<Finding> {
     }
     out.extend(fold.into_findings());
     out.extend(causes(f));
-    // A finding about something that never happened (never sent, never reported) has no event
-    // of its own: its evidence is the run's window, the driver's start to its exit.
+    out.extend(observed(f));
+    out
+}
+
+/// Gives every costly finding that cites nothing the run's window (the driver's start to its
+/// exit): a finding about something that never happened (never sent, never reported, feedback
+/// never read) has no event of its own. Run over the common and the case's findings.
+pub fn cite_window(f: &Facts, findings: &mut [Finding]) {
     let window = f.driver_window();
-    for x in out
+    for x in findings
         .iter_mut()
         .filter(|x| x.grade != Grade::Ok && x.seqs.is_empty())
     {
         x.seqs.clone_from(&window);
     }
-    out.extend(observed(f));
-    out
 }
 
 /// Facts apnsim saw about the provider's connections that cost nothing but are worth knowing:
@@ -686,6 +690,7 @@ mod tests {
         let facts = Facts::new(c, &s, &out, &exit, &events);
         let mut findings = common(&facts);
         findings.extend((c.judge)(&facts));
+        cite_window(&facts, &mut findings);
         (grade(c, &findings), findings)
     }
 

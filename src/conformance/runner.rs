@@ -169,6 +169,7 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case, run: u32) 
             let facts = Facts::new(case, &setup, &output, &exit, &events);
             let mut findings = judge::common(&facts);
             findings.extend((case.judge)(&facts));
+            judge::cite_window(&facts, &mut findings);
             let grade = judge::grade(case, &findings);
             let delivered = setup
                 .plan
