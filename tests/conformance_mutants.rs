@@ -47,6 +47,16 @@ const MATRIX: &[Row] = &[
         "L1.1,L2.1,L2.4",
         &[("L2.4", Grade::Failed)],
     ),
+    (
+        "sends-priority",
+        "H1.1,H6.1,H6.2",
+        &[("H6.1", Grade::NonStrict)],
+    ),
+    (
+        "indexes-authorization",
+        "H1.2,H6.1,H6.2",
+        &[("H6.2", Grade::NonStrict)],
+    ),
 ];
 
 async fn run(mutants: &[&str], cases: Option<&str>, tag: &str) -> Vec<CaseResult> {
@@ -96,6 +106,14 @@ async fn do_nothing_providers_fail_every_case_with_the_cause_named() {
             r.case,
             r.summary
         );
+        for f in r.findings.iter().filter(|f| f.grade != Grade::Ok) {
+            assert!(
+                !f.seqs.is_empty(),
+                "{} {}: every finding cites journal seqs: {f:?}",
+                r.provider,
+                r.case
+            );
+        }
     }
 }
 

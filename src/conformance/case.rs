@@ -1,9 +1,11 @@
 //! What a conformance case is and what it concludes: the vocabulary shared by the catalogue,
 //! the judge, the runner and the reports.
 
+use crate::journal::{Event, EventKind};
 use crate::model::{Environment, Protocol};
-use crate::plan::{Plan, PlanNotification};
+use crate::plan::{DriverOutput, Outcome, Plan, PlanNotification};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How a provider did on one case, worst last (the order decides a case's overall grade).
@@ -76,6 +78,10 @@ impl Finding {
         }
     }
 }
+
+/// The detail key of the runner's own journal events about the driver (`{"driver": "started"}`,
+/// then `{"driver": <how it exited>}`).
+pub const DRIVER_MARKER: &str = "driver";
 
 /// Which authentication a case runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +248,7 @@ pub struct Case {
     /// Builds the plan and scenario.
     pub setup: fn(&mut Setup, Protocol),
     /// Case-specific findings, after the common delivery checks.
-    pub judge: fn(&crate::conformance::judge::Facts) -> Vec<Finding>,
+    pub judge: fn(&Facts) -> Vec<Finding>,
     /// Whether duplicates are unavoidable here (legacy has no acknowledgement; a connection
     /// cut before its answers leaves the provider no way to know): counted, not failed.
     pub duplicates_tolerated: bool,
@@ -267,6 +273,199 @@ impl Case {
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .any(|p| glob(p.as_bytes(), self.id.as_bytes()))
+    }
+}
+
+/// How the driver process ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "how", rename_all = "kebab-case")]
+pub enum Exit {
+    /// It exited with this code.
+    Code {
+        /// The exit code.
+        code: i32,
+    },
+    /// It was killed by a signal (a crash).
+    Signal,
+    /// It did not finish in time and was killed.
+    Timeout {
+        /// The limit, in seconds.
+        secs: u64,
+        /// When it was killed, in ms since the UNIX epoch (the emulator's clock is the system
+        /// clock): how long before it the last notification arrived tells a hang from a slow run.
+        #[serde(default)]
+        killed_at_ms: u64,
+    },
+    /// It could not be started.
+    Spawn {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Every journal event that concerns one plan notification, by kind.
+#[derive(Debug, Clone, Default)]
+pub struct Attempts {
+    /// `accepted` events.
+    pub accepted: Vec<u64>,
+    /// `rejected` events with their reason.
+    pub rejected: Vec<(u64, String)>,
+    /// `dropped` and `discarded` events (received, thrown away).
+    pub lost: Vec<u64>,
+}
+
+impl Attempts {
+    /// Every event seq of this notification, in order.
+    pub fn all_seqs(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .accepted
+            .iter()
+            .chain(self.rejected.iter().map(|(s, _)| s))
+            .chain(self.lost.iter())
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// How many times the provider sent it (every event is one copy received).
+    pub fn sent(&self) -> usize {
+        self.accepted.len() + self.rejected.len() + self.lost.len()
+    }
+}
+
+/// What one run left behind, indexed for the judge.
+pub struct Facts<'a> {
+    /// The case.
+    pub case: &'a Case,
+    /// What it set up.
+    pub setup: &'a Setup,
+    /// What the driver printed.
+    pub output: &'a DriverOutput,
+    /// How it ended.
+    pub exit: &'a Exit,
+    /// The whole journal of the run.
+    pub events: &'a [Event],
+    attempts: HashMap<u32, Attempts>,
+    by_seq: HashMap<u64, usize>,
+}
+
+impl<'a> Facts<'a> {
+    /// Indexes the journal by plan id (each notification has its own token).
+    pub fn new(
+        case: &'a Case,
+        setup: &'a Setup,
+        output: &'a DriverOutput,
+        exit: &'a Exit,
+        events: &'a [Event],
+    ) -> Self {
+        let ids: HashMap<String, u32> = setup
+            .plan
+            .notifications
+            .iter()
+            .map(|n| (n.token.to_ascii_lowercase(), n.id))
+            .collect();
+        let mut attempts: HashMap<u32, Attempts> = HashMap::new();
+        for e in events {
+            let Some(n) = &e.notification else { continue };
+            let Some(&id) = ids.get(&n.token.to_hex()) else {
+                continue;
+            };
+            let a = attempts.entry(id).or_default();
+            match e.kind {
+                EventKind::Accepted => a.accepted.push(e.seq),
+                EventKind::Rejected => a
+                    .rejected
+                    .push((e.seq, e.reason.clone().unwrap_or_default())),
+                EventKind::Dropped | EventKind::Discarded => a.lost.push(e.seq),
+                _ => {}
+            }
+        }
+        let by_seq = events.iter().enumerate().map(|(i, e)| (e.seq, i)).collect();
+        Facts {
+            case,
+            setup,
+            output,
+            exit,
+            events,
+            attempts,
+            by_seq,
+        }
+    }
+
+    /// The journal's record of plan id `id`.
+    pub fn attempts(&self, id: u32) -> Attempts {
+        self.attempts.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// The event with sequence number `seq`.
+    pub fn event(&self, seq: u64) -> Option<&Event> {
+        self.by_seq.get(&seq).map(|&i| &self.events[i])
+    }
+
+    /// The driver's (last) report about plan id `id`.
+    pub fn report(&self, id: u32) -> Option<&Outcome> {
+        self.output.for_id(id).last()
+    }
+
+    /// Events of one kind.
+    pub fn of_kind(&self, kind: EventKind) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(move |e| e.kind == kind)
+    }
+
+    /// Connections the provider opened on the case's protocol (feedback reads excluded).
+    pub fn connections(&self) -> Vec<&Event> {
+        self.of_kind(EventKind::ConnectionOpened)
+            .filter(|e| e.protocol == self.case.protocol)
+            .collect()
+    }
+
+    /// `observation` events carrying `key` in their detail, with the value.
+    pub fn observations(&self, key: &str) -> Vec<(&Event, &serde_json::Value)> {
+        self.of_kind(EventKind::Observation)
+            .filter_map(|e| Some((e, e.detail.as_ref()?.get(key)?)))
+            .collect()
+    }
+
+    /// The event the case's scenario rule (its fault) fired on, if it fired: the evidence an
+    /// `error` report is excused by.
+    pub fn fault(&self) -> Option<&Event> {
+        self.events
+            .iter()
+            .find(|e| e.detail.as_ref().and_then(|d| d.get("rule")).is_some())
+    }
+
+    /// The runner's journal events around the driver (its start, then how it ended): the
+    /// window a finding about something that never happened cites. Empty when absent.
+    pub fn driver_window(&self) -> Vec<u64> {
+        self.observations(DRIVER_MARKER)
+            .into_iter()
+            .map(|(e, _)| e.seq)
+            .collect()
+    }
+
+    /// The evidence of how the driver ended: the last event the server journaled before it
+    /// (what the provider had done by then) and the runner's record of the exit.
+    pub fn exit_evidence(&self) -> Vec<u64> {
+        let markers = self.driver_window();
+        let exited = markers.get(1).copied();
+        let mut seqs: Vec<u64> = self
+            .events
+            .iter()
+            .filter(|e| !markers.contains(&e.seq) && exited.map_or(true, |x| e.seq < x))
+            .map(|e| e.seq)
+            .next_back()
+            .into_iter()
+            .collect();
+        seqs.extend(exited);
+        seqs
+    }
+
+    /// What each closed HTTP/2 connection reported about itself (ALPN, PRIORITY, HPACK…).
+    pub fn closed_observations(&self) -> Vec<(&Event, &serde_json::Value)> {
+        self.of_kind(EventKind::ConnectionClosed)
+            .filter_map(|e| Some((e, e.detail.as_ref()?.get("observations")?)))
+            .collect()
     }
 }
 

@@ -1,8 +1,9 @@
 //! The conformance cases: what each sets up, what a correct provider does (with the
 //! PROTOCOL.md fact it follows), and the case-specific part of its judgement.
 
+use crate::conformance::case::Facts;
 use crate::conformance::case::{AuthChoice, Case, Finding, Grade, Twist, UNREGISTERED_AT_MS};
-use crate::conformance::judge::{gap_ms, Facts, MIN_BACKOFF};
+use crate::conformance::judge::{gap_ms, MIN_BACKOFF};
 use crate::journal::EventKind;
 use crate::model::wire::Reason;
 use crate::model::{Environment, Protocol};

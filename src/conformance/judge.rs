@@ -1,179 +1,12 @@
 //! Turns what happened in one run (the journal, the driver's report, how it ended) into
 //! findings. Pure: the runner gathers the facts, this module only reads them.
 
-use crate::conformance::case::{Case, Finding, Grade, Setup, Twist};
+pub use crate::conformance::case::{Attempts, Exit, Facts};
+use crate::conformance::case::{Case, Finding, Grade, Twist};
 use crate::journal::{Event, EventKind};
-use crate::plan::{DriverOutput, Outcome, ResultKind};
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use crate::plan::ResultKind;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-
-/// How the driver process ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "how", rename_all = "kebab-case")]
-pub enum Exit {
-    /// It exited with this code.
-    Code {
-        /// The exit code.
-        code: i32,
-    },
-    /// It was killed by a signal (a crash).
-    Signal,
-    /// It did not finish in time and was killed.
-    Timeout {
-        /// The limit, in seconds.
-        secs: u64,
-        /// When it was killed, in ms since the UNIX epoch (the emulator's clock is the system
-        /// clock): how long before it the last notification arrived tells a hang from a slow run.
-        #[serde(default)]
-        killed_at_ms: u64,
-    },
-    /// It could not be started.
-    Spawn {
-        /// Why.
-        error: String,
-    },
-}
-
-/// Every journal event that concerns one plan notification, by kind.
-#[derive(Debug, Clone, Default)]
-pub struct Attempts {
-    /// `accepted` events.
-    pub accepted: Vec<u64>,
-    /// `rejected` events with their reason.
-    pub rejected: Vec<(u64, String)>,
-    /// `dropped` and `discarded` events (received, thrown away).
-    pub lost: Vec<u64>,
-}
-
-impl Attempts {
-    /// Every event seq of this notification, in order.
-    pub fn all_seqs(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .accepted
-            .iter()
-            .chain(self.rejected.iter().map(|(s, _)| s))
-            .chain(self.lost.iter())
-            .copied()
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// How many times the provider sent it (every event is one copy received).
-    pub fn sent(&self) -> usize {
-        self.accepted.len() + self.rejected.len() + self.lost.len()
-    }
-}
-
-/// What one run left behind, indexed for the judge.
-pub struct Facts<'a> {
-    /// The case.
-    pub case: &'a Case,
-    /// What it set up.
-    pub setup: &'a Setup,
-    /// What the driver printed.
-    pub output: &'a DriverOutput,
-    /// How it ended.
-    pub exit: &'a Exit,
-    /// The whole journal of the run.
-    pub events: &'a [Event],
-    attempts: HashMap<u32, Attempts>,
-    by_seq: HashMap<u64, usize>,
-}
-
-impl<'a> Facts<'a> {
-    /// Indexes the journal by plan id (each notification has its own token).
-    pub fn new(
-        case: &'a Case,
-        setup: &'a Setup,
-        output: &'a DriverOutput,
-        exit: &'a Exit,
-        events: &'a [Event],
-    ) -> Self {
-        let ids: HashMap<String, u32> = setup
-            .plan
-            .notifications
-            .iter()
-            .map(|n| (n.token.to_ascii_lowercase(), n.id))
-            .collect();
-        let mut attempts: HashMap<u32, Attempts> = HashMap::new();
-        for e in events {
-            let Some(n) = &e.notification else { continue };
-            let Some(&id) = ids.get(&n.token.to_hex()) else {
-                continue;
-            };
-            let a = attempts.entry(id).or_default();
-            match e.kind {
-                EventKind::Accepted => a.accepted.push(e.seq),
-                EventKind::Rejected => a
-                    .rejected
-                    .push((e.seq, e.reason.clone().unwrap_or_default())),
-                EventKind::Dropped | EventKind::Discarded => a.lost.push(e.seq),
-                _ => {}
-            }
-        }
-        let by_seq = events.iter().enumerate().map(|(i, e)| (e.seq, i)).collect();
-        Facts {
-            case,
-            setup,
-            output,
-            exit,
-            events,
-            attempts,
-            by_seq,
-        }
-    }
-
-    /// The journal's record of plan id `id`.
-    pub fn attempts(&self, id: u32) -> Attempts {
-        self.attempts.get(&id).cloned().unwrap_or_default()
-    }
-
-    /// The event with sequence number `seq`.
-    pub fn event(&self, seq: u64) -> Option<&Event> {
-        self.by_seq.get(&seq).map(|&i| &self.events[i])
-    }
-
-    /// The driver's (last) report about plan id `id`.
-    pub fn report(&self, id: u32) -> Option<&Outcome> {
-        self.output.for_id(id).last()
-    }
-
-    /// Events of one kind.
-    pub fn of_kind(&self, kind: EventKind) -> impl Iterator<Item = &Event> {
-        self.events.iter().filter(move |e| e.kind == kind)
-    }
-
-    /// Connections the provider opened on the case's protocol (feedback reads excluded).
-    pub fn connections(&self) -> Vec<&Event> {
-        self.of_kind(EventKind::ConnectionOpened)
-            .filter(|e| e.protocol == self.case.protocol)
-            .collect()
-    }
-
-    /// `observation` events carrying `key` in their detail, with the value.
-    pub fn observations(&self, key: &str) -> Vec<(&Event, &serde_json::Value)> {
-        self.of_kind(EventKind::Observation)
-            .filter_map(|e| Some((e, e.detail.as_ref()?.get(key)?)))
-            .collect()
-    }
-
-    /// The event the case's scenario rule (its fault) fired on, if it fired: the evidence an
-    /// `error` report is excused by.
-    pub fn fault(&self) -> Option<&Event> {
-        self.events
-            .iter()
-            .find(|e| e.detail.as_ref().and_then(|d| d.get("rule")).is_some())
-    }
-
-    /// What each closed HTTP/2 connection reported about itself (ALPN, PRIORITY, HPACK…).
-    pub fn closed_observations(&self) -> Vec<(&Event, &serde_json::Value)> {
-        self.of_kind(EventKind::ConnectionClosed)
-            .filter_map(|e| Some((e, e.detail.as_ref()?.get("observations")?)))
-            .collect()
-    }
-}
 
 /// What the plan meant for one notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,30 +59,31 @@ impl Fold {
 /// arrived exactly once and was reported sent, each meant to be refused was reported so.
 pub fn common(f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
+    let ended = f.exit_evidence();
     match f.exit {
         Exit::Code { code: 0 } => {}
         Exit::Code { code } => out.push(Finding::new(
             Grade::Failed,
             format!("the driver exited with status {code}"),
-            vec![],
+            ended.clone(),
         )),
         Exit::Signal => out.push(Finding::new(
             Grade::Failed,
             "the driver was killed by a signal (crash)",
-            vec![],
+            ended.clone(),
         )),
         Exit::Timeout { secs, killed_at_ms } => out.push(timeout_finding(f, *secs, *killed_at_ms)),
         Exit::Spawn { error } => out.push(Finding::new(
             Grade::Failed,
             format!("the driver could not be started: {error}"),
-            vec![],
+            ended.clone(),
         )),
     }
     if !f.output.done && matches!(f.exit, Exit::Code { .. }) {
         out.push(Finding::new(
             Grade::Failed,
             "the driver never printed {\"done\":true}",
-            vec![],
+            ended,
         ));
     }
 
@@ -367,6 +201,19 @@ pub fn common(f: &Facts) -> Vec<Finding> {
     out
 }
 
+/// Gives every costly finding that cites nothing the run's window (the driver's start to its
+/// exit): a finding about something that never happened (never sent, never reported, feedback
+/// never read) has no event of its own. Run over the common and the case's findings.
+pub fn cite_window(f: &Facts, findings: &mut [Finding]) {
+    let window = f.driver_window();
+    for x in findings
+        .iter_mut()
+        .filter(|x| x.grade != Grade::Ok && x.seqs.is_empty())
+    {
+        x.seqs.clone_from(&window);
+    }
+}
+
 /// Facts apnsim saw about the provider's connections that cost nothing but are worth knowing:
 /// JWT quirks (iat not an integer, DER signatures, extra claims or header fields) and the SNI
 /// names sent, each with the seqs of the connections that showed them.
@@ -414,6 +261,36 @@ pub fn observed(f: &Facts) -> Vec<Finding> {
                     .or_default()
                     .push(e.seq);
             }
+        }
+    }
+    for (e, o) in f.closed_observations() {
+        // PROTOCOL.md 2.2: Apple asks for `authorization` and `:path` as literals without
+        // indexing; H6.2 grades it, every other case shows it.
+        if let Some(hpack) = o.get("hpack").and_then(|h| h.as_object()) {
+            for (header, reps) in hpack {
+                let reps: BTreeSet<String> = reps
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.as_str())
+                    .map(|r| r.trim_end_matches("+huffman").replace('_', " "))
+                    .collect();
+                for rep in reps {
+                    facts
+                        .entry(format!("HPACK {header} sent as {rep} (PROTOCOL.md 2.2)"))
+                        .or_default()
+                        .push(e.seq);
+                }
+            }
+        }
+        if o.get("priority_frames")
+            .and_then(|v| v.as_u64())
+            .is_some_and(|n| n > 0)
+        {
+            facts
+                .entry("PRIORITY information sent (PROTOCOL.md 2.2: APNs ignores it)".into())
+                .or_default()
+                .push(e.seq);
         }
     }
     for e in f.connections() {
@@ -531,9 +408,15 @@ fn undelivered(
                 vec![fault.seq],
             );
         };
-        let in_flight = a.all_seqs().into_iter().any(|s| {
+        let seen_in_flight = a.all_seqs().into_iter().any(|s| {
             s >= fault.seq && f.event(s).is_some_and(|e| e.connection == fault.connection)
         });
+        // What the provider wrote just before the cut may never be read by the server: whether
+        // the journal shows it is the machine's timing, not the library's behaviour. So a
+        // notification the provider issued before it learned of the fault (its plan id precedes
+        // the first one it sent after the fault on another connection) counts as in flight too.
+        let in_flight =
+            seen_in_flight || first_sent_after(f, fault).is_some_and(|first| id < first);
         return if in_flight {
             (
                 Grade::NonStrict,
@@ -563,6 +446,23 @@ fn undelivered(
         return (Grade::Failed, text.into(), vec![]);
     }
     (Grade::Failed, "never delivered".into(), vec![])
+}
+
+/// The lowest plan id the provider first sent after `fault`, on another connection: where it
+/// went on once it knew of the fault (retries of earlier ones aside; providers send in plan
+/// order, concurrently or not).
+fn first_sent_after(f: &Facts, fault: &Event) -> Option<u32> {
+    f.setup
+        .plan
+        .notifications
+        .iter()
+        .filter(|n| {
+            f.attempts(n.id).all_seqs().first().is_some_and(|&s| {
+                s > fault.seq && f.event(s).is_some_and(|e| e.connection != fault.connection)
+            })
+        })
+        .map(|n| n.id)
+        .min()
 }
 
 /// How the findings name a fault rule's action.
@@ -599,6 +499,8 @@ pub fn causes(f: &Facts) -> Vec<Finding> {
             !(f.setup.twist_of(n.id) == Some(Twist::OversizedPayload)
                 && f.report(n.id).is_some_and(|o| o.result != ResultKind::Sent))
         })
+        // Nor is one the fault excused (in flight, its bytes cut before the server read them).
+        .filter(|n| undelivered(f, n.id, &f.attempts(n.id), f.fault()).0 != Grade::NonStrict)
         .count();
     if unseen == 0 {
         return Vec::new();
@@ -625,8 +527,18 @@ pub fn causes(f: &Facts) -> Vec<Finding> {
     let n = f.setup.plan.notifications.len();
     if groups.is_empty() {
         let opened: Vec<u64> = f.connections().iter().map(|e| e.seq).collect();
-        let text = if f.events.is_empty() {
-            format!("{unseen} of {n} notifications never reached apnsim: no connection was ever made (the journal is empty)")
+        let window = f.driver_window();
+        let server_events = f.events.iter().filter(|e| !window.contains(&e.seq)).count();
+        let text = if server_events == 0 {
+            let between = match window.as_slice() {
+                [a, b] => format!(" between the driver's start (seq {a}) and its exit (seq {b})"),
+                _ => String::new(),
+            };
+            return vec![Finding::new(
+                Grade::Failed,
+                format!("{unseen} of {n} notifications never reached apnsim: no connection was ever made{between}"),
+                window,
+            )];
         } else if opened.is_empty() {
             format!("{unseen} of {n} notifications never reached apnsim: no connection on the case's protocol")
         } else {
@@ -699,8 +611,10 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::case::Setup;
     use crate::conformance::catalogue::catalogue;
     use crate::model::{DeviceToken, Environment, Notification, Protocol};
+    use crate::plan::{DriverOutput, Outcome};
 
     fn case(id: &str) -> Case {
         catalogue().into_iter().find(|c| c.id == id).unwrap()
@@ -776,6 +690,7 @@ mod tests {
         let facts = Facts::new(c, &s, &out, &exit, &events);
         let mut findings = common(&facts);
         findings.extend((c.judge)(&facts));
+        cite_window(&facts, &mut findings);
         (grade(c, &findings), findings)
     }
 
@@ -1061,7 +976,7 @@ mod tests {
                     ev,
                     with_detail(
                         conn_event(0, EventKind::Observation, c),
-                        serde_json::json!({"jwt": {"fingerprint": format!("{c:016x}")}}),
+                        serde_json::json!({"jwt": {"iss": "TEAM000001", "fingerprint": format!("{c:016x}")}}),
                     ),
                 );
                 for n in chunk {
@@ -1098,5 +1013,137 @@ mod tests {
         let x = f.iter().find(|x| x.grade == Grade::NonStrict).unwrap();
         assert!(x.text.starts_with("20 JWTs signed"), "{x:?}");
         assert_eq!(x.seqs.len(), 20);
+    }
+
+    #[test]
+    fn tokens_are_counted_per_team_by_their_iss() {
+        let c = case("H5.3");
+        let two_teams = |_: &Setup, ev: &mut Vec<Event>, _: &mut DriverOutput| {
+            for (seq, team) in [(100, "TEAMA00001"), (101, "TEAMB00001")] {
+                ev.push(with_detail(
+                    conn_event(seq, EventKind::Observation, seq),
+                    serde_json::json!({"jwt": {"iss": team, "fingerprint": format!("{seq:016x}")}}),
+                ));
+            }
+        };
+        let (g, f) = judge(&c, OK_EXIT, two_teams);
+        assert_eq!(g, Grade::Ok, "one token per team: {f:?}");
+        let (g, f) = judge(&c, OK_EXIT, |s, ev, out| {
+            two_teams(s, ev, out);
+            ev.push(with_detail(
+                conn_event(102, EventKind::Observation, 102),
+                serde_json::json!({"jwt": {"iss": "TEAMA00001", "fingerprint": "ff"}}),
+            ));
+        });
+        assert_eq!(g, Grade::NonStrict, "{f:?}");
+        let x = f.iter().find(|x| x.grade == Grade::NonStrict).unwrap();
+        assert!(x.text.starts_with("2 JWTs signed for TEAMA00001"), "{x:?}");
+        assert_eq!(x.seqs, vec![100, 102]);
+    }
+
+    fn marker(seq: u64, what: serde_json::Value) -> Event {
+        with_detail(
+            conn_event(seq, EventKind::Observation, 0),
+            serde_json::json!({ crate::conformance::case::DRIVER_MARKER: what }),
+        )
+    }
+
+    #[test]
+    fn a_driver_that_ended_badly_is_cited_by_the_journal() {
+        let (g, f) = judge(&case("H1.1"), Exit::Code { code: 3 }, |_, ev, _| {
+            ev.insert(0, marker(0, serde_json::json!("started")));
+            ev.push(marker(50, serde_json::json!({"how": "code", "code": 3})));
+        });
+        assert_eq!(g, Grade::Failed);
+        let x = f
+            .iter()
+            .find(|x| x.text.contains("exited with status 3"))
+            .unwrap_or_else(|| panic!("{f:?}"));
+        assert_eq!(
+            x.seqs,
+            vec![10, 50],
+            "the last event before the exit, and the exit"
+        );
+    }
+
+    #[test]
+    fn a_provider_that_never_connected_is_cited_by_the_drivers_window() {
+        let (g, f) = judge(&case("H1.1"), OK_EXIT, |s, ev, out| {
+            never_connects(s, ev, out);
+            ev.push(marker(1, serde_json::json!("started")));
+            ev.push(marker(2, serde_json::json!({"how": "code", "code": 0})));
+        });
+        assert_eq!(g, Grade::Failed);
+        for x in f.iter().filter(|x| x.grade != Grade::Ok) {
+            assert_eq!(x.seqs, vec![1, 2], "{x:?}");
+        }
+        assert!(f.iter().any(|x| x.text.contains(
+            "no connection was ever made between the driver's start (seq 1) and its exit (seq 2)"
+        )));
+    }
+
+    #[test]
+    fn hpack_and_priority_facts_are_shown_on_every_case() {
+        let (g, f) = judge(&case("H1.2"), OK_EXIT, |_, ev, _| {
+            ev.push(with_detail(
+                conn_event(77, EventKind::ConnectionClosed, 1),
+                serde_json::json!({"observations": {
+                    "hpack": {"authorization": ["without_indexing+huffman"], ":path": ["incremental_indexing"]},
+                    "priority_frames": 2
+                }}),
+            ));
+        });
+        assert_eq!(g, Grade::Ok, "facts cost nothing outside H6.1/H6.2: {f:?}");
+        for text in [
+            "observed: HPACK authorization sent as without indexing",
+            "observed: HPACK :path sent as incremental indexing",
+            "observed: PRIORITY information sent",
+        ] {
+            let x = f
+                .iter()
+                .find(|x| x.text.starts_with(text))
+                .unwrap_or_else(|| panic!("{text}: {f:?}"));
+            assert_eq!(x.seqs, vec![77]);
+        }
+    }
+
+    /// H4.2-like: the reset hits #11 (seq 12); #12 is reported error and never journaled (its
+    /// bytes were unread when the connection was cut); the provider reconnects (seq 14) and
+    /// sends `resumed_from`..=#30 there.
+    fn reset_run(resumed_from: u32) -> (Grade, Vec<Finding>) {
+        judge(&case("H4.2"), OK_EXIT, move |s, ev, out| {
+            let later: Vec<Event> = ev.split_off(10);
+            ev.insert(0, conn_event(0, EventKind::ConnectionOpened, 1));
+            ev.push(with_detail(
+                event(12, EventKind::Dropped, &s.token(11), None),
+                serde_json::json!({"rule": {"action": "close", "rule": 0}, "reset": true}),
+            ));
+            ev.push(conn_event(14, EventKind::ConnectionOpened, 2));
+            for (k, mut e) in later.into_iter().enumerate() {
+                let id = k as u32 + 11;
+                if id >= resumed_from {
+                    e.seq = 100 + u64::from(id);
+                    e.connection = 2;
+                    ev.push(e);
+                }
+            }
+            for o in out.outcomes.iter_mut() {
+                if o.id >= 11 && o.id < resumed_from {
+                    o.result = ResultKind::Error;
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn a_request_cut_before_the_server_read_it_is_in_flight_whatever_the_timing() {
+        let (g, f) = reset_run(13);
+        assert_eq!(
+            g,
+            Grade::NonStrict,
+            "#12 was issued before the reset: {f:?}"
+        );
+        let (g, f) = reset_run(12);
+        assert_eq!(g, Grade::NonStrict, "{f:?}");
     }
 }

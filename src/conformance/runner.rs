@@ -3,14 +3,17 @@
 //! judge over the journal and the driver's report.
 
 use crate::certs::Manifest;
+use crate::conformance::case::DRIVER_MARKER;
 use crate::conformance::case::{AuthChoice, Case, Finding, Grade, Setup};
-use crate::conformance::judge::{self, Exit, Facts};
+use crate::conformance::case::{Exit, Facts};
+use crate::conformance::judge;
 use crate::conformance::provider::Provider;
 use crate::emulator::{CertSource, Emulator};
-use crate::journal::{Event, Filter};
+use crate::journal::{Event, EventKind, Filter, NewEvent};
 use crate::model::{AuthKind, Environment, Protocol};
 use crate::plan::DriverOutput;
 use serde::Serialize;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -166,6 +169,7 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case, run: u32) 
             let facts = Facts::new(case, &setup, &output, &exit, &events);
             let mut findings = judge::common(&facts);
             findings.extend((case.judge)(&facts));
+            judge::cite_window(&facts, &mut findings);
             let grade = judge::grade(case, &findings);
             let delivered = setup
                 .plan
@@ -204,14 +208,12 @@ async fn run_driver(
     dir: &Path,
 ) -> Result<RunOutput, Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(dir)?;
-    let mut scenario = crate::engine::scenario::parse_toml(&setup.scenario)
-        .map_err(|e| format!("case scenario: {e}"))?;
-    if !case.counts_token_updates_per_team() {
-        let mut settings = scenario.effective_settings();
-        settings.token_update_scope = crate::http2::team_tokens::TokenUpdateScope::Connection;
-        scenario.settings = Some(settings);
-    }
-    std::fs::write(dir.join("scenario.toml"), &setup.scenario)?;
+    // The artefact is the text the emulator ran, the runner's own settings included, so loading
+    // it reproduces the case exactly.
+    let text = scenario_text(case, setup);
+    let scenario =
+        crate::engine::scenario::parse_toml(&text).map_err(|e| format!("case scenario: {e}"))?;
+    std::fs::write(dir.join("scenario.toml"), &text)?;
     let plan_path = dir.join("plan.json");
     std::fs::write(&plan_path, serde_json::to_vec(&setup.plan)?)?;
 
@@ -234,10 +236,13 @@ async fn run_driver(
     let command = provider.command(&env.tools, &env.apnsim);
     let timeout = case.timeout.mul_f64(env.timeout_scale.max(0.1));
     let started = Instant::now();
+    journal.record(driver_marker(case, setup, json!("started")));
     let (exit, stdout, stderr) = spawn_and_wait(&command, &provider.dir, &vars, timeout).await;
     let elapsed = started.elapsed();
-
     settle(&journal).await;
+    // After the server journaled the driver's last connection: the window every finding about
+    // something that never happened cites (seq of `started` to seq of `exited`).
+    journal.record(driver_marker(case, setup, serde_json::to_value(&exit)?));
     emu.shutdown_with(Duration::from_millis(500)).await;
     let events = journal.query(&Filter::default());
 
@@ -253,19 +258,61 @@ async fn run_driver(
     Ok((exit, output, events, elapsed))
 }
 
-/// Waits until the journal has been quiet a moment: the server may journal the last frames
-/// (or a connection's close) just after the driver exits.
+/// The scenario text a case runs: the case's own, plus the settings the runner sets (per
+/// connection token-update counting outside the case that targets it, see
+/// [`Case::counts_token_updates_per_team`]).
+pub fn scenario_text(case: &Case, setup: &Setup) -> String {
+    let mut text = setup.scenario.clone();
+    if !case.counts_token_updates_per_team() {
+        let line = "token_update_scope = \"connection\"\n";
+        match text.find("[settings]\n") {
+            Some(at) => text.insert_str(at + "[settings]\n".len(), line),
+            None => {
+                text.push_str("\n[settings]\n");
+                text.push_str(line);
+            }
+        }
+    }
+    text
+}
+
+/// A journal event of the runner's own: the driver started, or how it ended (connection 0).
+fn driver_marker(case: &Case, setup: &Setup, what: serde_json::Value) -> NewEvent {
+    NewEvent::new(EventKind::Observation, 0, case.protocol, setup.environment)
+        .detail(json!({ DRIVER_MARKER: what }))
+}
+
+/// Most the runner waits for the server to journal the end of the driver's connections.
+const SETTLE_MAX: Duration = Duration::from_secs(3);
+
+/// Waits until every connection the driver opened is journaled closed (the server journals
+/// the last frames and the close just after the driver exits), then one poll more with nothing
+/// new. Decided by the journal, not by a quiet period: a slow machine only waits longer. Bounded
+/// by [`SETTLE_MAX`] for a connection a driver's stray child keeps open.
 async fn settle(journal: &crate::journal::Journal) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut last = journal.last_seq();
+    let deadline = Instant::now() + SETTLE_MAX;
+    let mut last = u64::MAX;
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
         let now = journal.last_seq();
-        if now == last || Instant::now() > deadline {
+        if (now == last && open_connections(journal) == 0) || Instant::now() > deadline {
             return;
         }
         last = now;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Connections journaled opened and not yet closed.
+fn open_connections(journal: &crate::journal::Journal) -> usize {
+    let ids = |kind| -> std::collections::BTreeSet<u64> {
+        journal
+            .query(&Filter::kind(kind))
+            .iter()
+            .map(|e| e.connection)
+            .collect()
+    };
+    let closed = ids(EventKind::ConnectionClosed);
+    ids(EventKind::ConnectionOpened).difference(&closed).count()
 }
 
 fn driver_env(
@@ -396,4 +443,39 @@ async fn spawn_and_wait(
     let stdout = grab(out).await;
     let stderr = grab(err).await;
     (exit, stdout, stderr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::catalogue::catalogue;
+    use crate::http2::team_tokens::TokenUpdateScope;
+
+    fn scenario_of(id: &str) -> (String, crate::settings::Settings) {
+        let case = catalogue().into_iter().find(|c| c.id == id).unwrap();
+        let mut setup = Setup::new(case.id);
+        (case.setup)(&mut setup, case.protocol);
+        let text = scenario_text(&case, &setup);
+        let settings = crate::engine::scenario::parse_toml(&text)
+            .unwrap_or_else(|e| panic!("{id}: {e}\n{text}"))
+            .effective_settings();
+        (text, settings)
+    }
+
+    #[test]
+    fn the_scenario_artefact_holds_the_settings_the_runner_sets() {
+        let (text, s) = scenario_of("H1.1");
+        assert!(
+            text.contains("token_update_scope = \"connection\""),
+            "{text}"
+        );
+        assert_eq!(s.token_update_scope, TokenUpdateScope::Connection);
+        // A case with its own [settings] keeps them, the runner's added to the same table.
+        let (_, s) = scenario_of("H5.2");
+        assert_eq!(s.token_update_scope, TokenUpdateScope::Connection);
+        assert_eq!(s.jwt_max_age_secs, 3);
+        let (text, s) = scenario_of("H5.3");
+        assert!(!text.contains("token_update_scope"), "{text}");
+        assert_eq!(s.token_update_scope, TokenUpdateScope::Team);
+    }
 }

@@ -353,7 +353,7 @@ impl ApnsHandler {
                     self.core
                         .journal
                         .record(self.event(EventKind::Observation).detail(json!({
-                            "jwt": { "kid": &*a.key_id, "iat": a.issued_at,
+                            "jwt": { "kid": &*a.key_id, "iss": &*a.team_id, "iat": a.issued_at,
                                      "fingerprint": format!("{:016x}", a.fingerprint) }
                         })));
                 }

@@ -427,7 +427,21 @@ async fn open(
         // PROTOCOL.md 2.2: until the server's SETTINGS say otherwise, assume one stream.
         builder.initial_max_send_streams(1);
     }
-    let (send, connection) = tokio::time::timeout(HANDSHAKE_TIMEOUT, builder.handshake(tls))
+    match mutant::wire() {
+        Some(broken) => handshake(builder, super::mutant_wire::Rewrite::new(tls, broken)).await,
+        None => handshake(builder, tls).await,
+    }
+}
+
+/// The HTTP/2 handshake over `io`, the connection driven by a task of its own.
+async fn handshake<T>(
+    builder: h2::client::Builder,
+    io: T,
+) -> Result<(SendRequest<Bytes>, JoinHandle<()>), String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, connection) = tokio::time::timeout(HANDSHAKE_TIMEOUT, builder.handshake(io))
         .await
         .map_err(|_| "HTTP/2 handshake timed out".to_string())?
         .map_err(|e| format!("HTTP/2 handshake: {e}"))?;

@@ -12,6 +12,7 @@ mod http2;
 pub mod jwt;
 mod legacy;
 pub mod mutant;
+mod mutant_wire;
 mod retry;
 mod settle;
 mod token_file;

@@ -32,6 +32,10 @@ pub enum Mutant {
     NoResendFollowing,
     /// Legacy: ignores the identifier of status 10 and resends everything written.
     IgnoreShutdownIdentifier,
+    /// HTTP/2: a PRIORITY frame after every request's HEADERS (APNs ignores PRIORITY).
+    SendsPriority,
+    /// HTTP/2: `authorization` HPACK-indexed instead of a literal without indexing.
+    IndexesAuthorization,
 }
 
 static ACTIVE: OnceLock<Mutant> = OnceLock::new();
@@ -44,6 +48,16 @@ pub fn set(m: Mutant) {
 /// Whether this process is mutant `m`.
 pub fn is(m: Mutant) -> bool {
     ACTIVE.get() == Some(&m)
+}
+
+/// The frame rewrite of a wire-level mutant, if this process is one.
+pub fn wire() -> Option<super::mutant_wire::Broken> {
+    use super::mutant_wire::Broken;
+    match ACTIVE.get()? {
+        Mutant::SendsPriority => Some(Broken::Priority),
+        Mutant::IndexesAuthorization => Some(Broken::IndexAuthorization),
+        _ => None,
+    }
 }
 
 /// The outcomes of a mutant that never connects, or `None` when the mutant sends.
