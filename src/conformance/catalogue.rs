@@ -82,7 +82,7 @@ pub fn catalogue() -> Vec<Case> {
                 |s, p| {
                     s.batch(20, p)
                         .twist(10, Twist::WrongEnvironmentToken, p)
-                        .scenario("[settings]\nlegacy_error_delay_ms = 300");
+                        .scenario("[settings]\nlegacy_answer_delay_ms = 300");
                 },
                 no_more,
             )
