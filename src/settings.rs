@@ -26,8 +26,14 @@ pub struct Settings {
     pub legacy_max_payload: usize,
     /// Legacy unknown command byte handling.
     pub legacy_unknown_command: UnknownCommand,
-    /// Delay before a legacy error-response, in ms (Apple took 200–500 ms: PROTOCOL.md 1.7).
-    pub legacy_error_delay_ms: u64,
+    /// How long the gateway takes to answer a verdict that ends a legacy connection, in ms, reading
+    /// and discarding meanwhile: error-response, command-0 close, `drop`, reset (PROTOCOL.md 1.7:
+    /// a transatlantic round trip plus Apple's processing). `legacy_error_delay_ms` is its old name.
+    #[serde(alias = "legacy_error_delay_ms")]
+    pub legacy_answer_delay_ms: u64,
+    /// Gap between a legacy connection's last data and its close_notify, in ms, on the gateway
+    /// and the feedback service (PROTOCOL.md 1.1: over a real network they arrive apart).
+    pub legacy_close_gap_ms: u64,
     /// Largest command-2 frame length accepted before the frame is refused unread.
     pub legacy_max_frame: usize,
     /// Allow TLS 1.3 on the legacy and feedback ports (off: TLS 1.2, as the gateway spoke it).
@@ -83,7 +89,8 @@ impl Default for Settings {
             legacy_token_length: TokenLen::Exact32,
             legacy_max_payload: 2048,
             legacy_unknown_command: UnknownCommand::ProtocolError,
-            legacy_error_delay_ms: 0,
+            legacy_answer_delay_ms: DEFAULT_ANSWER_DELAY_MS,
+            legacy_close_gap_ms: DEFAULT_CLOSE_GAP_MS,
             legacy_max_frame: crate::legacy::frame::DEFAULT_MAX_FRAME,
             legacy_tls13: false,
             idle_timeout_secs: 300,
@@ -109,6 +116,18 @@ impl Default for Settings {
         }
     }
 }
+
+/// Default answer delay: a transatlantic round trip (about 80–100 ms) plus Apple's processing;
+/// node-apn saw the error-response up to about 200 ms after the bad notification (PROTOCOL.md 1.7).
+pub const DEFAULT_ANSWER_DELAY_MS: u64 = 200;
+
+/// Default gap between the last data and close_notify on the legacy ports (PROTOCOL.md 1.1).
+pub const DEFAULT_CLOSE_GAP_MS: u64 = 20;
+
+/// Old setting names still read, with the name they stand for (scenario `[settings]` and
+/// `--config`; the serialized settings use the new name).
+pub const SETTING_ALIASES: [(&str, &str); 1] =
+    [("legacy_error_delay_ms", "legacy_answer_delay_ms")];
 
 /// Default bound on simultaneous connections per listener: thousands of idle providers must not
 /// lock out the next one.
@@ -145,17 +164,18 @@ const MIB: u64 = 1024 * 1024;
 impl Settings {
     /// Every numeric setting with its value and accepted range: values outside would abort the
     /// server (allocations), disable a bound or make it useless.
-    pub fn ranges(&self) -> [(&'static str, u64, u64, u64); 15] {
+    pub fn ranges(&self) -> [(&'static str, u64, u64, u64); 16] {
         let n = |v: usize| v as u64;
         [
             // Payload lengths are u16 on the wire (PROTOCOL.md 1.3).
             ("legacy_max_payload", n(self.legacy_max_payload), 1, 65_535),
             (
-                "legacy_error_delay_ms",
-                self.legacy_error_delay_ms,
+                "legacy_answer_delay_ms",
+                self.legacy_answer_delay_ms,
                 0,
                 60_000,
             ),
+            ("legacy_close_gap_ms", self.legacy_close_gap_ms, 0, 10_000),
             ("legacy_max_frame", n(self.legacy_max_frame), 64, 16 * MIB),
             ("idle_timeout_secs", self.idle_timeout_secs, 0, DAY),
             ("journal_capacity", n(self.journal_capacity), 1, 50_000_000),
@@ -249,6 +269,15 @@ mod tests {
     #[test]
     fn defaults_are_in_range() {
         Settings::default().check().unwrap();
+    }
+
+    #[test]
+    fn the_old_error_delay_name_still_sets_the_answer_delay() {
+        let s: Settings = toml::from_str("legacy_error_delay_ms = 7").unwrap();
+        assert_eq!(s.legacy_answer_delay_ms, 7);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["legacy_answer_delay_ms"], 7);
+        assert!(json.get("legacy_error_delay_ms").is_none());
     }
 
     #[test]

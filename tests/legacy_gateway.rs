@@ -431,7 +431,7 @@ async fn shutdown_sends_status_10_with_the_last_accepted_identifier() {
 #[tokio::test]
 async fn error_delay_setting_holds_the_answer_and_discards_what_arrives_meanwhile() {
     let emu = emulator(Settings {
-        legacy_error_delay_ms: 300,
+        legacy_answer_delay_ms: 300,
         ..Settings::default()
     })
     .await;

@@ -464,7 +464,7 @@ async fn classic_story_with_command_2_default_error_versus_silent_rule() {
 async fn fixture_invalid_token_mid_batch_legacy() {
     let emu = emulator_with(fixture("invalid-token-mid-batch.toml")).await;
     assert_eq!(
-        emu.settings().legacy_error_delay_ms,
+        emu.settings().legacy_answer_delay_ms,
         300,
         "[settings] applied"
     );

@@ -139,9 +139,17 @@ pub struct ServeArgs {
     /// Allow TLS 1.3 on the legacy and feedback ports (default: TLS 1.2 only).
     #[arg(long, env = "APNSIM_LEGACY_TLS13")]
     legacy_tls13: Option<bool>,
-    /// Delay before a legacy error-response, in milliseconds.
-    #[arg(long, env = "APNSIM_LEGACY_ERROR_DELAY_MS")]
-    legacy_error_delay_ms: Option<u64>,
+    /// How long a legacy verdict that ends the connection (error-response, command-0 close, drop,
+    /// reset) takes to arrive, in milliseconds, reading and discarding meanwhile [default: 200].
+    #[arg(
+        long,
+        alias = "legacy-error-delay-ms",
+        env = "APNSIM_LEGACY_ANSWER_DELAY_MS"
+    )]
+    legacy_answer_delay_ms: Option<u64>,
+    /// Gap between the last data and close_notify on the legacy ports, in milliseconds [default: 20].
+    #[arg(long, env = "APNSIM_LEGACY_CLOSE_GAP_MS")]
+    legacy_close_gap_ms: Option<u64>,
     /// Journal capacity in events [default: 100000].
     #[arg(long, env = "APNSIM_JOURNAL_CAPACITY")]
     journal_capacity: Option<usize>,
@@ -201,8 +209,17 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     if let Some(v) = args.legacy_tls13 {
         settings.legacy_tls13 = v;
     }
-    if let Some(v) = args.legacy_error_delay_ms {
-        settings.legacy_error_delay_ms = v;
+    // The variable's old name still counts (the flag's old name is a clap alias).
+    let old_env = std::env::var("APNSIM_LEGACY_ERROR_DELAY_MS")
+        .ok()
+        .map(|v| v.parse::<u64>())
+        .transpose()
+        .map_err(|e| format!("APNSIM_LEGACY_ERROR_DELAY_MS: {e}"))?;
+    if let Some(v) = args.legacy_answer_delay_ms.or(old_env) {
+        settings.legacy_answer_delay_ms = v;
+    }
+    if let Some(v) = args.legacy_close_gap_ms {
+        settings.legacy_close_gap_ms = v;
     }
     if let Some(v) = args.journal_capacity {
         settings.journal_capacity = v;

@@ -49,6 +49,46 @@ pub struct Rule {
     /// Wait this long before carrying out the action (e.g. Apple's 200–500 ms error delay, PROTOCOL.md 1.7).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// How a legacy connection the action ends stops sending (default: the action's own way),
+    /// so a test can provoke a client's handling of each on purpose (PROTOCOL.md 1.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close: Option<CloseHow>,
+}
+
+/// How a legacy connection is closed after its last bytes (PROTOCOL.md 1.1, 1.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseHow {
+    /// The last data, a gap (`legacy_close_gap_ms`), then close_notify and FIN: as the bytes and
+    /// the close arrived over a real network (the error-response's default).
+    Graceful,
+    /// The last data and close_notify in one write: what loopback did before, and what makes
+    /// clients that drop the data of a read ending in EOF lose the error-response.
+    Burst,
+    /// TCP FIN with no close_notify (a silent drop's default).
+    Fin,
+    /// A TCP reset (SO_LINGER 0).
+    Reset,
+}
+
+impl CloseHow {
+    /// Every way, in the order the scenario reference lists them.
+    pub const ALL: [CloseHow; 4] = [
+        CloseHow::Graceful,
+        CloseHow::Burst,
+        CloseHow::Fin,
+        CloseHow::Reset,
+    ];
+
+    /// The scenario spelling (`close = "burst"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseHow::Graceful => "graceful",
+            CloseHow::Burst => "burst",
+            CloseHow::Fin => "fin",
+            CloseHow::Reset => "reset",
+        }
+    }
 }
 
 impl Rule {
@@ -60,6 +100,7 @@ impl Rule {
             then,
             times: None,
             delay_ms: None,
+            close: None,
         }
     }
 
@@ -78,6 +119,12 @@ impl Rule {
     /// Delays the action by `ms`.
     pub fn delay_ms(mut self, ms: u64) -> Self {
         self.delay_ms = Some(ms);
+        self
+    }
+
+    /// Closes the legacy connection the action ends this way.
+    pub fn close(mut self, how: CloseHow) -> Self {
+        self.close = Some(how);
         self
     }
 
@@ -157,6 +204,34 @@ impl Rule {
             }
             if tokens.iter().any(DeviceToken::is_empty) {
                 bad("when.token", "a device token cannot be empty".into());
+            }
+        }
+        if let Some(how) = self.close {
+            match &self.then {
+                Action::Legacy(LegacyAction::Error { close: true, .. }) => {}
+                Action::Legacy(LegacyAction::Drop { reset }) => {
+                    if *reset && how != CloseHow::Reset {
+                        bad(
+                            "close",
+                            format!(
+                                "close = {:?} contradicts reset = true (drop reset = true is close = \"reset\")",
+                                how.name()
+                            ),
+                        );
+                    }
+                }
+                other => bad(
+                    "close",
+                    format!(
+                        "close applies to a legacy action that ends the connection (error, drop); action {:?}{} does not",
+                        other.name(),
+                        if matches!(other, Action::Legacy(LegacyAction::Error { .. })) {
+                            " with close = false"
+                        } else {
+                            ""
+                        }
+                    ),
+                ),
             }
         }
         let protocols = self.then.protocols();
@@ -606,6 +681,8 @@ pub struct Fired {
     pub action: Action,
     /// Wait this long first.
     pub delay: Option<Duration>,
+    /// How to close the legacy connection the action ends, when the rule says.
+    pub close: Option<CloseHow>,
     /// Whether it fired on connect or on a notification.
     pub trigger: Trigger,
 }
@@ -870,6 +947,7 @@ impl RuleSet {
             name: r.name.clone(),
             action: r.then.clone(),
             delay: r.delay_ms.map(Duration::from_millis),
+            close: r.close,
             trigger: r.trigger(),
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::engine::ConnState;
 use crate::journal::{EventKind, NewEvent};
+use crate::legacy::close;
 use crate::legacy::frame::FeedbackTuple;
 use crate::legacy::session::{transport_effect, CloseHow, Effect};
 use crate::model::{Environment, Protocol};
@@ -11,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, Instrument};
@@ -47,7 +49,7 @@ pub(crate) async fn serve(
                 tokio::time::sleep(delay).await;
             }
             let rule = fired.journal_detail();
-            match transport_effect(&fired.action, std::time::Instant::now()) {
+            match transport_effect(&fired, std::time::Instant::now()) {
                 Some(Effect::Close { how, .. }) => {
                     // The list is not taken: a dropped feedback connection loses nothing.
                     core.journal.record(
@@ -55,9 +57,7 @@ pub(crate) async fn serve(
                             .detail(json!({ "rule": rule, "reset": how == CloseHow::Reset })),
                     );
                     core.engine.connection_closed(id);
-                    if how == CloseHow::Reset {
-                        crate::runtime::reset_on_close(&tls);
-                    }
+                    let _ = close::finish(&mut tls, None, false, how, Duration::ZERO).await;
                     return;
                 }
                 Some(Effect::Stall(until)) => {
@@ -110,11 +110,13 @@ pub(crate) async fn serve(
                     for chunk in out.chunks(step) {
                         tls.write_all(chunk).await?;
                         tls.flush().await?;
-                        tokio::time::sleep(std::time::Duration::from_secs_f64(chunk.len() as f64 / bps as f64)).await;
+                        tokio::time::sleep(Duration::from_secs_f64(chunk.len() as f64 / bps as f64)).await;
                     }
                 }
             }
-            tls.shutdown().await
+            // The last tuple and close_notify arrive apart, as over a real network (PROTOCOL.md 1.1).
+            let gap = Duration::from_millis(core.settings.legacy_close_gap_ms);
+            close::finish(&mut tls, None, !out.is_empty(), CloseHow::Graceful, gap).await
         }
         .await;
         if let Err(e) = result {

@@ -3,6 +3,7 @@
 //! protocol decision is made here.
 
 use crate::journal::{ConnectionEnd, EventKind, NewEvent};
+use crate::legacy::close::{self, CloseWays};
 use crate::legacy::session::{CloseHow, Effect, Session, SessionConfig};
 use crate::model::{Environment, Protocol};
 use crate::runtime::{Core, Shutdown};
@@ -11,7 +12,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
@@ -58,7 +59,7 @@ pub(crate) async fn serve(
         let (how, ending) = drive(&core, &mut session, &mut tls, shutdown).await;
         core.engine.connection_closed(id);
         if how == CloseHow::Reset {
-            crate::runtime::reset_on_close(&tls);
+            tls.arm_reset();
         }
         drop(tls);
         debug!(ending = %ending.as_str(), "closed");
@@ -89,7 +90,7 @@ const PARTIAL_FRAME_BOUND: Duration = Duration::from_secs(30);
 
 /// Runs one session to its end: the only `select!` of a legacy connection (shutdown, the
 /// session's timer, reads with the idle timeout). Returns how to close and why.
-async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
+async fn drive<IO: AsyncRead + CloseWays>(
     core: &Core,
     session: &mut Session<'_>,
     io: &mut IO,
@@ -143,7 +144,7 @@ async fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             }
             // Stalled for good after shutdown was handled: cannot happen (shutdown closes the
             // session), but a loop with nothing to wait for must end rather than spin.
-            else => return (CloseHow::Abrupt, ConnectionEnd::Shutdown),
+            else => return (CloseHow::Fin, ConnectionEnd::Shutdown),
         }
     }
 }
@@ -162,14 +163,16 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// Runs the effects in order: consecutive journal events under one journal lock; returns how
-/// and why to close once a close is asked for (after closing the TLS session if graceful).
-async fn run_effects<IO: AsyncWrite + Unpin>(
+/// and why to close once a close is asked for (after closing the way it says: [`close::finish`]).
+async fn run_effects<IO: CloseWays>(
     core: &Core,
     io: &mut IO,
     out: &mut Vec<Effect>,
     t: &mut Transport,
 ) -> Option<(CloseHow, ConnectionEnd)> {
     let mut failed: Option<std::io::Error> = None;
+    let mut wrote = false;
+    let mut last: Option<bytes::Bytes> = None;
     let mut effects = out.drain(..).peekable();
     while let Some(effect) = effects.next() {
         match effect {
@@ -186,7 +189,20 @@ async fn run_effects<IO: AsyncWrite + Unpin>(
                 core.journal
                     .record_batch(std::iter::once(first).chain(more));
             }
+            // The last data before a burst close leaves in the same write as close_notify.
+            Effect::Write(bytes)
+                if matches!(
+                    effects.peek(),
+                    Some(Effect::Close {
+                        how: CloseHow::Burst,
+                        ..
+                    })
+                ) =>
+            {
+                last = Some(bytes);
+            }
             Effect::Write(bytes) => {
+                wrote = true;
                 if failed.is_none() {
                     let r = async {
                         io.write_all(&bytes).await?;
@@ -204,8 +220,9 @@ async fn run_effects<IO: AsyncWrite + Unpin>(
             Effect::Throttle(bps) => t.throttle = Some(bps),
             Effect::Close { how, end } => {
                 // A write error before a close does not change why the connection ended.
-                if how == CloseHow::Graceful {
-                    let _ = io.shutdown().await;
+                if failed.is_none() {
+                    let gap = Duration::from_millis(core.settings.legacy_close_gap_ms);
+                    let _ = close::finish(io, last.as_deref(), wrote, how, gap).await;
                 }
                 return Some((how, end));
             }
@@ -213,7 +230,7 @@ async fn run_effects<IO: AsyncWrite + Unpin>(
     }
     failed.map(|e| {
         (
-            CloseHow::Abrupt,
+            CloseHow::Fin,
             ConnectionEnd::Io(crate::refusal::plain_io(&e)),
         )
     })

@@ -1,5 +1,6 @@
 //! Apple's legacy binary provider protocol: the gateway (commands 0, 1, 2) and the feedback service.
 
+mod close;
 pub mod feedback;
 pub mod frame;
 pub mod gateway;

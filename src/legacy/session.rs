@@ -51,16 +51,7 @@ pub enum Effect {
     },
 }
 
-/// How a connection is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseHow {
-    /// close_notify then FIN (PROTOCOL.md 1.7: after the error-response).
-    Graceful,
-    /// FIN with no close_notify (a silent drop).
-    Abrupt,
-    /// A TCP reset (SO_LINGER 0): a `drop` rule with `reset = true`.
-    Reset,
-}
+pub use crate::engine::rules::CloseHow;
 
 /// Read-buffer capacity of a connection with nothing pending (grown to 64 KiB when busy).
 const IDLE_BUFFER: usize = 4 * 1024;
@@ -70,9 +61,10 @@ const IDLE_BUFFER: usize = 4 * 1024;
 pub struct SessionConfig {
     /// Codec limits (PROTOCOL.md Part 3).
     pub limits: Limits,
-    /// How long Apple took to answer an error (PROTOCOL.md 1.7), reading on meanwhile.
-    pub error_delay: Duration,
-    /// The read buffer bound: past it, reading stops during the error delay.
+    /// How long Apple took to answer a verdict that ends the connection (PROTOCOL.md 1.7),
+    /// reading and discarding meanwhile.
+    pub answer_delay: Duration,
+    /// The read buffer bound: past it, reading stops during a pause.
     pub read_buffer: usize,
     /// Answer to an unknown command byte (status 128 or a silent close).
     pub unknown_command: UnknownCommand,
@@ -83,7 +75,7 @@ impl SessionConfig {
     pub fn from_settings(s: &crate::settings::Settings, limits: Limits) -> Self {
         SessionConfig {
             limits,
-            error_delay: Duration::from_millis(s.legacy_error_delay_ms),
+            answer_delay: Duration::from_millis(s.legacy_answer_delay_ms),
             read_buffer: s.legacy_read_buffer,
             unknown_command: s.legacy_unknown_command,
         }
@@ -156,14 +148,16 @@ enum Resume {
 enum Phase {
     /// Reading and deciding.
     Open,
-    /// Neither reading nor deciding until `until` (`None`: until shutdown).
+    /// Not deciding until `until` (`None`: until shutdown); reading on into the buffer (up to
+    /// its bound) when `reading` (a rule's delay), not at all otherwise (a stall).
     Paused {
         until: Option<Instant>,
         resume: Resume,
+        reading: bool,
     },
     /// A verdict ends the connection: reading on until `at`, every complete frame that arrives is
-    /// journaled as `discarded` (issue 2: never as accepted), then `answer` is written and the
-    /// connection closed `how`.
+    /// journaled as `discarded` at once with reason `after` (issue 2: never as accepted), then
+    /// `answer` is written and the connection closed `how`.
     Closing {
         at: Instant,
         answer: Option<Bytes>,
@@ -171,6 +165,8 @@ enum Phase {
         end: ConnectionEnd,
         /// False after a framing error: what follows cannot be split into frames.
         framed: bool,
+        /// Why the frames read meanwhile are discarded ("after status 8 for #10").
+        after: Arc<str>,
     },
     /// Over: a [`Effect::Close`] was emitted.
     Closed,
@@ -243,7 +239,8 @@ impl<'a> Session<'a> {
     pub fn wants_read(&self) -> bool {
         match &self.phase {
             Phase::Open => true,
-            Phase::Paused { .. } | Phase::Closed => false,
+            Phase::Paused { reading, .. } => *reading && self.buf.len() < self.cfg.read_buffer,
+            Phase::Closed => false,
             Phase::Closing { .. } => self.buf.len() < self.cfg.read_buffer,
         }
     }
@@ -269,8 +266,10 @@ impl<'a> Session<'a> {
     pub fn handle_read(&mut self, now: Instant, out: &mut Vec<Effect>) {
         match self.phase {
             Phase::Open => self.process(now, out),
-            // Buffered until the answer goes out (bounded by [`Self::wants_read`]).
-            Phase::Paused { .. } | Phase::Closing { .. } | Phase::Closed => {}
+            // What Apple read while its answer was on the way: journaled now, never processed.
+            Phase::Closing { .. } => self.discard(out),
+            // Buffered until the pause ends (bounded by [`Self::wants_read`]).
+            Phase::Paused { .. } | Phase::Closed => {}
         }
     }
 
@@ -284,12 +283,18 @@ impl<'a> Session<'a> {
                 };
                 let how = match end {
                     ConnectionEnd::PeerClosed => CloseHow::Graceful,
-                    _ => CloseHow::Abrupt,
+                    _ => CloseHow::Fin,
                 };
                 self.close(how, end, out);
             }
             // The answer still goes out when the delay is over (nothing more will be read).
             Phase::Closing { at, .. } => out.push(Effect::Stall(Some(*at))),
+            // A rule's delay: what was read is decided when it ends (then the EOF is seen again).
+            Phase::Paused {
+                until,
+                reading: true,
+                ..
+            } => out.push(Effect::Stall(*until)),
             Phase::Paused { .. } | Phase::Closed => {}
         }
     }
@@ -299,7 +304,7 @@ impl<'a> Session<'a> {
         match &self.phase {
             Phase::Closing { at, .. } => out.push(Effect::Stall(Some(*at))),
             Phase::Open | Phase::Paused { .. } => {
-                self.close(CloseHow::Abrupt, ConnectionEnd::Io(error), out)
+                self.close(CloseHow::Fin, ConnectionEnd::Io(error), out)
             }
             Phase::Closed => {}
         }
@@ -344,9 +349,23 @@ impl<'a> Session<'a> {
         out.push(Effect::Close { how, end });
     }
 
-    fn pause(&mut self, until: Option<Instant>, resume: Resume, out: &mut Vec<Effect>) {
-        self.phase = Phase::Paused { until, resume };
-        out.push(Effect::Stall(until));
+    /// Stops deciding (and reading, unless `reading`) until `until`.
+    fn pause(
+        &mut self,
+        until: Option<Instant>,
+        resume: Resume,
+        reading: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        self.phase = Phase::Paused {
+            until,
+            resume,
+            reading,
+        };
+        match until {
+            Some(at) if reading => out.push(Effect::WakeAt(at)),
+            _ => out.push(Effect::Stall(until)),
+        }
     }
 
     fn resume(&mut self, now: Instant, out: &mut Vec<Effect>) {
@@ -361,7 +380,7 @@ impl<'a> Session<'a> {
                     slot,
                     notification,
                 } = *held;
-                self.fault(fired, slot, notification, now, out);
+                self.fault(fired, slot, notification, Duration::ZERO, now, out);
             }
             Resume::Connect(fired) => {
                 self.connect_rule(fired, now, out);
@@ -383,7 +402,7 @@ impl<'a> Session<'a> {
             };
             match fired.delay.take() {
                 Some(delay) => {
-                    self.pause(Some(now + delay), Resume::Connect(fired), out);
+                    self.pause(Some(now + delay), Resume::Connect(fired), false, out);
                 }
                 None => self.connect_rule(fired, now, out),
             }
@@ -392,7 +411,7 @@ impl<'a> Session<'a> {
 
     /// One connect rule, its delay over.
     fn connect_rule(&mut self, fired: Fired, now: Instant, out: &mut Vec<Effect>) {
-        match transport_effect(&fired.action, now) {
+        match transport_effect(&fired, now) {
             Some(Effect::Close { how, end }) => {
                 out.push(Effect::Journal(
                     self.event(EventKind::Dropped)
@@ -400,7 +419,7 @@ impl<'a> Session<'a> {
                 ));
                 self.close(how, end, out);
             }
-            Some(Effect::Stall(until)) => self.pause(until, Resume::Decide, out),
+            Some(Effect::Stall(until)) => self.pause(until, Resume::Decide, false, out),
             Some(effect) => out.push(effect),
             // Not connection-capable, or not legacy: never fired on a legacy connect.
             None => {}
@@ -427,7 +446,7 @@ impl<'a> Session<'a> {
             };
             self.buf.advance(slot.len as usize);
             if let Err(status) = valid {
-                return self.refuse(slot, notification, status, None, now, out);
+                return self.refuse(slot, notification, status, Ending::default(), now, out);
             }
             let verdict = self.engine.decide(&self.state, &notification);
             self.state.decided += 1;
@@ -530,29 +549,39 @@ impl<'a> Session<'a> {
         out: &mut Vec<Effect>,
     ) {
         match stop {
-            Stop::Refuse(status) => self.refuse(slot, notification, status, None, now, out),
-            Stop::Drop => self.drop_connection(notification, false, None, out),
+            Stop::Refuse(status) => {
+                self.refuse(slot, notification, status, Ending::default(), now, out)
+            }
+            Stop::Drop => self.drop_connection(notification, Ending::default(), now, out),
             Stop::Fault(mut fired) => match fired.delay.take() {
-                // The rule's delay: nothing is read or decided meanwhile.
+                // A rule's delay before an action that ends the connection: the verdict is
+                // journaled now, and the delay adds to the answer's (reading and discarding).
+                Some(delay) if ends_connection(&fired.action) => {
+                    self.fault(fired, slot, notification, delay, now, out)
+                }
+                // Any other action waits its delay reading on: what arrives meanwhile is decided
+                // after it, in order.
                 Some(delay) => {
                     let held = Box::new(Held {
                         fired,
                         slot,
                         notification,
                     });
-                    self.pause(Some(now + delay), Resume::Fault(held), out);
+                    self.pause(Some(now + delay), Resume::Fault(held), true, out);
                 }
-                None => self.fault(fired, slot, notification, now, out),
+                None => self.fault(fired, slot, notification, Duration::ZERO, now, out),
             },
         }
     }
 
-    /// A scenario rule's action on one notification (its delay already waited out).
+    /// A scenario rule's action on one notification (`wait`: the rule's delay still to add to the
+    /// answer delay, for an action that ends the connection).
     fn fault(
         &mut self,
         fired: Fired,
         slot: Slot,
         notification: Notification,
+        wait: Duration,
         now: Instant,
         out: &mut Vec<Effect>,
     ) {
@@ -567,7 +596,12 @@ impl<'a> Session<'a> {
                 };
                 let slot = Slot { identifier, ..slot };
                 if close {
-                    return self.refuse(slot, notification, status, Some(rule), now, out);
+                    let ending = Ending {
+                        rule: Some(rule),
+                        close: fired.close,
+                        wait,
+                    };
+                    return self.refuse(slot, notification, status, ending, now, out);
                 }
                 let sent = slot.command.reports_errors();
                 out.push(Effect::Journal(
@@ -582,13 +616,23 @@ impl<'a> Session<'a> {
                 }
             }
             Action::Legacy(LegacyAction::Drop { reset }) => {
-                self.drop_connection(notification, reset, Some(rule), out)
+                let close = match (fired.close, reset) {
+                    (Some(how), _) => how,
+                    (None, true) => CloseHow::Reset,
+                    (None, false) => CloseHow::Fin,
+                };
+                let ending = Ending {
+                    rule: Some(rule),
+                    close: Some(close),
+                    wait,
+                };
+                self.drop_connection(notification, ending, now, out)
             }
             Action::Legacy(LegacyAction::Stall { for_ms }) => {
                 self.accept(slot, notification, out);
                 // Stop reading: the provider's writes pile up in TCP buffers until they block.
                 let until = for_ms.map(|ms| now + Duration::from_millis(ms));
-                self.pause(until, Resume::Decide, out);
+                self.pause(until, Resume::Decide, false, out);
             }
             Action::Legacy(LegacyAction::Throttle { bytes_per_sec }) => {
                 self.accept(slot, notification, out);
@@ -600,38 +644,48 @@ impl<'a> Session<'a> {
     }
 
     /// Journals the notification as dropped (with the rule that asked, so a silent close can be
-    /// traced in the journal), discards what is buffered, and cuts the connection with no answer;
-    /// with `reset`, as a TCP reset instead of a FIN.
+    /// traced in the journal), then after the answer delay (reading and discarding meanwhile)
+    /// cuts the connection with no answer: FIN, or as the rule says.
     fn drop_connection(
         &mut self,
         notification: Notification,
-        reset: bool,
-        rule: Option<serde_json::Value>,
+        ending: Ending,
+        now: Instant,
         out: &mut Vec<Effect>,
     ) {
+        let how = ending.close.unwrap_or(CloseHow::Fin);
+        let after = format!(
+            "after {} at {}",
+            if how == CloseHow::Reset {
+                "reset"
+            } else {
+                "drop"
+            },
+            numbered(&notification)
+        );
         let mut e = self.event(EventKind::Dropped).notification(notification);
-        if let Some(rule) = rule {
-            e = e.detail(json!({ "rule": rule, "reset": reset }));
+        if let Some(rule) = ending.rule {
+            e = e.detail(json!({ "rule": rule, "reset": how == CloseHow::Reset }));
         }
         out.push(Effect::Journal(e));
-        self.discard(out);
-        self.buf.clear();
-        let how = if reset {
-            CloseHow::Reset
-        } else {
-            CloseHow::Abrupt
+        let closing = Closing {
+            answer: None,
+            how,
+            end: ConnectionEnd::Dropped,
+            framed: true,
+            after,
         };
-        self.close(how, ConnectionEnd::Dropped, out);
+        self.start_closing(closing, ending.wait, now, out);
     }
 
-    /// Refuses one notification: error-response after the error delay (never for command 0:
-    /// PROTOCOL.md 1.7), every frame that followed discarded, then close.
+    /// Refuses one notification: error-response after the answer delay (never for command 0:
+    /// PROTOCOL.md 1.7), every frame that arrives meanwhile discarded, then close.
     fn refuse(
         &mut self,
         slot: Slot,
         notification: Notification,
         status: Status,
-        rule: Option<serde_json::Value>,
+        ending: Ending,
         now: Instant,
         out: &mut Vec<Effect>,
     ) {
@@ -641,24 +695,31 @@ impl<'a> Session<'a> {
             // The identifier the error-response names (status 10: the last accepted, PROTOCOL.md 1.6).
             detail["identifier"] = json!(hex::encode(slot.identifier));
         }
-        if let Some(rule) = rule {
+        if let Some(rule) = ending.rule {
             detail["rule"] = rule;
         }
+        let after = format!(
+            "after status {} for {}",
+            status.code(),
+            numbered(&notification)
+        );
         out.push(Effect::Journal(
             self.event(EventKind::Rejected)
                 .notification(notification)
                 .status(status.code(), status.name())
                 .detail(detail),
         ));
-        if silent {
-            // Command 0 has no error-response: close at once after what is buffered.
-            self.discard(out);
-            self.buf.clear();
-            self.close(CloseHow::Graceful, ConnectionEnd::Refused, out);
-        } else {
-            let resp = ErrorResponse::new(status, slot.identifier);
-            self.start_closing(Some(resp), true, now, out);
-        }
+        // Command 0 has no error-response: the connection just closes (PROTOCOL.md 1.7).
+        let answer = (!silent)
+            .then(|| Bytes::copy_from_slice(&ErrorResponse::new(status, slot.identifier).encode()));
+        let closing = Closing {
+            answer,
+            how: ending.close.unwrap_or(CloseHow::Graceful),
+            end: ConnectionEnd::Refused,
+            framed: true,
+            after,
+        };
+        self.start_closing(closing, ending.wait, now, out);
     }
 
     /// Answers a frame the codec could not parse (PROTOCOL.md Part 3: status 128, or a silent close).
@@ -677,35 +738,33 @@ impl<'a> Session<'a> {
                     json!({ "error": e.to_string(), "error_response_sent": response.is_some() }),
                 ),
         ));
-        match response {
-            Some(resp) => self.start_closing(Some(resp), false, now, out),
-            None => {
-                self.buf.clear();
-                self.close(CloseHow::Graceful, ConnectionEnd::Refused, out);
-            }
-        }
-    }
-
-    /// Waits the configured error delay (still reading, as Apple's late error let more arrive:
-    /// PROTOCOL.md 1.7), then answers and closes.
-    fn start_closing(
-        &mut self,
-        answer: Option<ErrorResponse>,
-        framed: bool,
-        now: Instant,
-        out: &mut Vec<Effect>,
-    ) {
-        let at = now + self.cfg.error_delay;
-        self.phase = Phase::Closing {
-            at,
-            answer: answer.map(|r| Bytes::copy_from_slice(&r.encode())),
+        // What follows an unparseable frame cannot be split into frames: it is not journaled.
+        let closing = Closing {
+            answer: response.map(|r| Bytes::copy_from_slice(&r.encode())),
             how: CloseHow::Graceful,
             end: ConnectionEnd::Refused,
-            framed,
+            framed: false,
+            after: String::new(),
         };
-        if self.cfg.error_delay.is_zero() {
+        self.start_closing(closing, Duration::ZERO, now, out);
+    }
+
+    /// Waits `wait` plus the answer delay (still reading, as Apple's late answer let more
+    /// arrive: PROTOCOL.md 1.7), then answers and closes; what is buffered is discarded now.
+    fn start_closing(&mut self, c: Closing, wait: Duration, now: Instant, out: &mut Vec<Effect>) {
+        let at = now + wait + self.cfg.answer_delay;
+        self.phase = Phase::Closing {
+            at,
+            answer: c.answer,
+            how: c.how,
+            end: c.end,
+            framed: c.framed,
+            after: c.after.into(),
+        };
+        if at <= now {
             self.finish_closing(out);
         } else {
+            self.discard(out);
             out.push(Effect::WakeAt(at));
         }
     }
@@ -724,18 +783,26 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Journals the complete frames buffered behind a refusal as `discarded` (issue 2: never as
-    /// accepted), leaving a partial one buffered.
+    /// Journals the complete frames buffered behind a verdict that ends the connection as
+    /// `discarded` (issue 2: never as accepted), leaving a partial one buffered.
     fn discard(&mut self, out: &mut Vec<Effect>) {
-        if let Phase::Closing { framed: false, .. } = self.phase {
+        let Phase::Closing {
+            framed: true,
+            after,
+            ..
+        } = &self.phase
+        else {
             return;
-        }
+        };
+        let after = after.clone();
         let limits = self.cfg.limits;
         while let Ok(Some(f)) = frame::peek(&self.buf, &limits) {
             let (len, notification) = (f.len, owned_notification(&f, self.topic.as_ref()));
             self.buf.advance(len);
             out.push(Effect::Journal(
-                self.event(EventKind::Discarded).notification(notification),
+                self.event(EventKind::Discarded)
+                    .notification(notification)
+                    .reason(&*after),
             ));
         }
     }
@@ -750,15 +817,54 @@ impl<'a> Session<'a> {
     }
 }
 
+/// How a connection that a verdict ends is answered and closed (gathered for
+/// [`Session::start_closing`]).
+struct Closing {
+    answer: Option<Bytes>,
+    how: CloseHow,
+    end: ConnectionEnd,
+    framed: bool,
+    after: String,
+}
+
+/// What a rule adds to a verdict that ends the connection.
+#[derive(Default)]
+struct Ending {
+    /// The `rule` object for the journal.
+    rule: Option<serde_json::Value>,
+    /// The rule's `close`.
+    close: Option<CloseHow>,
+    /// The rule's delay, added to the answer delay.
+    wait: Duration,
+}
+
+/// Whether a rule's action ends the legacy connection (its delay then reads and discards).
+fn ends_connection(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Legacy(LegacyAction::Error { close: true, .. } | LegacyAction::Drop { .. })
+    )
+}
+
+/// A notification as a discard reason names it: `#10` (its identifier as a number), or
+/// "a command-0 notification", which has none.
+fn numbered(n: &Notification) -> String {
+    match n.identifier {
+        Some(Identifier(id)) => format!("#{}", u32::from_be_bytes(id)),
+        None => "a command-0 notification".into(),
+    }
+}
+
 /// What a transport fault (`drop`, `stall`, `throttle`) asks of the network layer at `now`, the
-/// same for the gateway and the feedback service; `None` for any other action.
-pub fn transport_effect(action: &Action, now: Instant) -> Option<Effect> {
-    match action {
+/// same for the gateway and the feedback service; `None` for any other action. A `drop` closes as
+/// the rule's `close` says, else FIN (or RST with `reset = true`).
+pub fn transport_effect(fired: &Fired, now: Instant) -> Option<Effect> {
+    match &fired.action {
         Action::Legacy(LegacyAction::Drop { reset }) => Some(Effect::Close {
-            how: if *reset {
-                CloseHow::Reset
-            } else {
-                CloseHow::Abrupt
+            how: match (fired.close, reset) {
+                (Some(how), _) => how,
+                (None, true) => CloseHow::Reset,
+                (None, false) => CloseHow::Fin,
             },
             end: ConnectionEnd::Dropped,
         }),

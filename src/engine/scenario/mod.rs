@@ -6,7 +6,7 @@
 
 use crate::engine::registry::{Registry, TokenRecord};
 use crate::engine::rules::{
-    Action, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet, Trigger,
+    Action, CloseHow, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet, Trigger,
 };
 use crate::model::wire::{ErrorCode, Reason, SettingsUpdate, Status};
 use crate::model::{DeviceToken, Environment, Protocol};
@@ -18,7 +18,8 @@ use std::path::PathBuf;
 mod doc;
 
 use doc::{
-    boolean, float, int, line_col, name_of, string, suggest, u32_, u64_, Cx, Fields, Kind, Node,
+    boolean, float, int, line_col, name_of, string, suggest, u32_, u64_, Cx, Entry, Fields, Kind,
+    Node,
 };
 
 /// Largest scenario accepted, so a mistaken path (a log file, a binary) cannot exhaust memory.
@@ -466,6 +467,21 @@ fn settings_from(cx: &mut Cx, node: &Node) -> Option<Settings> {
     let before = cx.errors.len();
     let mut merged = serde_json::Map::new();
     for e in entries {
+        // An old name reads as the new one (`legacy_error_delay_ms`).
+        let renamed;
+        let e = match crate::settings::SETTING_ALIASES
+            .iter()
+            .find(|(old, _)| *old == e.key)
+        {
+            Some((_, new)) => {
+                renamed = Entry {
+                    key: new.to_string(),
+                    ..e.clone()
+                };
+                &renamed
+            }
+            None => e,
+        };
         let path = format!("settings.{}", e.key);
         if !known.contains(&e.key) {
             let hint = suggest(&e.key, known.iter().map(String::as_str))
@@ -704,13 +720,22 @@ fn rule_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Rule> {
     let delay_ms = f
         .get("delay_ms")
         .and_then(|n| u64_(cx, n, &f.path("delay_ms")));
-    f.finish(cx, &["name", "when", "then", "times", "delay_ms"], "");
+    let close = f.get("close").and_then(|n| {
+        let table = CloseHow::ALL.map(|h| (h.name(), h));
+        name_of(cx, n, &f.path("close"), "close", &table)
+    });
+    f.finish(
+        cx,
+        &["name", "when", "then", "times", "delay_ms", "close"],
+        "",
+    );
     let rule = Rule {
         name,
         when: when?,
         then: then?,
         times,
         delay_ms,
+        close,
     };
     for (field, msg) in rule.check() {
         cx.err(&node.span_of(&field), format!("{path}.{field}: {msg}"));
@@ -1338,6 +1363,45 @@ delay_ms = 200
         assert_eq!(s.http2_max_payload, Settings::default().http2_max_payload);
         let text = "[settings]\nhttp2_reasons = { expird-token = false }\n";
         assert_eq!(at(&err(text)), vec![pos(text, "expird-token")]);
+    }
+
+    #[test]
+    fn close_says_how_a_legacy_connection_ends_and_is_checked() {
+        let sc =
+            parse_toml("[[rules]]\nthen = { action = \"error\", status = 8 }\nclose = \"burst\"\n")
+                .unwrap();
+        assert_eq!(sc.rules[0].close, Some(CloseHow::Burst));
+        let json = serde_json::to_string(&sc).unwrap();
+        assert!(json.contains(r#""close":"burst""#), "{json}");
+        assert_eq!(parse_json(&json).unwrap(), sc);
+        for how in CloseHow::ALL {
+            let text = format!(
+                "[[rules]]\nthen = {{ action = \"drop\" }}\nclose = {:?}\n",
+                how.name()
+            );
+            assert_eq!(parse_toml(&text).unwrap().rules[0].close, Some(how));
+        }
+        for (rule, want) in [
+            (
+                "then = { action = \"error\", status = 8 }\nclose = \"brust\"",
+                "unknown close \"brust\"; did you mean \"burst\"?",
+            ),
+            (
+                "then = { action = \"stall\" }\nclose = \"fin\"",
+                "close applies to a legacy action that ends the connection",
+            ),
+            (
+                "then = { action = \"error\", status = 8, close = false }\nclose = \"fin\"",
+                "\"error\" with close = false does not",
+            ),
+            (
+                "then = { action = \"drop\", reset = true }\nclose = \"fin\"",
+                "contradicts reset = true",
+            ),
+        ] {
+            let e = err(&format!("[[rules]]\n{rule}\n")).to_string();
+            assert!(e.contains(want), "{rule}: {e}");
+        }
     }
 
     #[test]

@@ -13,10 +13,10 @@ fn engine(settings: Settings, rules: Vec<Rule>) -> Engine {
     e
 }
 
-fn cfg(error_delay_ms: u64) -> SessionConfig {
+fn cfg(answer_delay_ms: u64) -> SessionConfig {
     SessionConfig {
         limits: Limits::default(),
-        error_delay: Duration::from_millis(error_delay_ms),
+        answer_delay: Duration::from_millis(answer_delay_ms),
         read_buffer: 256 * 1024,
         unknown_command: UnknownCommand::ProtocolError,
     }
@@ -176,18 +176,36 @@ fn a_token_of_the_other_environment_gets_status_8() {
     assert_eq!(journal(&out)[0].status, Some(Status::InvalidToken.code()));
 }
 
+/// The discard reasons of the events in `effects`.
+fn reasons(effects: &[Effect]) -> Vec<String> {
+    journal(effects)
+        .iter()
+        .filter(|e| e.kind == EventKind::Discarded)
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect()
+}
+
 #[test]
-fn the_error_delay_keeps_buffering_then_discards_answers_and_closes() {
-    // PROTOCOL.md 1.7: the answer came late; what arrived meanwhile was never processed.
+fn the_answer_delay_reads_on_journals_each_frame_as_discarded_then_answers_and_closes() {
+    // PROTOCOL.md 1.7: the answer came late; what arrived meanwhile was read and thrown away.
     let e = engine(Settings::default(), vec![]);
     let mut s = session(&e, cfg(300));
     let t0 = Instant::now();
     let out = feed(&mut s, &[enhanced(9, &[], b"{}"), ok(3)].concat(), t0);
-    assert_eq!(kinds(&out), ["Rejected", "wake"]);
-    assert_eq!(out[1], Effect::WakeAt(t0 + Duration::from_millis(300)));
+    assert_eq!(kinds(&out), ["Rejected", "Discarded", "wake"]);
+    assert_eq!(reasons(&out), ["after status 2 for #9"]);
+    assert_eq!(out[2], Effect::WakeAt(t0 + Duration::from_millis(300)));
     assert!(s.wants_read());
-    let out = feed(&mut s, &ok(4), t0 + Duration::from_millis(100));
+    // Each frame is journaled as it arrives; a partial one waits for its rest.
+    let four = ok(4);
+    let out = feed(&mut s, &four[..10], t0 + Duration::from_millis(100));
     assert!(out.is_empty());
+    let out = feed(&mut s, &four[10..], t0 + Duration::from_millis(150));
+    assert_eq!(kinds(&out), ["Discarded"]);
+    assert_eq!(
+        journal(&out)[0].notification.as_ref().unwrap().identifier,
+        Some(Identifier([0, 0, 0, 4]))
+    );
     let mut out = Vec::new();
     s.handle_timeout(t0 + Duration::from_millis(299), &mut out);
     assert!(out.is_empty(), "not before the delay");
@@ -196,8 +214,6 @@ fn the_error_delay_keeps_buffering_then_discards_answers_and_closes() {
     assert_eq!(
         kinds(&out),
         [
-            "Discarded".to_string(),
-            "Discarded".into(),
             format!("write {:?}", &resp[..]),
             "close Graceful refused".into()
         ]
@@ -205,13 +221,112 @@ fn the_error_delay_keeps_buffering_then_discards_answers_and_closes() {
 }
 
 #[test]
-fn the_error_delay_stops_reading_at_the_buffer_bound_and_on_eof() {
+fn every_verdict_that_ends_the_connection_waits_the_answer_delay_reading() {
+    // PROTOCOL.md 1.7: error-response, command-0 close, drop, reset and status 10 all arrive
+    // late, and what was read meanwhile is journaled with the verdict it followed.
+    let mut simple = BytesMut::new();
+    frame::encode_simple(&TOKEN, b"", &mut simple).unwrap();
+    let status = |status| {
+        rule(LegacyAction::Error {
+            status,
+            close: true,
+        })
+    };
+    let cases: [(Vec<Rule>, Vec<u8>, &str, &str); 5] = [
+        (
+            status(Status::InvalidToken),
+            [ok(1), ok(2)].concat(),
+            "after status 8 for #2",
+            "close Graceful refused",
+        ),
+        (
+            vec![],
+            simple.to_vec(),
+            "after status 4 for a command-0 notification",
+            "close Graceful refused",
+        ),
+        (
+            rule(LegacyAction::Drop { reset: false }),
+            [ok(1), ok(2)].concat(),
+            "after drop at #2",
+            "close Fin dropped",
+        ),
+        (
+            rule(LegacyAction::Drop { reset: true }),
+            [ok(1), ok(2)].concat(),
+            "after reset at #2",
+            "close Reset dropped",
+        ),
+        (
+            status(Status::Shutdown),
+            [ok(1), ok(2)].concat(),
+            "after status 10 for #2",
+            "close Graceful refused",
+        ),
+    ];
+    for (rules, first, reason, closed) in cases {
+        let e = engine(Settings::default(), rules);
+        let mut s = session(&e, cfg(200));
+        let t0 = Instant::now();
+        let out = feed(&mut s, &first, t0);
+        assert_eq!(
+            out.last(),
+            Some(&Effect::WakeAt(t0 + Duration::from_millis(200)))
+        );
+        let out = feed(
+            &mut s,
+            &[ok(3), ok(4)].concat(),
+            t0 + Duration::from_millis(50),
+        );
+        assert_eq!(reasons(&out), [reason, reason], "{reason}");
+        let mut out = Vec::new();
+        s.handle_timeout(t0 + Duration::from_millis(200), &mut out);
+        assert_eq!(kinds(&out).last().map(String::as_str), Some(closed));
+        assert!(s.is_closed());
+    }
+}
+
+#[test]
+fn a_rule_close_overrides_how_the_connection_ends() {
+    for how in CloseHow::ALL {
+        let e = engine(
+            Settings::default(),
+            vec![Rule::new(
+                Matcher {
+                    nth: Some(1),
+                    ..Matcher::default()
+                },
+                LegacyAction::Error {
+                    status: Status::InvalidToken,
+                    close: true,
+                }
+                .into(),
+            )
+            .close(how)],
+        );
+        let mut s = session(&e, cfg(0));
+        let out = feed(&mut s, &ok(1), Instant::now());
+        assert_eq!(
+            out.last(),
+            Some(&Effect::Close {
+                how,
+                end: ConnectionEnd::Refused
+            })
+        );
+        assert!(matches!(out[out.len() - 2], Effect::Write(_)), "{how:?}");
+    }
+}
+
+#[test]
+fn the_answer_delay_stops_reading_at_the_buffer_bound_and_on_eof() {
+    // After an unparseable frame nothing can be split into frames, so it piles up to the bound.
     let e = engine(Settings::default(), vec![]);
     let mut c = cfg(300);
     c.read_buffer = 90;
     let mut s = session(&e, c);
     let t0 = Instant::now();
-    feed(&mut s, &enhanced(9, &[], b"{}"), t0);
+    feed(&mut s, &[9, 0, 0, 0, 0, 0, 0, 0], t0);
+    assert!(s.wants_read());
     feed(&mut s, &[ok(1), ok(2)].concat(), t0);
     assert!(!s.wants_read(), "past the read buffer bound");
     let mut out = Vec::new();
@@ -228,14 +343,14 @@ fn command_0_is_refused_silently() {
     frame::encode_simple(&TOKEN, b"", &mut b).unwrap();
     b.extend_from_slice(&ok(2));
     let out = feed(&mut s, &b, Instant::now());
-    assert_eq!(
-        kinds(&out),
-        ["Rejected", "Discarded", "close Graceful refused"]
-    );
+    assert_eq!(kinds(&out), ["Rejected", "Discarded", "wake"]);
     assert_eq!(
         journal(&out)[0].detail,
         Some(json!({ "error_response_sent": false }))
     );
+    let mut out = Vec::new();
+    s.handle_timeout(Instant::now() + Duration::from_millis(300), &mut out);
+    assert_eq!(kinds(&out), ["close Graceful refused"], "no error-response");
 }
 
 #[test]
@@ -356,9 +471,9 @@ fn emulator_shutdown_sends_status_10_with_the_last_accepted() {
 
 #[test]
 fn drop_rule_cuts_without_answer_and_discards_the_rest() {
-    for (reset, how) in [(false, CloseHow::Abrupt), (true, CloseHow::Reset)] {
+    for (reset, how) in [(false, CloseHow::Fin), (true, CloseHow::Reset)] {
         let e = engine(Settings::default(), rule(LegacyAction::Drop { reset }));
-        let mut s = session(&e, cfg(300));
+        let mut s = session(&e, cfg(0));
         let out = feed(&mut s, &[ok(1), ok(2), ok(3)].concat(), Instant::now());
         assert_eq!(
             kinds(&out),
@@ -435,7 +550,9 @@ fn throttle_rule_accepts_and_asks_for_a_rate() {
 }
 
 #[test]
-fn a_rule_delay_pauses_then_carries_out_the_action() {
+fn a_rule_delay_before_a_drop_reads_and_journals_meanwhile() {
+    // The verdict is journaled at once; the rule's delay adds to the answer delay, and what
+    // arrives during both is read and discarded, never left unjournaled in TCP buffers.
     let e = engine(
         Settings::default(),
         vec![Rule::new(
@@ -447,18 +564,66 @@ fn a_rule_delay_pauses_then_carries_out_the_action() {
         )
         .delay_ms(250)],
     );
-    let mut s = session(&e, cfg(0));
+    let mut s = session(&e, cfg(50));
     let t0 = Instant::now();
     let out = feed(&mut s, &[ok(1), ok(2)].concat(), t0);
-    assert_eq!(out, [Effect::Stall(Some(t0 + Duration::from_millis(250)))]);
+    assert_eq!(kinds(&out), ["Dropped", "Discarded", "wake"]);
+    assert_eq!(out[2], Effect::WakeAt(t0 + Duration::from_millis(300)));
+    assert!(s.wants_read());
+    let out = feed(&mut s, &ok(3), t0 + Duration::from_millis(100));
+    assert_eq!(reasons(&out), ["after drop at #1"]);
+    let mut out = Vec::new();
+    s.handle_timeout(t0 + Duration::from_millis(250), &mut out);
+    assert!(out.is_empty());
+    s.handle_timeout(t0 + Duration::from_millis(300), &mut out);
+    assert_eq!(kinds(&out), ["close Fin dropped"]);
+}
+
+#[test]
+fn a_rule_delay_before_an_action_that_goes_on_reads_and_decides_after_it() {
+    let e = engine(
+        Settings::default(),
+        vec![Rule::new(
+            Matcher {
+                nth: Some(1),
+                ..Matcher::default()
+            },
+            LegacyAction::Error {
+                status: Status::ProcessingError,
+                close: false,
+            }
+            .into(),
+        )
+        .delay_ms(100)],
+    );
+    let mut s = session(&e, cfg(0));
+    let t0 = Instant::now();
+    let out = feed(&mut s, &ok(1), t0);
+    assert_eq!(out, [Effect::WakeAt(t0 + Duration::from_millis(100))]);
+    assert!(s.wants_read(), "reading on during the rule's delay");
+    let out = feed(&mut s, &ok(2), t0 + Duration::from_millis(10));
+    assert!(out.is_empty(), "decided after the delay, in order");
     let mut out = Vec::new();
     s.handle_timeout(t0 + Duration::from_millis(100), &mut out);
-    assert!(out.is_empty());
-    s.handle_timeout(t0 + Duration::from_millis(250), &mut out);
+    let resp = ErrorResponse::new(Status::ProcessingError, [0, 0, 0, 1]).encode();
     assert_eq!(
         kinds(&out),
-        ["Dropped", "Discarded", "close Abrupt dropped"]
+        [
+            "Rejected".to_string(),
+            format!("write {:?}", &resp[..]),
+            "Accepted".into()
+        ]
     );
+    // EOF during the delay stops reading until it is over.
+    let e2 = engine(
+        Settings::default(),
+        vec![Rule::new(Matcher::default(), Action::Accept).delay_ms(10)],
+    );
+    let mut s = session(&e2, cfg(0));
+    feed(&mut s, &ok(1), t0);
+    let mut out = Vec::new();
+    s.handle_eof(t0, &mut out);
+    assert_eq!(out, [Effect::Stall(Some(t0 + Duration::from_millis(10)))]);
 }
 
 #[test]
@@ -470,7 +635,7 @@ fn accept_rule_with_a_delay_accepts_after_it() {
     let mut s = session(&e, cfg(0));
     let t0 = Instant::now();
     let out = feed(&mut s, &ok(1), t0);
-    assert_eq!(kinds(&out), ["stall true"]);
+    assert_eq!(kinds(&out), ["wake"]);
     let mut out = Vec::new();
     s.handle_timeout(t0 + Duration::from_millis(10), &mut out);
     assert_eq!(kinds(&out), ["Accepted"]);
@@ -535,14 +700,14 @@ fn eof_mid_frame_read_errors_and_idle_end_the_session() {
     assert_eq!(
         out,
         [Effect::Close {
-            how: CloseHow::Abrupt,
+            how: CloseHow::Fin,
             end: ConnectionEnd::PeerVanishedMidFrame(5)
         }]
     );
     let mut s = session(&e, cfg(0));
     let mut out = Vec::new();
     s.handle_read_error("boom".into(), Instant::now(), &mut out);
-    assert_eq!(kinds(&out), ["close Abrupt io: boom"]);
+    assert_eq!(kinds(&out), ["close Fin io: boom"]);
     let mut s = session(&e, cfg(0));
     let mut out = Vec::new();
     s.handle_idle(Instant::now(), &mut out);

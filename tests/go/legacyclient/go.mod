@@ -1,0 +1,3 @@
+module apnsim.test/legacyclient
+
+go 1.21
