@@ -2,6 +2,8 @@
 
 pub mod wire;
 
+pub use wire::PushType;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -181,9 +183,9 @@ pub struct Notification {
     /// The topic (bundle id) from apns-topic or the client certificate (shared, not copied, per notification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<Arc<str>>,
-    /// apns-push-type (HTTP/2).
+    /// apns-push-type (HTTP/2), when the provider sent a valid one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub push_type: Option<String>,
+    pub push_type: Option<PushType>,
     /// apns-collapse-id (HTTP/2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collapse_id: Option<String>,

@@ -2,8 +2,8 @@
 //! language can watch what happens without polling.
 
 use super::error::ApiError;
-use super::journal::{Pairs, Params};
 use super::payload;
+use super::query::{Pairs, Params};
 use super::ControlState;
 use crate::journal::{Event, Filter, Journal};
 use crate::lint::Level;

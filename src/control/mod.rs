@@ -10,6 +10,7 @@ mod journal;
 mod metrics;
 mod origin;
 mod payload;
+mod query;
 mod scenario;
 mod status;
 mod tokens;

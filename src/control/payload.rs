@@ -4,7 +4,7 @@
 //! push type, so every view of an event shows the same result).
 
 use super::error::ApiError;
-use super::journal::Params;
+use super::query::Params;
 use crate::engine::devices::DeviceView;
 use crate::journal::{Event, EventKind};
 use crate::lint::{self, Level, Lint};
@@ -16,7 +16,10 @@ pub(super) fn of(e: &Event) -> Option<Lint> {
         return None;
     }
     let n = e.notification.as_ref()?;
-    Some(lint::lint(&n.payload, n.push_type.as_deref()))
+    Some(lint::lint(
+        &n.payload,
+        n.push_type.map(crate::model::PushType::as_str),
+    ))
 }
 
 /// An event's journal JSON plus its `lint` when it is an accepted notification.
@@ -66,7 +69,7 @@ pub(super) fn inbox_json(view: &DeviceView) -> Value {
                 _ => view.stored.iter().map(|s| &s.notification).collect(),
             };
             for (item, n) in items.iter_mut().zip(notes) {
-                let push_type = n.push_type.as_deref();
+                let push_type = n.push_type.map(crate::model::PushType::as_str);
                 item["display"] = json!(lint::display(&n.payload, push_type));
                 item["lint"] = json!(lint::lint(&n.payload, push_type));
             }
