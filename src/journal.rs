@@ -120,9 +120,11 @@ pub struct Event {
     /// The notification concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<Notification>,
-    /// Legacy status code sent (or that would have been sent), if any.
+    /// The status of a refusal, in the space `protocol` names: the legacy status byte sent (or
+    /// that would have been sent, PROTOCOL.md 1.6), or the HTTP/2 `:status` (PROTOCOL.md 2.6,
+    /// 2.7; broadcast-family refusals too). One field on both protocols.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u8>,
+    pub status: Option<u16>,
     /// HTTP/2 reason string, or the legacy status name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -140,7 +142,7 @@ impl Event {
             return None;
         }
         let n = self.notification.as_ref()?;
-        Some(crate::lint::lint(&n.payload, n.push_type.as_deref()))
+        Some(crate::lint::lint(&n.payload, n.push_type.map(crate::model::PushType::as_str)))
     }
 }
 
@@ -205,7 +207,7 @@ pub struct NewEvent {
     /// See [`Event::notification`].
     pub notification: Option<Notification>,
     /// See [`Event::status`].
-    pub status: Option<u8>,
+    pub status: Option<u16>,
     /// See [`Event::reason`].
     pub reason: Option<String>,
     /// See [`Event::detail`].
@@ -238,9 +240,10 @@ impl NewEvent {
         self
     }
 
-    /// Attaches a legacy status code and its name.
-    pub fn status(mut self, code: u8, name: &str) -> Self {
-        self.status = Some(code);
+    /// Attaches a refusal's status (legacy byte or HTTP/2 `:status`) and its name (the legacy
+    /// status name or the HTTP/2 reason), so both protocols fill the same two fields.
+    pub fn status(mut self, code: impl Into<u16>, name: &str) -> Self {
+        self.status = Some(code.into());
         self.reason = Some(name.to_string());
         self
     }
@@ -353,7 +356,7 @@ struct Inner {
     complete_from: [u64; 2],
     tallies: Tallies,
     /// `--journal-file`: every event also goes to the writer thread.
-    file: Option<crate::journal_file::JournalFile>,
+    file: Option<crate::journal_file::JournalFile<Event>>,
 }
 
 /// The class index of a kind in [`Inner::classes`].
@@ -580,13 +583,13 @@ impl Journal {
     }
 
     /// Streams every event from now on to `file` as JSON lines (see [`crate::journal_file`]).
-    pub fn stream_to(&self, file: crate::journal_file::JournalFile) {
+    pub fn stream_to(&self, file: crate::journal_file::JournalFile<Event>) {
         self.inner.lock().file = Some(file);
     }
 
     /// Stops streaming to the journal file; the returned handle finishes once every event sent
     /// is written and flushed.
-    pub fn close_file(&self) -> Option<crate::journal_file::JournalFile> {
+    pub fn close_file(&self) -> Option<crate::journal_file::JournalFile<Event>> {
         self.inner.lock().file.take()
     }
 

@@ -2,14 +2,15 @@
 //! nothing to the journal's bound. A thread of its own serializes and writes, so a slow disk
 //! never blocks the runtime; the hot path only clones the event into a channel.
 
-use crate::journal::Event;
+use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-/// The writer: events sent here reach the file in journal order.
-pub struct JournalFile {
-    tx: mpsc::Sender<Event>,
+/// The writer: events sent here reach the file in journal order. Generic over the event so the
+/// file knows nothing of the journal above it (the journal's own is `JournalFile<Event>`).
+pub struct JournalFile<E> {
+    tx: mpsc::Sender<E>,
     thread: std::thread::JoinHandle<Result<(), JournalFileError>>,
 }
 
@@ -24,7 +25,7 @@ pub struct JournalFileError {
     pub source: std::io::Error,
 }
 
-impl JournalFile {
+impl<E: Serialize + Clone + Send + 'static> JournalFile<E> {
     /// Creates (truncates) `path` and starts the writer thread.
     pub fn create(path: &Path) -> Result<Self, JournalFileError> {
         let err = |source| JournalFileError {
@@ -32,7 +33,7 @@ impl JournalFile {
             source,
         };
         let file = std::fs::File::create(path).map_err(err)?;
-        let (tx, rx) = mpsc::channel::<Event>();
+        let (tx, rx) = mpsc::channel::<E>();
         let owned = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("apnsim-journal-file".into())
@@ -42,7 +43,7 @@ impl JournalFile {
     }
 
     /// Queues one event (never blocks; the channel is unbounded, drained as fast as the disk takes).
-    pub fn send(&self, event: &Event) {
+    pub fn send(&self, event: &E) {
         let _ = self.tx.send(event.clone());
     }
 
@@ -53,8 +54,8 @@ impl JournalFile {
     }
 }
 
-fn write_all(
-    rx: mpsc::Receiver<Event>,
+fn write_all<E: Serialize>(
+    rx: mpsc::Receiver<E>,
     file: std::fs::File,
     path: &Path,
 ) -> Result<(), JournalFileError> {

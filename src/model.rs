@@ -3,6 +3,8 @@
 pub mod whole;
 pub mod wire;
 
+pub use wire::PushType;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -222,9 +224,9 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub topic: Option<Arc<str>>,
-    /// apns-push-type (HTTP/2).
+    /// apns-push-type (HTTP/2), when the provider sent a valid one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub push_type: Option<String>,
+    pub push_type: Option<PushType>,
     /// apns-collapse-id (HTTP/2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collapse_id: Option<String>,

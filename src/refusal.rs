@@ -257,25 +257,6 @@ pub fn cause(
     }
 }
 
-/// A TLS alert's name as the TLS specifications spell it (`UnknownCA` → `unknown_ca`).
-pub fn alert_name(debug_name: &str) -> String {
-    let mut out = String::with_capacity(debug_name.len() + 4);
-    let mut prev_lower = false;
-    for c in debug_name.chars() {
-        if c.is_ascii_uppercase() {
-            if prev_lower {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-            prev_lower = false;
-        } else {
-            out.push(c);
-            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        }
-    }
-    out
-}
-
 /// An I/O error in plain words: no TLS library documentation links, the common ends named.
 pub fn plain_io(err: &std::io::Error) -> String {
     match err.kind() {
@@ -310,6 +291,7 @@ fn strip_links(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::alert_name;
 
     const LEGACY: Listener = Listener {
         protocol: Protocol::Legacy,

@@ -76,9 +76,9 @@ pub struct Settings {
     pub jwt_min_update_secs: u64,
     /// Whether the token-update limit counts per team across connections (Apple, the default) or
     /// per connection (PROTOCOL.md 2.8).
-    pub token_update_scope: crate::http2::team_tokens::TokenUpdateScope,
+    pub token_update_scope: TokenUpdateScope,
     /// Which newer reasons are emitted; older clients can be served their older equivalents (PROTOCOL.md 2.7).
-    pub http2_reasons: crate::http2::reason::CompatSettings,
+    pub http2_reasons: crate::model::wire::reason::CompatSettings,
     /// Broadcast push and channel management (PROTOCOL.md 2.11; its [uncertain] points).
     pub broadcast: crate::broadcast::BroadcastSettings,
 }
@@ -111,7 +111,7 @@ impl Default for Settings {
             jwt_max_age_secs: 3600,
             jwt_min_update_secs: 1200,
             token_update_scope: Default::default(),
-            http2_reasons: crate::http2::reason::CompatSettings::default(),
+            http2_reasons: crate::model::wire::reason::CompatSettings::default(),
             broadcast: crate::broadcast::BroadcastSettings::default(),
         }
     }
@@ -260,6 +260,17 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Where the 20-minute token-update limit is counted (PROTOCOL.md 2.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenUpdateScope {
+    /// Across every connection of a team, as Apple counts it (the default).
+    #[default]
+    Team,
+    /// Per connection only (apnsim's older behaviour, kept for comparison).
+    Connection,
 }
 
 #[cfg(test)]

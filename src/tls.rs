@@ -124,9 +124,7 @@ impl TlsError {
             return None;
         };
         match source.get_ref()?.downcast_ref::<rustls::Error>()? {
-            rustls::Error::AlertReceived(alert) => {
-                Some(crate::refusal::alert_name(&format!("{alert:?}")))
-            }
+            rustls::Error::AlertReceived(alert) => Some(alert_name(&format!("{alert:?}"))),
             _ => None,
         }
     }
@@ -528,6 +526,25 @@ where
         tls_version: conn.protocol_version().map(|v| format!("{v:?}")),
     };
     Ok((stream, handshake))
+}
+
+/// A TLS alert's name as the TLS specifications spell it (`UnknownCA` → `unknown_ca`).
+pub fn alert_name(debug_name: &str) -> String {
+    let mut out = String::with_capacity(debug_name.len() + 4);
+    let mut prev_lower = false;
+    for c in debug_name.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else {
+            out.push(c);
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        }
+    }
+    out
 }
 
 #[cfg(test)]

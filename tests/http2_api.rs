@@ -646,7 +646,7 @@ async fn journal_records_every_field_and_one_accepted_event_per_200() {
     let n = first.notification.as_ref().unwrap();
     assert_eq!(n.token.to_hex(), token);
     assert_eq!(n.topic.as_deref(), Some("com.example.app.voip"));
-    assert_eq!(n.push_type.as_deref(), Some("voip"));
+    assert_eq!(n.push_type, Some(apnsim::model::PushType::Voip));
     assert_eq!(n.collapse_id.as_deref(), Some("group-1"));
     assert_eq!(n.apns_id.as_deref(), Some(ID));
     assert_eq!(n.priority, 5);
@@ -670,12 +670,12 @@ async fn journal_records_every_field_and_one_accepted_event_per_200() {
         (e.protocol, e.environment),
         (Protocol::Http2, Environment::Sandbox)
     );
-    assert_eq!(e.detail.as_ref().unwrap()["status"], 400);
+    assert_eq!(e.status, Some(400));
     let n = e.notification.as_ref().unwrap();
     assert_eq!(n.token.to_hex(), token);
     assert_eq!(n.collapse_id.as_deref(), Some("group-1"));
     assert_eq!(n.topic.as_deref(), Some("com.example.app.voip"));
-    assert_eq!(n.push_type.as_deref(), Some("voip"));
+    assert_eq!(n.push_type, Some(apnsim::model::PushType::Voip));
     assert_eq!(n.apns_id.as_deref(), Some(ID));
     assert_eq!(&n.payload[..], PAYLOAD);
     assert_eq!(e.connection, first.connection);

@@ -156,7 +156,7 @@ then = { action = "reject", reason = "Unregistered", timestamp_ms = 1234 }
 
     let rejected = wait(&emu, EventKind::Rejected, 2).await;
     assert_eq!(rejected[0].reason.as_deref(), Some("TooManyRequests"));
-    assert_eq!(rejected[0].detail.as_ref().unwrap()["status"], 503);
+    assert_eq!(rejected[0].status, Some(503));
     assert_eq!(rule_name(&rejected[0]).as_deref(), Some("throttled"));
     assert_eq!(rejected[1].reason.as_deref(), Some("Unregistered"));
     assert_eq!(rule_name(&rejected[1]).as_deref(), Some("gone"));

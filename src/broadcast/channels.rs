@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "u8", try_from = "u8")]
 pub enum StoragePolicy {
-    /// 0: no storage; offline devices miss the message, and only expiration 0 is accepted.
+    /// 0: no storage; offline devices miss the message, and only expiry 0 is accepted.
     NoStorage,
     /// 1: the most recent message is kept for an offline device, at most 8 hours.
     MostRecent,

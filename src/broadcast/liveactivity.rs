@@ -163,7 +163,8 @@ pub fn check(payload: &[u8], route: Route) -> Verdict {
 
 /// The verdict for a push accepted on `/3/device`: `Some` for `apns-push-type: liveactivity` only.
 pub fn device_verdict(n: &crate::model::Notification) -> Option<Verdict> {
-    (n.push_type.as_deref() == Some("liveactivity")).then(|| check(&n.payload, Route::Device))
+    (n.push_type == Some(crate::model::PushType::LiveActivity))
+        .then(|| check(&n.payload, Route::Device))
 }
 
 /// Adds the verdict (when there is one) to a journal event's `detail.live_activity`.

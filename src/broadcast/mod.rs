@@ -101,7 +101,7 @@ pub fn fan_out(
     let cap = (now_ms / 1000).saturating_add(settings.stored_message_secs);
     let expiry = match b.channel.message_storage_policy {
         StoragePolicy::NoStorage => 0,
-        StoragePolicy::MostRecent => match b.expiration {
+        StoragePolicy::MostRecent => match b.expiry {
             Some(e) => u64::from(e).min(cap),
             None => cap,
         },
@@ -117,7 +117,7 @@ pub fn fan_out(
             expiry: Some(u32::try_from(expiry).unwrap_or(u32::MAX)),
             priority: b.priority,
             topic: Some(topic.clone()),
-            push_type: Some("liveactivity".into()),
+            push_type: Some(crate::model::PushType::LiveActivity),
             collapse_id: b.collapse_id.clone(),
             apns_id: b.apns_id.clone(),
             command: None,
@@ -239,7 +239,7 @@ mod tests {
                 )
                 .unwrap(),
             priority: 10,
-            expiration: None,
+            expiry: None,
             apns_id: None,
             collapse_id: None,
             topic: None,
@@ -255,9 +255,9 @@ mod tests {
         assert_eq!(n.len(), 2);
         assert_eq!(n[0].expiry, Some(1_700_000_000 + 8 * 3600));
         assert_eq!(n[0].topic.as_deref(), Some("com.x.push-type.liveactivity"));
-        b.expiration = Some(1_700_000_060);
+        b.expiry = Some(1_700_000_060);
         assert_eq!(fan_out(&b, &s, now_ms)[0].expiry, Some(1_700_000_060));
-        b.expiration = Some(1_900_000_000);
+        b.expiry = Some(1_900_000_000);
         assert_eq!(
             fan_out(&b, &s, now_ms)[0].expiry,
             Some(1_700_000_000 + 8 * 3600),

@@ -191,8 +191,8 @@ impl BroadcastReason {
     /// The broadcast reason of the same name as a `/3/device` reason, for the auth stage shared
     /// with `/3/device` and for reasons forced through the Rust or control API. Key-id reasons
     /// that A-BERR does not list become InvalidProviderToken **[inferred]**.
-    pub fn from_apns(r: crate::http2::reason::Reason) -> Option<BroadcastReason> {
-        use crate::http2::reason::Reason as R;
+    pub fn from_apns(r: crate::model::wire::Reason) -> Option<BroadcastReason> {
+        use crate::model::wire::Reason as R;
         Some(match r {
             R::UnrelatedKeyIdInToken | R::BadEnvironmentKeyIdInToken => {
                 BroadcastReason::InvalidProviderToken
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn apns_reasons_map_by_name() {
-        use crate::http2::reason::Reason as R;
+        use crate::model::wire::Reason as R;
         assert_eq!(
             BroadcastReason::from_apns(R::ExpiredProviderToken),
             Some(BroadcastReason::ExpiredProviderToken)

@@ -34,7 +34,7 @@ pub fn is_broadcast_path(path: &[u8]) -> bool {
 }
 
 fn bundle(s: &str) -> Option<String> {
-    (!s.is_empty() && !s.contains('/') && s.len() <= crate::http2::request::MAX_TOPIC_BYTES)
+    (!s.is_empty() && !s.contains('/') && s.len() <= crate::model::wire::MAX_TOPIC_BYTES)
         .then(|| s.to_owned())
 }
 

@@ -16,7 +16,7 @@ pub struct Broadcast {
     /// 5 or 10.
     pub priority: u8,
     /// `apns-expiration` (UNIX seconds, 0 = now or never), `None` when absent.
-    pub expiration: Option<u32>,
+    pub expiry: Option<u32>,
     /// `apns-id` when the provider sent one.
     pub apns_id: Option<String>,
     /// `apns-collapse-id` when sent.
@@ -33,7 +33,7 @@ pub fn liveactivity_topic(bundle_id: &str) -> String {
 }
 
 /// Checks one broadcast request, in this order **[inferred]**, the real order being unknown:
-/// push type, topic, channel id, apns-id, priority, expiration, collapse id, payload.
+/// push type, topic, channel id, apns-id, priority, expiry, collapse id, payload.
 pub fn check(
     bundle_id: &str,
     fields: &Fields<'_>,
@@ -75,7 +75,7 @@ pub fn check(
         Some("5") => 5,
         Some(_) => return Err(BroadcastReason::BadPriority),
     };
-    let expiration = match fields.get("apns-expiration")? {
+    let expiry = match fields.get("apns-expiration")? {
         None => None,
         Some(v) => Some(
             v.parse::<u32>()
@@ -84,18 +84,18 @@ pub fn check(
                 .ok_or(BroadcastReason::BadExpirationDate)?,
         ),
     };
-    // A-BERR: a channel with no message storage accepts only expiration 0.
+    // A-BERR: a channel with no message storage accepts only expiry 0.
     if channel.message_storage_policy == StoragePolicy::NoStorage {
-        match expiration {
+        match expiry {
             Some(0) => {}
-            None if !settings.missing_expiration_rejected => {}
+            None if !settings.missing_expiry_rejected => {}
             _ => return Err(BroadcastReason::BadExpirationDate),
         }
     }
     let collapse_id = fields.get("apns-collapse-id")?.map(str::to_owned);
     if collapse_id
         .as_ref()
-        .is_some_and(|c| c.len() > crate::http2::request::MAX_COLLAPSE_ID_BYTES)
+        .is_some_and(|c| c.len() > crate::model::wire::MAX_COLLAPSE_ID_BYTES)
     {
         return Err(BroadcastReason::BadRequestParams);
     }
@@ -112,7 +112,7 @@ pub fn check(
     Ok(Broadcast {
         channel: channel.clone(),
         priority,
-        expiration,
+        expiry,
         apns_id,
         collapse_id,
         topic: topic.map(str::to_owned),
@@ -286,7 +286,7 @@ mod tests {
     fn settings_flip_the_uncertain_points() {
         let (store, keep, none) = setup();
         let s = BroadcastSettings {
-            missing_expiration_rejected: false,
+            missing_expiry_rejected: false,
             require_topic: true,
             push_type_case_sensitive: true,
             ..BroadcastSettings::default()

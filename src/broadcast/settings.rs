@@ -15,7 +15,7 @@ pub struct BroadcastSettings {
     pub max_payload: usize,
     /// On a channel without storage, a missing `apns-expiration` is BadExpirationDate (the
     /// third-party report in PROTOCOL.md 2.11); false treats it as 0.
-    pub missing_expiration_rejected: bool,
+    pub missing_expiry_rejected: bool,
     /// `apns-topic` on `/4/broadcasts` must be present (A-LA does not list it; default: optional,
     /// but when sent it must be `<bundle>.push-type.liveactivity`).
     pub require_topic: bool,
@@ -35,7 +35,7 @@ impl Default for BroadcastSettings {
             max_channels: 10_000,
             stored_message_secs: 8 * 3600,
             max_payload: 4096,
-            missing_expiration_rejected: true,
+            missing_expiry_rejected: true,
             require_topic: false,
             push_type_case_sensitive: false,
             spaced_service_unavailable: false,

@@ -64,7 +64,7 @@ enum Op {
         payload: String,
         /// apns-expiration (0 is the only value a no-storage channel accepts).
         #[arg(long)]
-        expiration: Option<u32>,
+        expiry: Option<u32>,
         /// apns-priority, 5 or 10.
         #[arg(long)]
         priority: Option<u8>,
@@ -123,12 +123,12 @@ pub async fn run(args: ChannelsArgs) -> Result<ExitCode, Box<dyn std::error::Err
         Op::Broadcast {
             id,
             payload,
-            expiration,
+            expiry,
             priority,
         } => {
             headers.push(("apns-channel-id".into(), id.clone()));
             headers.push(("apns-push-type".into(), "liveactivity".into()));
-            if let Some(e) = expiration {
+            if let Some(e) = expiry {
                 headers.push(("apns-expiration".into(), e.to_string()));
             }
             if let Some(p) = priority {

@@ -482,7 +482,7 @@ fn no_more(_: &Facts) -> Vec<Finding> {
 fn judge_shutdown(f: &Facts) -> Vec<Finding> {
     let Some(e) = f
         .of_kind(EventKind::Rejected)
-        .find(|e| e.status == Some(crate::legacy::status::Status::Shutdown.code()))
+        .find(|e| e.status == Some(crate::legacy::status::Status::Shutdown.code().into()))
     else {
         return Vec::new();
     };

@@ -3,8 +3,8 @@
 
 use super::bodies::ErrorBody;
 use super::error::ApiError;
-use super::journal::{Pairs, Params};
 use super::payload;
+use super::query::{Pairs, Params};
 use super::ControlState;
 use crate::journal::{Event, Filter, Journal};
 use crate::runtime::Shutdown;

@@ -4,14 +4,13 @@
 use super::bodies::{ErrorBody, JournalPage, WaitTimeout};
 use super::error::ApiError;
 use super::payload;
+use super::query::{Pairs, Params};
 use super::ControlState;
 use crate::journal::{Event, EventKind, Filter};
-use crate::model::{DeviceToken, Protocol};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use crate::model::Protocol;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::Value;
 use std::time::Duration;
 
 /// Events returned by `GET /journal` when no `limit` is given (the newest ones).
@@ -20,111 +19,6 @@ const DEFAULT_LIMIT: usize = 1000;
 const DEFAULT_WAIT_MS: u64 = 5_000;
 /// Upper bound on one wait, so a forgotten request cannot hold a connection forever.
 const MAX_WAIT_MS: u64 = 600_000;
-
-/// The query-string keys every journal route understands.
-const FILTER_KEYS: [&str; 7] = [
-    "kind",
-    "token",
-    "topic",
-    "protocol",
-    "connection",
-    "since",
-    "lint",
-];
-
-/// Query pairs in order, kept raw so unknown or repeated keys can be refused (a typo must not
-/// silently widen a filter).
-pub(super) type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
-/// A parsed query: the filter plus the route's own numeric options.
-pub(super) struct Params {
-    pub filter: Filter,
-    extra: Vec<(String, String)>,
-}
-
-impl Params {
-    /// Parses `pairs`, allowing the filter keys plus `extra_keys`.
-    pub fn parse(pairs: Pairs, extra_keys: &[&str]) -> Result<Params, ApiError> {
-        let Query(pairs) = pairs.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let mut filter = Filter::default();
-        let mut extra = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
-        for (key, value) in &pairs {
-            if seen.contains(&key.as_str()) {
-                return Err(ApiError::bad_request(format!("query key {key:?} repeated")));
-            }
-            seen.push(key);
-            match key.as_str() {
-                "kind" => {
-                    filter.kind = Some(EventKind::parse(value).ok_or_else(|| {
-                        let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-                        ApiError::bad_request(format!(
-                            "unknown kind {value:?}; expected one of {}",
-                            names.join(", ")
-                        ))
-                    })?)
-                }
-                "token" => {
-                    if !DeviceToken::from_hex(value).is_some_and(|t| !t.is_empty()) {
-                        return Err(ApiError::bad_request(format!("token {value:?} is not hex")));
-                    }
-                    filter.token = Some(value.clone());
-                }
-                "topic" => filter.topic = Some(value.clone()),
-                "protocol" => {
-                    filter.protocol = Some(parse_protocol(value).ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "unknown protocol {value:?}; expected legacy, feedback or http2"
-                        ))
-                    })?)
-                }
-                "connection" => filter.connection = Some(number(key, value)?),
-                "lint" => {
-                    filter.lint = Some(crate::lint::Level::parse(value).ok_or_else(|| {
-                        ApiError::bad_request(format!("lint must be ok or warn, got {value:?}"))
-                    })?)
-                }
-                "since" => filter.since = Some(number(key, value)?),
-                k if extra_keys.contains(&k) => extra.push((key.clone(), value.clone())),
-                _ => {
-                    let mut allowed: Vec<&str> = FILTER_KEYS.to_vec();
-                    allowed.extend_from_slice(extra_keys);
-                    return Err(ApiError::bad_request(format!(
-                        "unknown query key {key:?}; expected one of {}",
-                        allowed.join(", ")
-                    )));
-                }
-            }
-        }
-        Ok(Params { filter, extra })
-    }
-
-    /// A route option as a number, or `default` when absent.
-    pub fn get(&self, key: &str, default: u64) -> Result<u64, ApiError> {
-        match self.extra.iter().find(|(k, _)| k == key) {
-            Some((k, v)) => number(k, v),
-            None => Ok(default),
-        }
-    }
-}
-
-fn parse_protocol(value: &str) -> Option<Protocol> {
-    serde_json::from_value(Value::String(value.to_string())).ok()
-}
-
-/// A query number: a non-negative integer within JSON's int64 (the OpenAPI document's `format`).
-fn number(key: &str, value: &str) -> Result<u64, ApiError> {
-    value
-        .parse::<u64>()
-        .ok()
-        .filter(|n| i64::try_from(*n).is_ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{key} must be an integer from 0 to {}, got {value:?}",
-                i64::MAX
-            ))
-        })
-}
 
 /// A journal answer's head, read before the events so `since=<last_seq>` never skips one: the
 /// newest sequence number, and what tells "not there" from "gone": `first_seq` (every matching

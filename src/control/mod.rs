@@ -12,6 +12,7 @@ mod metrics;
 mod openapi;
 mod origin;
 mod payload;
+mod query;
 mod scenario;
 mod status;
 mod tokens;

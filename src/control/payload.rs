@@ -28,7 +28,7 @@ fn linted<T>(item: &T, n: &Notification) -> Linted<T>
 where
     T: Clone,
 {
-    let push_type = n.push_type.as_deref();
+    let push_type = n.push_type.map(crate::model::PushType::as_str);
     Linted {
         item: item.clone(),
         display: lint::display(&n.payload, push_type),

@@ -54,6 +54,25 @@ pub enum Verdict {
     Fault(Fired),
 }
 
+/// Apple's own answer with no rule involved (PROTOCOL.md Part 3): what a rule that answers
+/// "as usual" falls back to, so carrying out a rule never consults the rules again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultVerdict {
+    /// Take it.
+    Accept,
+    /// Refuse it with the protocol's answer.
+    Reject(Refusal),
+}
+
+impl From<DefaultVerdict> for Verdict {
+    fn from(v: DefaultVerdict) -> Self {
+        match v {
+            DefaultVerdict::Accept => Verdict::Accept,
+            DefaultVerdict::Reject(r) => Verdict::Reject(r),
+        }
+    }
+}
+
 /// The decision maker shared by every listener.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -190,41 +209,45 @@ impl Engine {
         }
         match self.default_verdict(conn, n) {
             // An apnsim extension for strict CI, off by default (Apple accepts these payloads).
-            Verdict::Accept
+            DefaultVerdict::Accept
                 if self.settings.strict_payload
-                    && crate::lint::lint(&n.payload, n.push_type.as_deref()).level
+                    && crate::lint::lint(
+                        &n.payload,
+                        n.push_type.map(crate::model::PushType::as_str),
+                    )
+                    .level
                         == crate::lint::Level::Warn =>
             {
                 Verdict::Reject(Refusal::LintedPayload)
             }
-            v => v,
+            v => v.into(),
         }
     }
 
     /// Apple's behaviour with no rule involved (PROTOCOL.md Part 3).
-    pub fn default_verdict(&self, conn: &ConnState, n: &Notification) -> Verdict {
+    pub fn default_verdict(&self, conn: &ConnState, n: &Notification) -> DefaultVerdict {
         let strict = self.settings.strict_tokens;
         self.registry.with(&n.token, |record| match record {
             // PROTOCOL.md Part 3: unknown tokens are accepted unless strict-tokens.
-            None if strict => Verdict::Reject(Refusal::InvalidToken),
-            None => Verdict::Accept,
+            None if strict => DefaultVerdict::Reject(Refusal::InvalidToken),
+            None => DefaultVerdict::Accept,
             Some(r) => {
                 // PROTOCOL.md 1.6 status 8 / Part 3: a token of the other environment is invalid.
                 if r.environment.is_some_and(|e| e != conn.environment) {
-                    return Verdict::Reject(Refusal::InvalidToken);
+                    return DefaultVerdict::Reject(Refusal::InvalidToken);
                 }
                 if conn.protocol == Protocol::Legacy {
                     // Apple never told legacy providers about unregistered tokens (feedback did).
-                    return Verdict::Accept;
+                    return DefaultVerdict::Accept;
                 }
                 if let (Some(want), Some(got)) = (&r.topic, &n.topic) {
                     if !topic_matches(want, got) {
-                        return Verdict::Reject(Refusal::TokenNotForTopic);
+                        return DefaultVerdict::Reject(Refusal::TokenNotForTopic);
                     }
                 }
                 match r.unregistered_at {
-                    Some(at) => Verdict::Reject(Refusal::Unregistered(at)),
-                    None => Verdict::Accept,
+                    Some(at) => DefaultVerdict::Reject(Refusal::Unregistered(at)),
+                    None => DefaultVerdict::Accept,
                 }
             }
         })

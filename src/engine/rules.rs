@@ -5,27 +5,12 @@
 //! scenario, seed and input always give the same verdicts. Listeners carry the [`Fired`] actions out.
 
 use crate::model::wire::{ErrorCode, Reason, SettingsUpdate, Status};
-use crate::model::{DeviceToken, Environment, Notification, Protocol};
+use crate::model::{DeviceToken, Environment, Notification, Protocol, PushType};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Every push type Apple defines (PROTOCOL.md 2.4), so a misspelt `push_type` is caught at load time.
-pub const PUSH_TYPES: [&str; 11] = [
-    "alert",
-    "background",
-    "voip",
-    "complication",
-    "fileprovider",
-    "location",
-    "liveactivity",
-    "pushtotalk",
-    "widgets",
-    "controls",
-    "mdm",
-];
 
 /// Bound on connections whose counters are kept when the caller never reports them closed.
 pub const MAX_TRACKED_CONNECTIONS: usize = 100_000;
@@ -184,17 +169,6 @@ impl Rule {
                 );
             }
         }
-        if let Some(pt) = &w.push_type {
-            if !PUSH_TYPES.contains(&pt.as_str()) {
-                bad(
-                    "when.push_type",
-                    format!(
-                        "unknown push type {pt:?} (expected one of {})",
-                        PUSH_TYPES.join(", ")
-                    ),
-                );
-            }
-        }
         if let Some(tokens) = &w.token {
             if tokens.is_empty() {
                 bad(
@@ -324,7 +298,7 @@ pub struct Matcher {
     pub topic: Option<String>,
     /// The notification's apns-push-type (PROTOCOL.md 2.4).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub push_type: Option<String>,
+    pub push_type: Option<PushType>,
     /// Exactly the nth notification on its connection (1-based).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nth: Option<u64>,
@@ -405,10 +379,7 @@ impl Matcher {
                 .topic
                 .as_deref()
                 .map_or(true, |t| n.topic.as_deref() == Some(t))
-            && self
-                .push_type
-                .as_deref()
-                .map_or(true, |t| n.push_type.as_deref() == Some(t))
+            && self.push_type.map_or(true, |t| n.push_type == Some(t))
             && self.nth.map_or(true, |k| on_conn == k)
             && self.nth_overall.map_or(true, |k| overall == k)
             && self.every.map_or(true, |k| k != 0 && on_conn % k == 0)
@@ -453,18 +424,159 @@ pub enum Action {
     Http2(Http2Action),
 }
 
+/// Every action a scenario can name: the one table of names (and the fields each takes) that
+/// serde ([`Action`]'s serialisation), [`Action::name`] and the scenario parser all read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    /// [`Action::Accept`].
+    Accept,
+    /// [`LegacyAction::Error`].
+    Error,
+    /// [`LegacyAction::Drop`].
+    Drop,
+    /// [`LegacyAction::Stall`].
+    Stall,
+    /// [`LegacyAction::Throttle`].
+    Throttle,
+    /// [`Http2Action::Reject`].
+    Reject,
+    /// [`Http2Action::Goaway`].
+    Goaway,
+    /// [`Http2Action::RstStream`].
+    RstStream,
+    /// [`Http2Action::Delay`].
+    Delay,
+    /// [`Http2Action::Close`].
+    Close,
+    /// [`Http2Action::Settings`].
+    Settings,
+    /// [`Http2Action::IgnorePing`].
+    IgnorePing,
+}
+
+impl ActionKind {
+    /// Every action, in the order the scenario documentation lists them.
+    pub const ALL: [ActionKind; 12] = [
+        ActionKind::Accept,
+        ActionKind::Error,
+        ActionKind::Drop,
+        ActionKind::Stall,
+        ActionKind::Throttle,
+        ActionKind::Reject,
+        ActionKind::Goaway,
+        ActionKind::RstStream,
+        ActionKind::Delay,
+        ActionKind::Close,
+        ActionKind::Settings,
+        ActionKind::IgnorePing,
+    ];
+
+    /// The name as written in `then = { action = "…" }`, in the journal and the control API.
+    pub fn name(self) -> &'static str {
+        self.spec().0
+    }
+
+    /// The fields the action takes besides `action`, as written in a scenario.
+    pub fn fields(self) -> &'static [&'static str] {
+        self.spec().1
+    }
+
+    /// The table row: (name, fields).
+    fn spec(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            ActionKind::Accept => ("accept", &[]),
+            ActionKind::Error => ("error", &["status", "close"]),
+            ActionKind::Drop => ("drop", &["reset"]),
+            ActionKind::Stall => ("stall", &["for_ms"]),
+            ActionKind::Throttle => ("throttle", &["bytes_per_sec"]),
+            ActionKind::Reject => (
+                "reject",
+                &["reason", "status", "timestamp_ms", "max_concurrent_streams"],
+            ),
+            ActionKind::Goaway => (
+                "goaway",
+                &["reason", "code", "last_stream_id", "before_settings"],
+            ),
+            ActionKind::RstStream => ("rst_stream", &["code"]),
+            ActionKind::Delay => ("delay", &["ms"]),
+            ActionKind::Close => ("close", &["reset"]),
+            ActionKind::Settings => (
+                "settings",
+                &[
+                    "header_table_size",
+                    "max_concurrent_streams",
+                    "initial_window_size",
+                    "max_frame_size",
+                    "max_header_list_size",
+                ],
+            ),
+            ActionKind::IgnorePing => ("ignore_ping", &[]),
+        }
+    }
+}
+
+/// Flat, as written in a scenario: `{"action": "drop", "reset": true}` (optional fields only
+/// when set).
 impl Serialize for Action {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Action::Accept => {
-                use serde::ser::SerializeStruct;
-                let mut st = s.serialize_struct("Action", 1)?;
-                st.serialize_field("action", "accept")?;
-                st.end()
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("action", self.name())?;
+        fn opt<M: SerializeMap, T: Serialize>(
+            m: &mut M,
+            k: &str,
+            v: &Option<T>,
+        ) -> Result<(), M::Error> {
+            match v {
+                Some(v) => m.serialize_entry(k, v),
+                None => Ok(()),
             }
-            Action::Legacy(a) => a.serialize(s),
-            Action::Http2(a) => a.serialize(s),
         }
+        match self {
+            Action::Accept | Action::Http2(Http2Action::IgnorePing) => {}
+            Action::Legacy(LegacyAction::Error { status, close }) => {
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("close", close)?;
+            }
+            Action::Legacy(LegacyAction::Drop { reset })
+            | Action::Http2(Http2Action::Close { reset }) => m.serialize_entry("reset", reset)?,
+            Action::Legacy(LegacyAction::Stall { for_ms }) => opt(&mut m, "for_ms", for_ms)?,
+            Action::Legacy(LegacyAction::Throttle { bytes_per_sec }) => {
+                m.serialize_entry("bytes_per_sec", bytes_per_sec)?
+            }
+            Action::Http2(Http2Action::Reject {
+                reason,
+                status,
+                timestamp_ms,
+                max_concurrent_streams,
+            }) => {
+                m.serialize_entry("reason", reason)?;
+                opt(&mut m, "status", status)?;
+                opt(&mut m, "timestamp_ms", timestamp_ms)?;
+                opt(&mut m, "max_concurrent_streams", max_concurrent_streams)?;
+            }
+            Action::Http2(Http2Action::Goaway {
+                reason,
+                code,
+                last_stream_id,
+                before_settings,
+            }) => {
+                opt(&mut m, "reason", reason)?;
+                m.serialize_entry("code", code)?;
+                m.serialize_entry("last_stream_id", last_stream_id)?;
+                m.serialize_entry("before_settings", before_settings)?;
+            }
+            Action::Http2(Http2Action::RstStream { code }) => m.serialize_entry("code", code)?,
+            Action::Http2(Http2Action::Delay { ms }) => m.serialize_entry("ms", ms)?,
+            Action::Http2(Http2Action::Settings(u)) => {
+                opt(&mut m, "header_table_size", &u.header_table_size)?;
+                opt(&mut m, "max_concurrent_streams", &u.max_concurrent_streams)?;
+                opt(&mut m, "initial_window_size", &u.initial_window_size)?;
+                opt(&mut m, "max_frame_size", &u.max_frame_size)?;
+                opt(&mut m, "max_header_list_size", &u.max_header_list_size)?;
+            }
+        }
+        m.end()
     }
 }
 
@@ -481,8 +593,7 @@ impl From<Http2Action> for Action {
 }
 
 /// A fault of the legacy binary transport.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LegacyAction {
     /// Answer an error-response with this status (PROTOCOL.md 1.6), then close unless `close` is false.
     Error {
@@ -499,7 +610,6 @@ pub enum LegacyAction {
     /// Stop reading (the provider's writes eventually block).
     Stall {
         /// Resume reading after this long; `None` = never.
-        #[serde(skip_serializing_if = "Option::is_none")]
         for_ms: Option<u64>,
     },
     /// Read at most this many bytes per second.
@@ -510,27 +620,22 @@ pub enum LegacyAction {
 }
 
 /// A fault of the HTTP/2 provider API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Http2Action {
     /// Refuse the request with this reason (PROTOCOL.md 2.7).
     Reject {
         /// Apple's reason.
         reason: Reason,
         /// `:status` override (default: the reason's own status).
-        #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
         /// The 410 body timestamp in ms (default: now, for Unregistered/ExpiredToken).
-        #[serde(skip_serializing_if = "Option::is_none")]
         timestamp_ms: Option<u64>,
         /// Then send SETTINGS_MAX_CONCURRENT_STREAMS = this (Apple sends 1: PROTOCOL.md 2.2).
-        #[serde(skip_serializing_if = "Option::is_none")]
         max_concurrent_streams: Option<u32>,
     },
     /// Send GOAWAY and close (PROTOCOL.md 2.2).
     Goaway {
         /// Debug data `{"reason":…}`; `None` = empty debug data.
-        #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<Reason>,
         /// GOAWAY error code.
         code: ErrorCode,
@@ -561,26 +666,31 @@ pub enum Http2Action {
 }
 
 impl Action {
-    /// The action's name as written in `then = { action = "…" }`.
-    pub fn name(&self) -> &'static str {
+    /// Which action this is (its row in the [`ActionKind`] table).
+    pub fn kind(&self) -> ActionKind {
         match self {
-            Action::Accept => "accept",
+            Action::Accept => ActionKind::Accept,
             Action::Legacy(a) => match a {
-                LegacyAction::Error { .. } => "error",
-                LegacyAction::Drop { .. } => "drop",
-                LegacyAction::Stall { .. } => "stall",
-                LegacyAction::Throttle { .. } => "throttle",
+                LegacyAction::Error { .. } => ActionKind::Error,
+                LegacyAction::Drop { .. } => ActionKind::Drop,
+                LegacyAction::Stall { .. } => ActionKind::Stall,
+                LegacyAction::Throttle { .. } => ActionKind::Throttle,
             },
             Action::Http2(a) => match a {
-                Http2Action::Reject { .. } => "reject",
-                Http2Action::Goaway { .. } => "goaway",
-                Http2Action::RstStream { .. } => "rst_stream",
-                Http2Action::Delay { .. } => "delay",
-                Http2Action::Close { .. } => "close",
-                Http2Action::Settings(_) => "settings",
-                Http2Action::IgnorePing => "ignore_ping",
+                Http2Action::Reject { .. } => ActionKind::Reject,
+                Http2Action::Goaway { .. } => ActionKind::Goaway,
+                Http2Action::RstStream { .. } => ActionKind::RstStream,
+                Http2Action::Delay { .. } => ActionKind::Delay,
+                Http2Action::Close { .. } => ActionKind::Close,
+                Http2Action::Settings(_) => ActionKind::Settings,
+                Http2Action::IgnorePing => ActionKind::IgnorePing,
             },
         }
+    }
+
+    /// The action's name as written in `then = { action = "…" }`.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// The protocols the action can be carried out on; a rule never fires elsewhere.
@@ -957,6 +1067,66 @@ impl RuleSet {
 mod tests {
     use super::*;
 
+    #[test]
+    fn action_names_and_fields_come_from_one_table() {
+        let every: Vec<Action> = vec![
+            Action::Accept,
+            LegacyAction::Error {
+                status: Status::ProcessingError,
+                close: false,
+            }
+            .into(),
+            LegacyAction::Drop { reset: true }.into(),
+            LegacyAction::Stall { for_ms: Some(5) }.into(),
+            LegacyAction::Throttle { bytes_per_sec: 9 }.into(),
+            Http2Action::Reject {
+                reason: Reason::TooManyRequests,
+                status: Some(503),
+                timestamp_ms: Some(1),
+                max_concurrent_streams: Some(1),
+            }
+            .into(),
+            Http2Action::Goaway {
+                reason: Some(Reason::Shutdown),
+                code: ErrorCode::NO_ERROR,
+                last_stream_id: LastStreamId::Id(3),
+                before_settings: false,
+            }
+            .into(),
+            Http2Action::RstStream {
+                code: ErrorCode::CANCEL,
+            }
+            .into(),
+            Http2Action::Delay { ms: 7 }.into(),
+            Http2Action::Close { reset: false }.into(),
+            Http2Action::Settings(SettingsUpdate {
+                header_table_size: Some(1),
+                max_concurrent_streams: Some(2),
+                initial_window_size: Some(3),
+                max_frame_size: Some(16_384),
+                max_header_list_size: Some(5),
+            })
+            .into(),
+            Http2Action::IgnorePing.into(),
+        ];
+        let kinds: Vec<ActionKind> = every.iter().map(Action::kind).collect();
+        assert_eq!(kinds, ActionKind::ALL);
+        for a in &every {
+            let v = serde_json::to_value(a).unwrap();
+            let obj = v.as_object().unwrap();
+            assert_eq!(obj["action"], a.name());
+            // Every field serde writes is one the scenario parser reads for this action, and
+            // with every optional field set, all of them are written.
+            let mut written: Vec<&str> = obj.keys().map(String::as_str).collect();
+            let mut table: Vec<&str> = std::iter::once("action")
+                .chain(a.kind().fields().iter().copied())
+                .collect();
+            written.sort_unstable();
+            table.sort_unstable();
+            assert_eq!(written, table, "{a:?}");
+        }
+    }
+
     fn tok(b: u8) -> DeviceToken {
         DeviceToken::from_bytes(vec![b; 32])
     }
@@ -969,7 +1139,7 @@ mod tests {
             expiry: None,
             priority: 10,
             topic: topic.map(Into::into),
-            push_type: push_type.map(Into::into),
+            push_type: push_type.and_then(|p| PushType::from_header(p.as_bytes())),
             collapse_id: None,
             apns_id: None,
             command: None,
@@ -1120,14 +1290,14 @@ mod tests {
             ),
             (
                 Matcher {
-                    push_type: Some("alert".into()),
+                    push_type: Some(PushType::Alert),
                     ..Default::default()
                 },
                 true,
             ),
             (
                 Matcher {
-                    push_type: Some("voip".into()),
+                    push_type: Some(PushType::Voip),
                     ..Default::default()
                 },
                 false,
@@ -1416,14 +1586,8 @@ mod tests {
             Action::Http2(Http2Action::Settings(SettingsUpdate::default())),
         );
         assert_eq!(paths(s), vec!["then"]);
-        let pt = Rule::new(
-            Matcher {
-                push_type: Some("Alert".into()),
-                ..Default::default()
-            },
-            Action::Accept,
-        );
-        assert_eq!(paths(pt), vec!["when.push_type"]);
+        // A misspelt push type cannot reach a rule: the matcher holds a `PushType`, and the
+        // scenario parser refuses the name at `when.push_type` (scenario tests).
     }
 
     fn flaky(seed: u64, n: usize) -> Vec<bool> {

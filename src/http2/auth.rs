@@ -4,8 +4,8 @@
 //! Sans-IO: every time-dependent check takes `now` (UNIX seconds) from the caller.
 
 use crate::http2::reason::Reason;
-use crate::http2::request::topic_bundle;
 use crate::http2::team_tokens::{TeamTokenUpdates, TokenUpdateScope};
+use crate::model::wire::topic_bundle;
 use crate::model::Environment;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;

@@ -1,5 +1,6 @@
 //! Apple's HTTP/2 provider API, on apnsim's own sans-IO HTTP/2 layer.
 
+pub mod apns;
 pub mod auth;
 pub mod conn;
 pub mod driver;

@@ -14,124 +14,13 @@
 
 use crate::http2::auth::{AuthOk, KeyRegistry, TokenAuth, VerifyCache};
 use crate::http2::reason::Reason;
-use crate::model::{DeviceToken, Environment, Notification, Priority};
+use crate::model::{DeviceToken, Environment, Notification, Priority, PushType};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// The only path prefix of the device API (PROTOCOL.md 2.3).
 const PATH_PREFIX: &[u8] = b"/3/device/";
-/// Longest apns-collapse-id in bytes (PROTOCOL.md 2.3).
-pub const MAX_COLLAPSE_ID_BYTES: usize = 64;
-/// Longest apns-topic we accept; bundle ids are far shorter. **[inferred]**
-pub const MAX_TOPIC_BYTES: usize = 255;
-
-/// The `apns-push-type` values Apple defines (PROTOCOL.md 2.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PushType {
-    /// A visible notification.
-    Alert,
-    /// A content-available background update.
-    Background,
-    /// A PushKit VoIP call.
-    Voip,
-    /// A watchOS complication update.
-    Complication,
-    /// A File Provider change signal.
-    #[serde(rename = "fileprovider")]
-    FileProvider,
-    /// A location query.
-    Location,
-    /// A Live Activity update.
-    #[serde(rename = "liveactivity")]
-    LiveActivity,
-    /// A Push to Talk update.
-    #[serde(rename = "pushtotalk")]
-    PushToTalk,
-    /// A widget reload.
-    Widgets,
-    /// A controls reload.
-    Controls,
-    /// An MDM check-in request.
-    Mdm,
-}
-
-impl PushType {
-    /// Every push type, for enumeration in tests and the control API.
-    pub const ALL: [PushType; 11] = [
-        PushType::Alert,
-        PushType::Background,
-        PushType::Voip,
-        PushType::Complication,
-        PushType::FileProvider,
-        PushType::Location,
-        PushType::LiveActivity,
-        PushType::PushToTalk,
-        PushType::Widgets,
-        PushType::Controls,
-        PushType::Mdm,
-    ];
-
-    /// The header value, exactly as Apple spells it (PROTOCOL.md 2.4).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PushType::Alert => "alert",
-            PushType::Background => "background",
-            PushType::Voip => "voip",
-            PushType::Complication => "complication",
-            PushType::FileProvider => "fileprovider",
-            PushType::Location => "location",
-            PushType::LiveActivity => "liveactivity",
-            PushType::PushToTalk => "pushtotalk",
-            PushType::Widgets => "widgets",
-            PushType::Controls => "controls",
-            PushType::Mdm => "mdm",
-        }
-    }
-
-    /// Parses a header value; exact lowercase match, as documented. **[inferred]**
-    pub fn from_header(value: &[u8]) -> Option<PushType> {
-        PushType::ALL
-            .into_iter()
-            .find(|p| p.as_str().as_bytes() == value)
-    }
-
-    /// The suffix the topic must carry after the bundle id, if any (PROTOCOL.md 2.4).
-    pub fn topic_suffix(self) -> Option<&'static str> {
-        match self {
-            PushType::Voip => Some(".voip"),
-            PushType::Complication => Some(".complication"),
-            PushType::FileProvider => Some(".pushkit.fileprovider"),
-            PushType::Location => Some(".location-query"),
-            PushType::LiveActivity => Some(".push-type.liveactivity"),
-            PushType::PushToTalk => Some(".voip-ptt"),
-            PushType::Widgets => Some(".push-type.widgets"),
-            PushType::Controls => Some(".push-type.controls"),
-            PushType::Alert | PushType::Background | PushType::Mdm => None,
-        }
-    }
-
-    /// Push types a certificate connection cannot send (PROTOCOL.md 2.4: token auth only).
-    pub fn token_auth_only(self) -> bool {
-        matches!(self, PushType::Location | PushType::LiveActivity)
-    }
-
-    /// The push type a topic's suffix implies, used when apns-push-type is absent (as PyAPNs2 does).
-    pub fn implied_by_topic(topic: &str) -> Option<PushType> {
-        PushType::ALL.into_iter().find(|p| {
-            p.topic_suffix()
-                .is_some_and(|s| topic.len() > s.len() && topic.ends_with(s))
-        })
-    }
-}
-
-/// The bundle id inside a topic: the topic minus a known push-type suffix (PROTOCOL.md 2.4).
-pub fn topic_bundle(topic: &str) -> &str {
-    PushType::implied_by_topic(topic)
-        .and_then(|p| p.topic_suffix())
-        .and_then(|s| topic.get(..topic.len() - s.len()))
-        .unwrap_or(topic)
-}
+use crate::model::wire::{MAX_COLLAPSE_ID_BYTES, MAX_TOPIC_BYTES};
 
 /// How the connection authenticated, which decides topic rules (PROTOCOL.md 2.3, 2.9).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +90,7 @@ pub struct ApnsRequest {
     /// apns-id exactly as sent (case preserved, PROTOCOL.md 2.6).
     pub apns_id: Option<String>,
     /// apns-expiration in UNIX seconds.
-    pub expiration: Option<u32>,
+    pub expiry: Option<u32>,
     /// apns-priority, 10 when absent (PROTOCOL.md 2.3).
     pub priority: Priority,
     /// True when apns-priority was absent.
@@ -231,10 +120,10 @@ impl ApnsRequest {
             token: self.token,
             payload: self.payload,
             identifier: None,
-            expiry: self.expiration,
+            expiry: self.expiry,
             priority: self.priority,
             topic: self.topic.map(Into::into),
-            push_type: (!self.push_type_defaulted).then(|| self.push_type.as_str().to_owned()),
+            push_type: (!self.push_type_defaulted).then_some(self.push_type),
             collapse_id: self.collapse_id,
             apns_id: self.apns_id,
             command: None,
@@ -264,11 +153,69 @@ struct Fields<'h> {
     host: Option<&'h [u8]>,
     authorization: Option<&'h Bytes>,
     apns_id: Option<&'h [u8]>,
-    expiration: Option<&'h [u8]>,
+    expiry: Option<&'h [u8]>,
     priority: Option<&'h [u8]>,
     topic: Option<&'h [u8]>,
     push_type: Option<&'h [u8]>,
     collapse_id: Option<&'h [u8]>,
+}
+
+impl<'h> Fields<'h> {
+    /// Picks the headers we look at out of the decoded list (the first of a repeated name:
+    /// a repetition is refused as DuplicateHeaders before any other field is used).
+    fn read(headers: &'h [(Bytes, Bytes)]) -> Self {
+        let mut f = Fields::default();
+        for (name, value) in headers.iter().rev() {
+            let v = Some(value.as_ref());
+            match name.as_ref() {
+                b":method" => f.method = v,
+                b":path" => f.path = v,
+                b":authority" => f.authority = v,
+                b"host" => f.host = v,
+                b"authorization" => f.authorization = Some(value),
+                b"apns-id" => f.apns_id = v,
+                b"apns-expiration" => f.expiry = v,
+                b"apns-priority" => f.priority = v,
+                b"apns-topic" => f.topic = v,
+                b"apns-push-type" => f.push_type = v,
+                b"apns-collapse-id" => f.collapse_id = v,
+                // PROTOCOL.md 2.3: other headers are ignored.
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// The notification as far as the fields read, with no check applied.
+    fn partial(&self, body: &Bytes) -> Option<Notification> {
+        fn text(v: Option<&[u8]>) -> Option<&str> {
+            v.and_then(|v| std::str::from_utf8(v).ok())
+        }
+        let token = text(self.path)?
+            .strip_prefix("/3/device/")
+            .and_then(DeviceToken::from_hex)?;
+        Some(Notification {
+            token,
+            payload: body.clone(),
+            identifier: None,
+            expiry: text(self.expiry).and_then(|v| v.parse().ok()),
+            priority: text(self.priority)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10),
+            topic: text(self.topic).map(Into::into),
+            push_type: self.push_type.and_then(PushType::from_header),
+            collapse_id: text(self.collapse_id).map(str::to_owned),
+            apns_id: text(self.apns_id).map(str::to_owned),
+            command: None,
+        })
+    }
+}
+
+/// The notification as far as a refused request lets us read it (the same reading of the
+/// headers as [`parse_headers`], no check applied), so the journal can be filtered by token even
+/// for refusals; `None` when `:path` names no token.
+pub fn partial_notification(headers: &[(Bytes, Bytes)], body: &Bytes) -> Option<Notification> {
+    Fields::read(headers).partial(body)
 }
 
 /// True when some header name occurs twice (PROTOCOL.md 2.3: DuplicateHeaders, any name).
@@ -297,25 +244,7 @@ pub fn parse_headers(
     body: Bytes,
     ctx: &RequestContext<'_>,
 ) -> Result<ApnsRequest, Rejection> {
-    let mut f = Fields::default();
-    for (name, value) in headers {
-        let v = Some(value.as_ref());
-        match name.as_ref() {
-            b":method" => f.method = v,
-            b":path" => f.path = v,
-            b":authority" => f.authority = v,
-            b"host" => f.host = v,
-            b"authorization" => f.authorization = Some(value),
-            b"apns-id" => f.apns_id = v,
-            b"apns-expiration" => f.expiration = v,
-            b"apns-priority" => f.priority = v,
-            b"apns-topic" => f.topic = v,
-            b"apns-push-type" => f.push_type = v,
-            b"apns-collapse-id" => f.collapse_id = v,
-            // PROTOCOL.md 2.3: other headers are ignored.
-            _ => {}
-        }
-    }
+    let f = Fields::read(headers);
 
     // apns-id first (pushy), so that every later rejection can echo it.
     let apns_id_ok = f.apns_id.map(valid_apns_id);
@@ -375,7 +304,7 @@ pub fn parse_headers(
     };
 
     // PROTOCOL.md 2.3: decimal epoch seconds. Values past u32 are BadExpirationDate. [inferred]
-    let expiration = match f.expiration {
+    let expiry = match f.expiry {
         None => None,
         Some(e) => Some(parse_decimal_u32(e).ok_or_else(|| reject(Reason::BadExpirationDate))?),
     };
@@ -433,7 +362,7 @@ pub fn parse_headers(
     Ok(ApnsRequest {
         token,
         apns_id: echo,
-        expiration,
+        expiry,
         priority,
         priority_defaulted,
         topic,
@@ -585,6 +514,7 @@ pub fn validate(
 mod tests {
     use super::*;
     use crate::http2::auth::{sign_jwt, ProviderKey, SignatureForm};
+    use crate::model::wire::topic_bundle;
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
     use proptest::prelude::*;
 
@@ -699,13 +629,13 @@ mod tests {
             Some(upper.as_str()),
             "echoed verbatim"
         );
-        assert_eq!(r.expiration, Some(1_700_000_000));
+        assert_eq!(r.expiry, Some(1_700_000_000));
         assert_eq!(r.priority, 5);
         assert_eq!(r.push_type, PushType::Voip);
         assert_eq!(r.authorization.as_deref(), Some(b"bearer x".as_slice()));
         assert_eq!(r.authority, None);
         let n: Notification = r.into();
-        assert_eq!(n.push_type.as_deref(), Some("voip"));
+        assert_eq!(n.push_type, Some(PushType::Voip));
         assert_eq!(n.collapse_id.as_deref(), Some("c1"));
         assert_eq!(n.expiry, Some(1_700_000_000));
         assert_eq!(n.apns_id.as_deref(), Some(upper.as_str()));
@@ -855,15 +785,15 @@ mod tests {
     }
 
     #[test]
-    fn expiration_rules() {
+    fn expiry_rules() {
         assert_eq!(
-            parse(&[("apns-expiration", "0")], &[]).unwrap().expiration,
+            parse(&[("apns-expiration", "0")], &[]).unwrap().expiry,
             Some(0)
         );
         assert_eq!(
             parse(&[("apns-expiration", "4294967295")], &[])
                 .unwrap()
-                .expiration,
+                .expiry,
             Some(u32::MAX)
         );
         for bad in [

@@ -5,20 +5,10 @@
 
 use crate::model::Environment;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Where the 20-minute token-update limit is counted (PROTOCOL.md 2.8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenUpdateScope {
-    /// Across every connection of a team, as Apple counts it (the default).
-    #[default]
-    Team,
-    /// Per connection only (apnsim's older behaviour, kept for comparison).
-    Connection,
-}
+pub use crate::settings::TokenUpdateScope;
 
 /// Bound on teams remembered; past it the oldest entries are forgotten (bounded, like everything else).
 const MAX_TEAMS: usize = 4096;

@@ -6,7 +6,8 @@
 
 use crate::engine::registry::{Registry, TokenRecord};
 use crate::engine::rules::{
-    Action, CloseHow, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet, Trigger,
+    Action, ActionKind, CloseHow, Http2Action, LastStreamId, LegacyAction, Matcher, Rule, RuleSet,
+    Trigger,
 };
 use crate::model::wire::{ErrorCode, Reason, SettingsUpdate, Status};
 use crate::model::{DeviceToken, Environment, Protocol};
@@ -790,9 +791,10 @@ fn matcher_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Matcher> {
         .get("token_environment_mismatch")
         .and_then(|n| boolean(cx, n, &p("token_environment_mismatch")));
     m.topic = f.get("topic").and_then(|n| string(cx, n, &p("topic")));
-    m.push_type = f
-        .get("push_type")
-        .and_then(|n| string(cx, n, &p("push_type")));
+    m.push_type = f.get("push_type").and_then(|n| {
+        let table = crate::model::PushType::ALL.map(|t| (t.as_str(), t));
+        name_of(cx, n, &p("push_type"), "push type", &table)
+    });
     let mut count = |f: &mut Fields<'_>, k: &str| f.get(k).and_then(|n| u64_(cx, n, &p(k)));
     m.nth = count(&mut f, "nth");
     m.nth_overall = count(&mut f, "nth_overall");
@@ -809,40 +811,10 @@ fn matcher_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Matcher> {
     (cx.errors.len() == before).then_some(m)
 }
 
-const ACTIONS: [(&str, &[&str]); 12] = [
-    ("accept", &[]),
-    ("error", &["status", "close"]),
-    ("drop", &["reset"]),
-    ("stall", &["for_ms"]),
-    ("throttle", &["bytes_per_sec"]),
-    (
-        "reject",
-        &["reason", "status", "timestamp_ms", "max_concurrent_streams"],
-    ),
-    (
-        "goaway",
-        &["reason", "code", "last_stream_id", "before_settings"],
-    ),
-    ("rst_stream", &["code"]),
-    ("delay", &["ms"]),
-    ("close", &["reset"]),
-    (
-        "settings",
-        &[
-            "header_table_size",
-            "max_concurrent_streams",
-            "initial_window_size",
-            "max_frame_size",
-            "max_header_list_size",
-        ],
-    ),
-    ("ignore_ping", &[]),
-];
-
 fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
     let mut f = Fields::open(cx, node, path)?;
     let Some(name_node) = f.get("action") else {
-        let names: Vec<&str> = ACTIONS.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.name()).collect();
         cx.err(
             &node.span,
             format!(
@@ -852,8 +824,9 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
         );
         return None;
     };
-    let table: Vec<(&'static str, &'static str)> = ACTIONS.iter().map(|(n, _)| (*n, *n)).collect();
-    let name = name_of(cx, name_node, &f.path("action"), "action", &table)?;
+    let table = ActionKind::ALL.map(|k| (k.name(), k));
+    let kind = name_of(cx, name_node, &f.path("action"), "action", &table)?;
+    let name = kind.name();
     let before = cx.errors.len();
     let p = |k: &str| format!("{path}.{k}");
     let action = {
@@ -868,9 +841,9 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
             }
             n
         };
-        match name {
-            "accept" => Some(Action::Accept),
-            "error" => {
+        match kind {
+            ActionKind::Accept => Some(Action::Accept),
+            ActionKind::Error => {
                 let status = req(cx, "status").and_then(|n| status(cx, n, &p("status")));
                 let close = f.get("close").and_then(|n| boolean(cx, n, &p("close")));
                 status.map(|status| {
@@ -880,24 +853,24 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     })
                 })
             }
-            "drop" | "close" => {
+            ActionKind::Drop | ActionKind::Close => {
                 let reset = f
                     .get("reset")
                     .and_then(|n| boolean(cx, n, &p("reset")))
                     .unwrap_or(false);
-                Some(if name == "drop" {
+                Some(if kind == ActionKind::Drop {
                     Action::Legacy(LegacyAction::Drop { reset })
                 } else {
                     Action::Http2(Http2Action::Close { reset })
                 })
             }
-            "stall" => Some(Action::Legacy(LegacyAction::Stall {
+            ActionKind::Stall => Some(Action::Legacy(LegacyAction::Stall {
                 for_ms: f.get("for_ms").and_then(|n| u64_(cx, n, &p("for_ms"))),
             })),
-            "throttle" => req(cx, "bytes_per_sec")
+            ActionKind::Throttle => req(cx, "bytes_per_sec")
                 .and_then(|n| u64_(cx, n, &p("bytes_per_sec")))
                 .map(|bytes_per_sec| Action::Legacy(LegacyAction::Throttle { bytes_per_sec })),
-            "reject" => {
+            ActionKind::Reject => {
                 let r = req(cx, "reason").and_then(|n| reason(cx, n, &p("reason")));
                 let status = f
                     .get("status")
@@ -917,7 +890,7 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     })
                 })
             }
-            "goaway" => {
+            ActionKind::Goaway => {
                 let reason = f.get("reason").and_then(|n| reason(cx, n, &p("reason")));
                 let code = f
                     .get("code")
@@ -947,16 +920,16 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     before_settings,
                 }))
             }
-            "rst_stream" => Some(Action::Http2(Http2Action::RstStream {
+            ActionKind::RstStream => Some(Action::Http2(Http2Action::RstStream {
                 code: f
                     .get("code")
                     .and_then(|n| error_code(cx, n, &p("code")))
                     .unwrap_or(ErrorCode::INTERNAL_ERROR),
             })),
-            "delay" => req(cx, "ms")
+            ActionKind::Delay => req(cx, "ms")
                 .and_then(|n| u64_(cx, n, &p("ms")))
                 .map(|ms| Action::Http2(Http2Action::Delay { ms })),
-            "settings" => {
+            ActionKind::Settings => {
                 let mut get = |k: &str| f.get(k).and_then(|n| u32_(cx, n, &p(k)));
                 Some(Action::Http2(Http2Action::Settings(SettingsUpdate {
                     header_table_size: get("header_table_size"),
@@ -966,18 +939,11 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
                     max_header_list_size: get("max_header_list_size"),
                 })))
             }
-            _ => Some(Action::Http2(Http2Action::IgnorePing)),
+            ActionKind::IgnorePing => Some(Action::Http2(Http2Action::IgnorePing)),
         }
     };
     let mut allowed = vec!["action"];
-    allowed.extend(
-        ACTIONS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, fields)| fields.iter().copied())
-            .into_iter()
-            .flatten(),
-    );
+    allowed.extend(kind.fields().iter().copied());
     f.finish(cx, &allowed, &format!(" for action {name:?}"));
     if cx.errors.len() != before {
         return None;
@@ -1173,6 +1139,15 @@ then = { action = "drop" }
     }
 
     #[test]
+    fn a_misspelt_push_type_is_refused_at_its_field() {
+        let text = "[[rules]]\nwhen = { push_type = \"Alert\" }\nthen = { action = \"accept\" }\n";
+        let e = err(text);
+        assert_eq!(at(&e), vec![pos(text, "\"Alert\"")]);
+        assert!(e.errors[0].message.contains("when.push_type"), "{e:?}");
+        assert!(e.errors[0].message.contains("alert"), "{e:?}");
+    }
+
+    #[test]
     fn sub_table_form_equals_inline_form() {
         let inline = "[[rules]]\nwhen = { protocol = \"http2\", after = 3 }\nthen = { action = \"goaway\", reason = \"Shutdown\" }\ntimes = 1\n";
         let long = "[[rules]]\ntimes = 1\n[rules.when]\nprotocol = \"http2\"\nafter = 3\n[rules.then]\naction = \"goaway\"\nreason = \"Shutdown\"\n";
@@ -1208,7 +1183,7 @@ delay_ms = 200
         );
         assert_eq!(m.token_environment_mismatch, Some(false));
         assert_eq!(m.topic.as_deref(), Some("com.a"));
-        assert_eq!(m.push_type.as_deref(), Some("voip"));
+        assert_eq!(m.push_type, Some(crate::model::PushType::Voip));
         assert_eq!(
             [
                 m.nth,

@@ -9,9 +9,9 @@ use crate::broadcast::{self, BroadcastReason, Done, Route};
 use crate::engine::devices::Origin;
 use crate::engine::rules::{Action, Http2Action};
 use crate::engine::Verdict;
-use crate::http2::conn::{Request, SettingsUpdate};
-use crate::http2::driver::{Command, Response};
-use crate::journal::{EventKind, NewEvent};
+use crate::http2::conn::Request;
+use crate::http2::driver::Response;
+use crate::journal::EventKind;
 use crate::model::{DeviceToken, Notification, Protocol};
 use bytes::Bytes;
 use serde_json::json;
@@ -26,8 +26,8 @@ impl ApnsHandler {
                 BroadcastReason::from_apns(forced).unwrap_or(BroadcastReason::InternalServerError)
             );
         }
-        if let Some(client) = &self.client {
-            if !client.covers(self.environment) {
+        if let Some(client) = self.apns.client() {
+            if !client.covers(self.apns.environment()) {
                 return Err(BroadcastReason::BadCertificateEnvironment);
             }
             // [inferred] A certificate for another app: A-BERR's TopicMismatch.
@@ -37,26 +37,26 @@ impl ApnsHandler {
                 Err(BroadcastReason::TopicMismatch)
             };
         }
-        let mut st = self.state.lock();
-        let keys = self.core.http2.keys.read();
-        let checked = st.token.check(
-            fields.raw("authorization"),
-            Some(bundle),
-            self.environment,
-            self.core.clock.now_secs(),
-            &keys,
-            &self.core.http2.cache,
-        );
-        match checked {
-            Ok(_) => {
-                let raise = !st.raised && st.token.first_valid_seen();
-                st.raised |= raise;
-                Ok(raise)
+        let environment = self.apns.environment();
+        let now = self.core.clock.now_secs();
+        let checked = self.apns.with_token(|token| {
+            let keys = self.core.http2.keys.read();
+            let checked = token.check(
+                fields.raw("authorization"),
+                Some(bundle),
+                environment,
+                now,
+                &keys,
+                &self.core.http2.cache,
+            );
+            if checked == Err(crate::http2::reason::Reason::ExpiredProviderToken) {
+                token.expired();
             }
+            checked
+        });
+        match checked {
+            Ok(_) => Ok(self.apns.take_raise()),
             Err(r) => {
-                if r == crate::http2::reason::Reason::ExpiredProviderToken {
-                    st.token.expired();
-                }
                 Err(BroadcastReason::from_apns(r).unwrap_or(BroadcastReason::InvalidProviderToken))
             }
         }
@@ -91,12 +91,12 @@ impl ApnsHandler {
                 path,
                 &fields,
                 req.body.clone(),
-                self.environment,
+                self.apns.environment(),
                 &mut store,
                 settings,
                 now_ms,
                 rand::random,
-                || self.generate_id(),
+                || self.apns.generate_id(),
                 |bundle| {
                     raise = self.broadcast_auth(bundle, &fields)?;
                     Ok(())
@@ -112,12 +112,9 @@ impl ApnsHandler {
         let rid = decision.request_id.clone();
         let mut then = Vec::new();
         if raise {
-            then.push(Command::Settings(SettingsUpdate {
-                max_concurrent_streams: Some(self.core.settings.http2_max_streams),
-                ..SettingsUpdate::default()
-            }));
+            then.push(self.apns.raise_command());
         }
-        let event = |kind| NewEvent::new(kind, self.id, Protocol::Http2, self.environment);
+        let event = |kind| self.apns.event(kind);
         let mut hold = None;
         let mut rule = None;
         let mut outcome = decision.outcome;
@@ -127,9 +124,9 @@ impl ApnsHandler {
             if let Verdict::Fault(f) = self
                 .core
                 .engine
-                .decide(&self.conn_state(), &head_of(b, None))
+                .decide(&self.apns.conn_state(), &head_of(b, None))
             {
-                rule = Some(json!({ "rule": f.rule, "name": f.name, "action": f.action.name() }));
+                rule = Some(f.journal_detail());
                 hold = f.delay;
                 match f.action {
                     Action::Http2(Http2Action::Reject { reason, .. }) => {
@@ -147,15 +144,14 @@ impl ApnsHandler {
         let response = match outcome {
             Err(reason) => {
                 if reason == BroadcastReason::ExpiredProviderToken {
-                    self.state.lock().token.expired();
+                    self.apns.with_token(|t| t.expired());
                 }
                 let channel = fields.get("apns-channel-id").ok().flatten();
                 self.core.journal.record(
                     event(EventKind::Rejected)
-                        .reason(reason.as_str())
+                        .status(reason.status(), reason.as_str())
                         .detail(json!({
                             "api": api,
-                            "status": reason.status(),
                             "apns_request_id": rid,
                             "method": method,
                             "path": path,
@@ -205,7 +201,7 @@ impl ApnsHandler {
                 }
             }
             Ok(Done::Broadcast(b)) => {
-                let apns_id = b.apns_id.clone().unwrap_or_else(|| self.generate_id());
+                let apns_id = b.apns_id.clone().unwrap_or_else(|| self.apns.generate_id());
                 // PROTOCOL.md 2.10: the HTTP answer stays Apple's; what a device would do is recorded.
                 let verdict = liveactivity::check(&b.payload, LaRoute::Broadcast);
                 let channel_detail = json!({
@@ -219,12 +215,12 @@ impl ApnsHandler {
                 let head = head_of(&b, Some(apns_id.clone()));
                 let origin = Origin {
                     protocol: Protocol::Http2,
-                    environment: self.environment,
+                    environment: self.apns.environment(),
                 };
                 let mut per_device = Vec::new();
                 for n in broadcast::fan_out(&b, settings, now_ms) {
                     for d in self.core.engine.device_events(origin, &n, now_ms) {
-                        let mut e = d.into_event(self.id);
+                        let mut e = d.into_event(self.apns.id());
                         let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
                         detail["channel"] = json!(b.channel.id);
                         detail["live_activity"] = json!(verdict);
@@ -258,10 +254,10 @@ fn head_of(b: &broadcast::send::Broadcast, apns_id: Option<String>) -> Notificat
         token: DeviceToken::from_bytes(Bytes::new()),
         payload: b.payload.clone(),
         identifier: None,
-        expiry: b.expiration,
+        expiry: b.expiry,
         priority: b.priority,
         topic: Some(broadcast::send::liveactivity_topic(&b.channel.bundle_id).into()),
-        push_type: Some("liveactivity".into()),
+        push_type: Some(crate::model::PushType::LiveActivity),
         collapse_id: b.collapse_id.clone(),
         apns_id,
         command: None,

@@ -139,7 +139,7 @@ fn every_codec_status_is_answered_with_the_identifier_then_close() {
             ],
             "{status:?}"
         );
-        assert_eq!(journal(&out)[1].status, Some(status.code()));
+        assert_eq!(journal(&out)[1].status, Some(status.code().into()));
         assert!(s.is_closed());
     }
 }
@@ -173,7 +173,10 @@ fn a_token_of_the_other_environment_gets_status_8() {
     ));
     let mut s = session(&e, cfg(0));
     let out = feed(&mut s, &ok(4), Instant::now());
-    assert_eq!(journal(&out)[0].status, Some(Status::InvalidToken.code()));
+    assert_eq!(
+        journal(&out)[0].status,
+        Some(Status::InvalidToken.code().into())
+    );
 }
 
 /// The discard reasons of the events in `effects`.
