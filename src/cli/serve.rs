@@ -139,6 +139,10 @@ pub struct ServeArgs {
     /// Allow TLS 1.3 on the legacy and feedback ports (default: TLS 1.2 only).
     #[arg(long, env = "APNSIM_LEGACY_TLS13")]
     legacy_tls13: Option<bool>,
+    /// Lowest TLS version on the legacy and feedback ports: 1.0, 1.1 (OpenSSL, for providers that
+    /// hard-code it) or 1.2 [default: 1.2].
+    #[arg(long, env = "APNSIM_LEGACY_TLS_MIN")]
+    legacy_tls_min: Option<apnsim::settings::LegacyTlsMin>,
     /// Delay before a legacy error-response, in milliseconds.
     #[arg(long, env = "APNSIM_LEGACY_ERROR_DELAY_MS")]
     legacy_error_delay_ms: Option<u64>,
@@ -200,6 +204,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     }
     if let Some(v) = args.legacy_tls13 {
         settings.legacy_tls13 = v;
+    }
+    if let Some(v) = args.legacy_tls_min {
+        settings.legacy_tls_min = v;
     }
     if let Some(v) = args.legacy_error_delay_ms {
         settings.legacy_error_delay_ms = v;
