@@ -211,6 +211,12 @@ async fn run_driver(
         settings.token_update_scope = crate::http2::team_tokens::TokenUpdateScope::Connection;
         scenario.settings = Some(settings);
     }
+    // A provider that hard-codes TLS 1.0/1.1 gets a gateway that speaks it (provider.toml `tls_min`).
+    if let Some(min) = provider.spec.tls_min {
+        let mut settings = scenario.effective_settings();
+        settings.legacy_tls_min = min;
+        scenario.settings = Some(settings);
+    }
     std::fs::write(dir.join("scenario.toml"), &setup.scenario)?;
     let plan_path = dir.join("plan.json");
     std::fs::write(&plan_path, serde_json::to_vec(&setup.plan)?)?;
