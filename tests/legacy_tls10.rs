@@ -111,18 +111,30 @@ async fn python(
     } else {
         files.path(&format!("{cert}.pem"))
     };
+    run_client(&files.path("ca.pem"), &pem, addr, host, (min, max), send).await
+}
+
+/// Runs [`CLIENT`] with the CA and combined certificate+key PEM at these paths (`-`: none).
+async fn run_client(
+    ca: &str,
+    pem: &str,
+    addr: SocketAddr,
+    host: &str,
+    (min, max): (&str, &str),
+    send: &[u8],
+) -> String {
     let out = tokio::process::Command::new("python3")
         .arg("-c")
         .arg(CLIENT)
         .args([
-            addr.ip().to_string(),
-            addr.port().to_string(),
-            host.to_string(),
-            min.to_string(),
-            max.to_string(),
-            files.path("ca.pem"),
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            host,
+            min,
+            max,
+            ca,
             pem,
-            hex::encode(send),
+            &hex::encode(send),
         ])
         .output()
         .await
@@ -475,4 +487,59 @@ async fn feedback_is_served_over_tls10() {
         "client certificate is for sandbox, this is the production feedback service"
     );
     emu.shutdown().await;
+}
+
+/// The serve flag: `apnsim serve --legacy-tls-min 1.0` lets the TLS 1.0 provider deliver, with the
+/// certificates `serve` generated.
+#[tokio::test]
+async fn serve_takes_legacy_tls_min() {
+    let dir = std::env::temp_dir().join(format!("apnsim-tls10-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ready = dir.join("ready.json");
+    let certs = dir.join("certs");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_apnsim"))
+        .arg("serve")
+        .args(["--legacy-tls-min", "1.0"])
+        .args(["--certs", &certs.display().to_string()])
+        .args(["--ready-file", &ready.display().to_string()])
+        .args(["--legacy-port", "0", "--sandbox-legacy-port", "off"])
+        .args(["--feedback-port", "off", "--sandbox-feedback-port", "off"])
+        .args(["--http2-port", "off", "--sandbox-http2-port", "off"])
+        .args([
+            "--manage-broadcast-port",
+            "off",
+            "--sandbox-manage-broadcast-port",
+            "off",
+        ])
+        .args(["--control-port", "off"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "no ready file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    let addr: SocketAddr = json["legacy"].as_str().unwrap().parse().unwrap();
+    let said = run_client(
+        &certs.join("ca.pem").display().to_string(),
+        &certs
+            .join("provider-production-combined.pem")
+            .display()
+            .to_string(),
+        addr,
+        "gateway.push.apple.com",
+        ("1.0", "1.0"),
+        &batch(),
+    )
+    .await;
+    assert_eq!(
+        said,
+        format!("ok TLSv1 {}", hex::encode(error_response(5, 3)))
+    );
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
 }
