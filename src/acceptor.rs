@@ -236,3 +236,33 @@ impl AsyncWrite for LegacyStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::Authority;
+
+    #[test]
+    fn the_minimum_picks_the_library() {
+        let ca = Authority::new_in_memory().unwrap();
+        let server = ca.issue_server().unwrap();
+        let build = |min| LegacyTls::new(&ca.ca_pem(), &server, TlsOptions::legacy(), min);
+        let default = build(LegacyTlsMin::Tls1_2).unwrap();
+        assert!(matches!(default, LegacyTls::Rustls(_)));
+        assert_eq!(default.min_version(), 0x0303);
+        for min in [LegacyTlsMin::Tls1_0, LegacyTlsMin::Tls1_1] {
+            #[cfg(feature = "legacy-openssl")]
+            {
+                let tls = build(min).unwrap();
+                assert!(matches!(tls, LegacyTls::OpenSsl(_)));
+                assert_eq!(tls.min_version(), min.wire());
+            }
+            #[cfg(not(feature = "legacy-openssl"))]
+            {
+                let err = build(min).unwrap_err();
+                assert!(matches!(err, LegacyTlsError::NoOpenSsl(_)));
+                assert!(err.to_string().contains("legacy-openssl"), "{err}");
+            }
+        }
+    }
+}
