@@ -2,6 +2,9 @@
 //! connection, beside a raw TLS sink (same TLS config, same bytes, no parsing) in the same run.
 //! Run: `cargo bench --bench legacy_throughput` (APNSIM_BENCH_N sets the count).
 //! Targets (issue): ≥ 0.7× the sink and ≥ 500,000 notifications/s.
+//! Then (feature `legacy-openssl`, unless APNSIM_BENCH_TLS10=0) the OpenSSL path of
+//! `--legacy-tls-min 1.0` beside the rustls gateway, paired run by run: an OpenSSL client at
+//! TLS 1.2 and at TLS 1.0 into an emulator started with `legacy_tls_min = "1.0"`.
 
 use apnsim::journal::{EventKind, Filter};
 use apnsim::legacy::frame::{encode_framed, LegacyNotification};
@@ -217,6 +220,136 @@ fn main() {
                 "NOT met"
             }
         );
+        #[cfg(feature = "legacy-openssl")]
+        if std::env::var("APNSIM_BENCH_TLS10").as_deref() != Ok("0") {
+            tls10::compare(&emu, cfg.clone(), &data, rounds, runs).await;
+        }
         emu.shutdown().await;
     });
+}
+
+/// The TLS 1.0 path (OpenSSL acceptor) beside the default rustls gateway, in the same run.
+#[cfg(feature = "legacy-openssl")]
+mod tls10 {
+    use super::*;
+    use apnsim::settings::LegacyTlsMin;
+    use openssl::pkey::PKey;
+    use openssl::ssl::{SslConnector, SslMethod, SslVersion};
+    use openssl::x509::X509;
+    use std::pin::Pin;
+
+    /// Waits until the connection pushed after `before` has closed, and checks every notification of
+    /// it was journaled (plus its open and close events).
+    async fn wait_run(emu: &Emulator, before: u64, total: usize) {
+        let closed = Filter {
+            since: Some(before),
+            ..Filter::kind(EventKind::ConnectionClosed)
+        };
+        emu.journal()
+            .wait_for(&closed, 1, Duration::from_secs(30))
+            .await
+            .expect("run closed");
+        assert_eq!(
+            emu.journal().last_seq() - before,
+            total as u64 + 2,
+            "journal did not record every notification"
+        );
+    }
+
+    /// An OpenSSL provider speaking exactly `version`, at security level 0 as TLS 1.0 needs.
+    fn connector(emu: &Emulator, version: SslVersion) -> SslConnector {
+        let id = emu.identity(ProviderKind::Production);
+        let mut b = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+        b.set_security_level(0);
+        b.set_cipher_list("DEFAULT:@SECLEVEL=0").expect("ciphers");
+        b.set_min_proto_version(Some(version)).expect("min");
+        b.set_max_proto_version(Some(version)).expect("max");
+        for ca in X509::stack_from_pem(emu.ca_pem().as_bytes()).expect("ca") {
+            b.cert_store_mut().add_cert(ca).expect("ca");
+        }
+        b.set_certificate(&X509::from_der(&id.cert_der).expect("cert"))
+            .expect("cert");
+        b.set_private_key(&PKey::private_key_from_der(&id.key_der).expect("key"))
+            .expect("key");
+        b.build()
+    }
+
+    /// Like [`push`], through OpenSSL.
+    async fn push_openssl(
+        addr: SocketAddr,
+        connector: &SslConnector,
+        data: &[u8],
+        rounds: usize,
+    ) -> Duration {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.set_nodelay(true).ok();
+        let ssl = connector
+            .configure()
+            .expect("configure")
+            .into_ssl("localhost")
+            .expect("ssl");
+        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).expect("stream");
+        Pin::new(&mut tls).connect().await.expect("handshake");
+        let start = Instant::now();
+        for _ in 0..rounds {
+            tls.write_all(data).await.expect("write");
+        }
+        tls.shutdown().await.expect("close_notify");
+        let mut rest = Vec::new();
+        let _ = tls.read_to_end(&mut rest).await;
+        start.elapsed()
+    }
+
+    pub async fn compare(
+        emu: &Emulator,
+        cfg: Arc<rustls::ClientConfig>,
+        data: &[u8],
+        rounds: usize,
+        runs: usize,
+    ) {
+        let total = rounds * CHUNK;
+        let old = Emulator::builder()
+            .legacy_tls_min(LegacyTlsMin::Tls1_0)
+            .start()
+            .await
+            .expect("start with legacy_tls_min 1.0");
+        let (v12, v10) = (
+            connector(&old, SslVersion::TLS1_2),
+            connector(&old, SslVersion::TLS1),
+        );
+        println!("legacy_throughput, TLS 1.0 path: OpenSSL acceptor beside the rustls gateway");
+        let warm = (old.settings().journal_capacity / CHUNK).max(1) + 1;
+        push_openssl(old.legacy_addr(), &v10, data, warm).await;
+        let (mut r12, mut r10) = (Vec::new(), Vec::new());
+        for run in 1..=runs {
+            let before = emu.journal().last_seq();
+            let a = push(emu.legacy_addr(), cfg.clone(), data, rounds).await;
+            wait_run(emu, before, total).await;
+            let before = old.journal().last_seq();
+            let b = push_openssl(old.legacy_addr(), &v12, data, rounds).await;
+            wait_run(&old, before, total).await;
+            let before = old.journal().last_seq();
+            let c = push_openssl(old.legacy_addr(), &v10, data, rounds).await;
+            wait_run(&old, before, total).await;
+            let rate = |d: Duration| total as f64 / d.as_secs_f64();
+            println!(
+                "  run {run}: rustls TLS 1.2 {:>10.0}/s   OpenSSL TLS 1.2 {:>10.0}/s   OpenSSL TLS 1.0 {:>10.0}/s",
+                rate(a),
+                rate(b),
+                rate(c)
+            );
+            r12.push(a.as_secs_f64() / b.as_secs_f64());
+            r10.push(a.as_secs_f64() / c.as_secs_f64());
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "paired ratios vs the rustls gateway (median): OpenSSL TLS 1.2 {:.2}, OpenSSL TLS 1.0 {:.2}",
+            median(&mut r12),
+            median(&mut r10)
+        );
+        old.shutdown().await;
+    }
 }

@@ -15,6 +15,7 @@ mkdir -p "$out"
 # name -> pin (what .installed records; change it to force a reinstall)
 declare -A PIN=(
   [naive-simple]="stdlib"
+  [naive-tls10]="stdlib"
   [pushjack]="pushjack==1.6.0"
   [apn]="apn@1.7.8"
   [aioapns]="aioapns==4.0"
@@ -23,7 +24,7 @@ declare -A PIN=(
   [apns2]="github.com/sideshow/apns2@v0.25.0"
   [curl]="system-curl"
 )
-ALL=(naive-simple pushjack apn aioapns node-apn pushy apns2 curl)
+ALL=(naive-simple naive-tls10 pushjack apn aioapns node-apn pushy apns2 curl)
 # name -> files of fixtures/providers/<name> the install builds from (their hash joins the pin,
 # so editing one reinstalls)
 declare -A INPUTS=(
@@ -88,6 +89,9 @@ install_one() {
   case $name in
     naive-simple)
       python3 -c 'import ssl, socket, json, struct' || die "python3 stdlib ssl missing"
+      ;;
+    naive-tls10)
+      python3 -c 'import ssl; ssl.TLSVersion.TLSv1' || die "python3 ssl without TLSVersion"
       ;;
     pushjack)
       python_venv pushjack

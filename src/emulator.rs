@@ -48,6 +48,9 @@ pub enum StartError {
     /// TLS configuration failed.
     #[error("tls: {0}")]
     Tls(#[from] TlsError),
+    /// The legacy ports' TLS minimum cannot be served by this build.
+    #[error("tls: {0}")]
+    LegacyTls(crate::acceptor::LegacyTlsError),
     /// The control API would listen beyond loopback with no token.
     #[error("refusing to serve the control API on {0} (not loopback) without a control token; give --control-token, or --control-insecure to accept the risk")]
     ControlExposed(IpAddr),
@@ -239,6 +242,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Lowest TLS version on the gateway and feedback ports (`--legacy-tls-min`): 1.0 and 1.1 are
+    /// served by OpenSSL for providers that hard-code them. Call after `settings`, which replaces it.
+    pub fn legacy_tls_min(mut self, min: crate::settings::LegacyTlsMin) -> Self {
+        self.settings.legacy_tls_min = min;
+        self
+    }
+
     /// Starts with this token registry (shared: later changes through it are seen live).
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = registry;
@@ -321,7 +331,7 @@ impl EmulatorBuilder {
         let topic = self.topic.clone();
         let (authority, server, token_key) =
             tokio::task::spawn_blocking(move || load_identities(&certs, &topic)).await??;
-        let legacy_tls = legacy_tls(&authority, &server, &self.settings)?;
+        let legacy_tls = legacy_acceptor(&authority, &server, &self.settings)?;
         let http2_tls = crate::tls::ListenerTls::new(
             &authority.ca_pem(),
             &server,
@@ -532,6 +542,32 @@ pub fn legacy_tls(
         server,
         options,
     )?)
+}
+
+/// The gateway and feedback ports' TLS as the settings ask: rustls at TLS 1.2 by default, OpenSSL
+/// when `legacy_tls_min` lets TLS 1.0 or 1.1 in (PROTOCOL.md 1.1).
+pub fn legacy_acceptor(
+    authority: &Authority,
+    server: &Identity,
+    settings: &Settings,
+) -> Result<crate::acceptor::LegacyTls, StartError> {
+    let mut options = crate::tls::TlsOptions::legacy();
+    options.allow_tls13 = settings.legacy_tls13;
+    Ok(crate::acceptor::LegacyTls::new(
+        &authority.ca_pem(),
+        server,
+        options,
+        settings.legacy_tls_min,
+    )?)
+}
+
+impl From<crate::acceptor::LegacyTlsError> for StartError {
+    fn from(e: crate::acceptor::LegacyTlsError) -> Self {
+        match e {
+            crate::acceptor::LegacyTlsError::Tls(e) => StartError::Tls(e),
+            other => StartError::LegacyTls(other),
+        }
+    }
 }
 
 /// A running emulator. Dropping it without `shutdown` leaves its tasks to end with the runtime.

@@ -18,6 +18,7 @@
 //! - `broadcast`: broadcast push, channel management and Live Activities;
 //! - `journal`: what happened, one event per observation;
 //! - `certs` + `tls`: the private PKI and the handshakes that check provider identities;
+//! - `acceptor` (+ `tls_openssl`): which TLS library runs a listener's handshakes (OpenSSL for TLS 1.0/1.1 on legacy ports);
 //! - `files`: reading operator-named files safely (regular, size-capped);
 //! - `lint`: what a device would make of a payload APNs accepted;
 //! - `refusal`: why a connection was refused, in plain words;
@@ -28,6 +29,7 @@
 //! - `plan`: the provider-driver contract as types;
 //! - `conformance`: the suite that runs real provider libraries against apnsim and grades them.
 
+pub mod acceptor;
 pub mod broadcast;
 pub mod certs;
 pub mod clock;
@@ -49,6 +51,8 @@ pub mod scenario_host;
 pub mod send;
 pub mod settings;
 pub mod tls;
+#[cfg(feature = "legacy-openssl")]
+pub mod tls_openssl;
 
 pub use emulator::{Addrs, CertSource, Emulator, EmulatorBuilder, ProviderKind, StartError};
 

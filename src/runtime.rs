@@ -26,7 +26,7 @@ pub(crate) struct Core {
     pub engine: Engine,
     pub journal: Journal,
     pub clock: Clock,
-    pub legacy_tls: crate::tls::ListenerTls,
+    pub legacy_tls: crate::acceptor::LegacyTls,
     pub http2_tls: crate::tls::ListenerTls,
     pub http2: crate::http2::state::Http2State,
     pub legacy_limits: Limits,
@@ -45,7 +45,7 @@ impl Core {
         engine: Engine,
         journal: Journal,
         clock: Clock,
-        tls: (crate::tls::ListenerTls, crate::tls::ListenerTls),
+        tls: (crate::acceptor::LegacyTls, crate::tls::ListenerTls),
         http2: crate::http2::state::Http2State,
     ) -> Self {
         let legacy_limits = limits_from(&settings);
@@ -170,19 +170,16 @@ pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::f
 
 /// Completes the TLS handshake of a new connection, or journals `connection-refused` with the cause
 /// in plain words (and logs it at WARN, once per distinct cause per minute) and returns `None`;
-/// every listener goes through here.
-pub(crate) async fn handshake(
+/// every listener goes through here, whichever TLS library it runs.
+pub(crate) async fn handshake<T: crate::acceptor::Accept>(
     core: &Core,
-    tls: &crate::tls::ListenerTls,
+    tls: &T,
     stream: TcpStream,
     id: u64,
     protocol: crate::model::Protocol,
     listener_env: Environment,
     peer: SocketAddr,
-) -> Option<(
-    tokio_rustls::server::TlsStream<TcpStream>,
-    crate::tls::Handshake,
-)> {
+) -> Option<(T::Stream, crate::tls::Handshake)> {
     use crate::refusal::{self, Cause, FirstBytes};
     // The first bytes tell a TLS 1.0 ClientHello or plaintext apart before the TLS library answers.
     let mut first_bytes = FirstBytes::Unknown;
@@ -190,12 +187,12 @@ pub(crate) async fn handshake(
         let mut first = [0u8; 16];
         let n = stream.peek(&mut first).await.unwrap_or(0);
         first_bytes = refusal::classify(&first[..n]);
-        crate::tls::accept(stream, tls, listener_env).await
+        tls.accept(stream, listener_env).await
     };
     let listener = |environment| refusal::Listener {
         protocol,
         environment,
-        tls_min: 0x0303,
+        tls_min: tls.min_version(),
         tls13: tls.options().allow_tls13,
     };
     let (cause, environment) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
@@ -314,8 +311,8 @@ pub(crate) fn spawn_listener<F, Fut>(
 
 /// Makes dropping `tls` abort the TCP connection with a reset instead of a FIN (SO_LINGER 0): the
 /// `reset = true` of `drop` and `close` rules, on every listener.
-pub(crate) fn reset_on_close(tls: &tokio_rustls::server::TlsStream<TcpStream>) {
+pub(crate) fn reset_on_close(tls: &impl crate::acceptor::OnTcp) {
     // Deprecated because a non-zero linger blocks the thread on drop; zero does not.
     #[allow(deprecated)]
-    let _ = tls.get_ref().0.set_linger(Some(std::time::Duration::ZERO));
+    let _ = tls.tcp().set_linger(Some(std::time::Duration::ZERO));
 }

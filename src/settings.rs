@@ -16,6 +16,65 @@ pub enum UnknownCommand {
     SilentClose,
 }
 
+/// The lowest TLS version the legacy gateway and feedback ports speak (`--legacy-tls-min`). Apple's
+/// binary gateway took TLS 1.0 for most of its life and providers of that era hard-code it
+/// (PROTOCOL.md 1.1); below 1.2 the listeners are served by OpenSSL at security level 0, since
+/// rustls never speaks TLS 1.0 or 1.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub enum LegacyTlsMin {
+    /// TLS 1.0 and up (OpenSSL).
+    #[serde(rename = "1.0")]
+    Tls1_0,
+    /// TLS 1.1 and up (OpenSSL).
+    #[serde(rename = "1.1")]
+    Tls1_1,
+    /// TLS 1.2 only, or 1.2 and 1.3 with `legacy_tls13` (rustls; the default).
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls1_2,
+}
+
+impl LegacyTlsMin {
+    /// The version number as the wire spells it (0x0301 for TLS 1.0).
+    pub fn wire(self) -> u16 {
+        match self {
+            LegacyTlsMin::Tls1_0 => 0x0301,
+            LegacyTlsMin::Tls1_1 => 0x0302,
+            LegacyTlsMin::Tls1_2 => 0x0303,
+        }
+    }
+
+    /// "1.0", "1.1" or "1.2", as the flag and the settings key spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegacyTlsMin::Tls1_0 => "1.0",
+            LegacyTlsMin::Tls1_1 => "1.1",
+            LegacyTlsMin::Tls1_2 => "1.2",
+        }
+    }
+}
+
+impl std::str::FromStr for LegacyTlsMin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "1.0" => Ok(LegacyTlsMin::Tls1_0),
+            "1.1" => Ok(LegacyTlsMin::Tls1_1),
+            "1.2" => Ok(LegacyTlsMin::Tls1_2),
+            other => Err(format!(
+                "legacy TLS minimum {other:?}: expected 1.0, 1.1 or 1.2"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for LegacyTlsMin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every knob of the emulator's default behaviour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,6 +97,8 @@ pub struct Settings {
     pub legacy_max_frame: usize,
     /// Allow TLS 1.3 on the legacy and feedback ports (off: TLS 1.2, as the gateway spoke it).
     pub legacy_tls13: bool,
+    /// Lowest TLS version on the legacy and feedback ports (1.0 and 1.1 need the `legacy-openssl` feature).
+    pub legacy_tls_min: LegacyTlsMin,
     /// Close a legacy connection idle (or stuck mid-frame) this long, in seconds (0 = never).
     pub idle_timeout_secs: u64,
     /// Refuse tokens that are not registered (status 8 / BadDeviceToken).
@@ -93,6 +154,7 @@ impl Default for Settings {
             legacy_close_gap_ms: DEFAULT_CLOSE_GAP_MS,
             legacy_max_frame: crate::legacy::frame::DEFAULT_MAX_FRAME,
             legacy_tls13: false,
+            legacy_tls_min: LegacyTlsMin::Tls1_2,
             idle_timeout_secs: 300,
             strict_tokens: false,
             strict_payload: false,
@@ -289,6 +351,17 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["legacy_answer_delay_ms"], 7);
         assert!(json.get("legacy_error_delay_ms").is_none());
+    }
+
+    #[test]
+    fn legacy_tls_min_reads_as_the_flag_spells_it() {
+        let s: Settings = toml::from_str("legacy_tls_min = \"1.0\"").unwrap();
+        assert_eq!(s.legacy_tls_min, LegacyTlsMin::Tls1_0);
+        assert_eq!(s.legacy_tls_min.wire(), 0x0301);
+        assert_eq!(Settings::default().legacy_tls_min, LegacyTlsMin::Tls1_2);
+        assert_eq!("1.1".parse::<LegacyTlsMin>(), Ok(LegacyTlsMin::Tls1_1));
+        assert!("1.3".parse::<LegacyTlsMin>().is_err());
+        assert!(toml::from_str::<Settings>("legacy_tls_min = \"1.3\"").is_err());
     }
 
     #[test]

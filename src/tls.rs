@@ -96,6 +96,23 @@ pub enum TlsError {
         /// The error from rustls, wrapped by tokio-rustls.
         source: std::io::Error,
     },
+    /// The other TLS backend (OpenSSL, for TLS 1.0/1.1 on legacy ports) could not be set up.
+    #[error("TLS backend: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The other TLS backend refused a handshake, classified where it happened.
+    #[error("handshake ({environment}, sni {sni:?}): {source}")]
+    Refused {
+        /// The environment the connection was for (the listener's until SNI named another).
+        environment: Environment,
+        /// SNI the client sent.
+        sni: Option<String>,
+        /// The cause, decided by the same checks as on the rustls path.
+        failure: HandshakeFailure,
+        /// The alert the client ended the handshake with, as the TLS specifications spell it.
+        alert: Option<String>,
+        /// The backend's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// The cause of a failed handshake, coarse enough for the journal and for test assertions.
@@ -120,6 +137,9 @@ pub enum HandshakeFailure {
 impl TlsError {
     /// The alert the client ended the handshake with, named as the TLS specifications spell it.
     pub fn client_alert(&self) -> Option<String> {
+        if let TlsError::Refused { alert, .. } = self {
+            return alert.clone();
+        }
         let (TlsError::Handshake { source, .. } | TlsError::ClientHello(source)) = self else {
             return None;
         };
@@ -132,7 +152,9 @@ impl TlsError {
     /// The environment the failed connection was for, when the handshake got that far.
     pub fn environment(&self) -> Option<Environment> {
         match self {
-            TlsError::Handshake { environment, .. } => Some(*environment),
+            TlsError::Handshake { environment, .. } | TlsError::Refused { environment, .. } => {
+                Some(*environment)
+            }
             _ => None,
         }
     }
@@ -140,6 +162,7 @@ impl TlsError {
     /// Classifies a handshake error; `None` for errors that are not handshake failures.
     pub fn failure(&self) -> Option<HandshakeFailure> {
         let source = match self {
+            TlsError::Refused { failure, .. } => return Some(*failure),
             TlsError::Handshake { source, .. } | TlsError::ClientHello(source) => source,
             _ => return None,
         };

@@ -94,6 +94,14 @@ fn committed_grades_separate_gold_from_naive_on_exactly_the_loss_cases() {
     }
 }
 
+/// The TLS version a provider speaks changes how its bytes travel, not what the gateway decides:
+/// the naive provider hard-coding TLS 1.0 (graded with `tls_min = "1.0"`) is graded as naive-simple.
+#[test]
+fn committed_grades_of_the_tls10_provider_are_the_naive_ones() {
+    let e = expected();
+    assert_eq!(e.0["naive-tls10"], e.0["naive-simple"]);
+}
+
 #[test]
 fn every_bundled_provider_has_expected_grades_for_every_case() {
     let e = expected();

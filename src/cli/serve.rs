@@ -150,6 +150,10 @@ pub struct ServeArgs {
     /// Gap between the last data and close_notify on the legacy ports, in milliseconds [default: 20].
     #[arg(long, env = "APNSIM_LEGACY_CLOSE_GAP_MS")]
     legacy_close_gap_ms: Option<u64>,
+    /// Lowest TLS version on the legacy and feedback ports: 1.0, 1.1 (OpenSSL, for providers that
+    /// hard-code it) or 1.2 [default: 1.2].
+    #[arg(long, env = "APNSIM_LEGACY_TLS_MIN")]
+    legacy_tls_min: Option<apnsim::settings::LegacyTlsMin>,
     /// Journal capacity in events [default: 100000].
     #[arg(long, env = "APNSIM_JOURNAL_CAPACITY")]
     journal_capacity: Option<usize>,
@@ -220,6 +224,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     }
     if let Some(v) = args.legacy_close_gap_ms {
         settings.legacy_close_gap_ms = v;
+    }
+    if let Some(v) = args.legacy_tls_min {
+        settings.legacy_tls_min = v;
     }
     if let Some(v) = args.journal_capacity {
         settings.journal_capacity = v;

@@ -53,6 +53,10 @@ pub struct ProviderSpec {
     /// Whether the library can read the feedback service (legacy).
     #[serde(default = "yes")]
     pub feedback: bool,
+    /// The lowest TLS version the library speaks on the legacy ports ("1.0" for providers that
+    /// hard-code TLS 1.0); the runner starts its emulators with that `legacy_tls_min`.
+    #[serde(default)]
+    pub tls_min: Option<crate::settings::LegacyTlsMin>,
 }
 
 fn yes() -> bool {
@@ -147,6 +151,22 @@ mod tests {
             }
         }
         assert!(n >= 9, "found {n} providers");
+    }
+
+    #[test]
+    fn tls_min_is_read_from_provider_toml() {
+        let base = r#"name = "p"
+language = "python"
+library = "l"
+version = "1"
+protocols = ["legacy"]
+auth = ["certificate"]
+command = ["d"]"#;
+        let spec: ProviderSpec = toml::from_str(base).unwrap();
+        assert_eq!(spec.tls_min, None);
+        let spec: ProviderSpec = toml::from_str(&format!("{base}\ntls_min = \"1.0\"")).unwrap();
+        assert_eq!(spec.tls_min, Some(crate::settings::LegacyTlsMin::Tls1_0));
+        assert!(toml::from_str::<ProviderSpec>(&format!("{base}\ntls_min = \"1.3\"")).is_err());
     }
 
     #[test]

@@ -210,7 +210,7 @@ async fn run_driver(
     std::fs::create_dir_all(dir)?;
     // The artefact is the text the emulator ran, the runner's own settings included, so loading
     // it reproduces the case exactly.
-    let text = scenario_text(case, setup);
+    let text = scenario_text(case, setup, provider.spec.tls_min);
     let scenario =
         crate::engine::scenario::parse_toml(&text).map_err(|e| format!("case scenario: {e}"))?;
     std::fs::write(dir.join("scenario.toml"), &text)?;
@@ -261,15 +261,26 @@ async fn run_driver(
 /// The scenario text a case runs: the case's own, plus the settings the runner sets (per
 /// connection token-update counting outside the case that targets it, see
 /// [`Case::counts_token_updates_per_team`]).
-pub fn scenario_text(case: &Case, setup: &Setup) -> String {
+pub fn scenario_text(
+    case: &Case,
+    setup: &Setup,
+    tls_min: Option<crate::settings::LegacyTlsMin>,
+) -> String {
     let mut text = setup.scenario.clone();
+    let mut lines = String::new();
     if !case.counts_token_updates_per_team() {
-        let line = "token_update_scope = \"connection\"\n";
+        lines.push_str("token_update_scope = \"connection\"\n");
+    }
+    // A provider that hard-codes TLS 1.0/1.1 gets a gateway that speaks it (provider.toml `tls_min`).
+    if let Some(min) = tls_min {
+        lines.push_str(&format!("legacy_tls_min = \"{}\"\n", min.as_str()));
+    }
+    if !lines.is_empty() {
         match text.find("[settings]\n") {
-            Some(at) => text.insert_str(at + "[settings]\n".len(), line),
+            Some(at) => text.insert_str(at + "[settings]\n".len(), &lines),
             None => {
                 text.push_str("\n[settings]\n");
-                text.push_str(line);
+                text.push_str(&lines);
             }
         }
     }
@@ -455,7 +466,7 @@ mod tests {
         let case = catalogue().into_iter().find(|c| c.id == id).unwrap();
         let mut setup = Setup::new(case.id);
         (case.setup)(&mut setup, case.protocol);
-        let text = scenario_text(&case, &setup);
+        let text = scenario_text(&case, &setup, None);
         let settings = crate::engine::scenario::parse_toml(&text)
             .unwrap_or_else(|e| panic!("{id}: {e}\n{text}"))
             .effective_settings();

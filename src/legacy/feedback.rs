@@ -92,6 +92,7 @@ pub(crate) async fn serve(
         core.journal.record(
             NewEvent::new(EventKind::FeedbackServed, id, Protocol::Feedback, env).detail(json!({
                 "peer": peer.to_string(),
+                "tls_version": hs.tls_version,
                 "topics": topics,
                 "tuples": entries.iter().map(|e| json!({"timestamp": e.timestamp, "token": e.token.to_hex()})).collect::<Vec<_>>(),
             })),

@@ -50,6 +50,7 @@ pub(crate) async fn serve(
             NewEvent::new(EventKind::ConnectionOpened, id, Protocol::Legacy, env).detail(json!({
                 "peer": peer.to_string(),
                 "sni": hs.sni,
+                "tls_version": hs.tls_version,
                 "topic": topic,
                 "certificate_environments": hs.client.as_ref().map(|c| c.environments.clone()),
             })),
