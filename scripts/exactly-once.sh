@@ -10,13 +10,13 @@
 #                      acceptance was on a connection that ended in a silent drop, where the
 #                      provider cannot know what the server read (PROTOCOL.md 1.7)
 # Prints the figures and exits non-zero when one is broken.
-# Usage: scripts/exactly-once.sh [N] (default 1000000). QUIET_MS (default 30) is the silence the
+# Usage: scripts/exactly-once.sh [N] (default 1000000). QUIET_MS (default 100) is the silence the
 # provider takes as acceptance; SEED (default 12) seeds the scenario's random drops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000000}"
 chunk="${CHUNK:-100000}"
-quiet_ms="${QUIET_MS:-30}"
+quiet_ms="${QUIET_MS:-100}"
 seed="${SEED:-12}"
 
 cargo build --release --quiet

@@ -347,7 +347,7 @@ impl Serve {
             dir,
             ready: serde_json::Value::Null,
         };
-        for _ in 0..300 {
+        for _ in 0..900 {
             if let Ok(text) = std::fs::read_to_string(&ready) {
                 serve.ready = serde_json::from_str(&text).unwrap();
                 return serve;
@@ -611,8 +611,9 @@ async fn serve_journal_file_keeps_every_event_past_eviction() {
     let head = serve.journal("limit=100").await;
     assert!(head["evicted"].as_u64().unwrap() > 0, "{head}");
     assert!(head["first_seq"].as_u64().unwrap() > 1, "{head}");
+    // Verdicts and other events have a bound each (8 here): far fewer than the 42 events.
     assert!(
-        head["events"].as_array().unwrap().len() <= 8,
+        head["events"].as_array().unwrap().len() <= 16,
         "the in-memory journal stays bounded: {head}"
     );
 }

@@ -374,7 +374,9 @@ async fn run_connection(
     reader.abort();
     if end == End::Quiet {
         let _ = tokio::time::timeout(CAREFUL_WINDOW, wr.shutdown()).await;
-    } else {
+    } else if window != usize::MAX {
+        // Only a bounded window makes age a proof: an unbounded burst can leave the server far
+        // behind the writes, so a write's age says nothing about whether it was read.
         mark_aged(&mut written, &times, ended, quiet);
     }
     (written, end)
