@@ -12,7 +12,7 @@ if ! rustup toolchain list | grep -q '^nightly'; then
     rustup toolchain install nightly --profile minimal
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    cargo install --locked cargo-fuzz
+    cargo +nightly install cargo-fuzz --locked
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

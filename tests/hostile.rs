@@ -299,3 +299,321 @@ async fn a_ping_and_settings_flood_is_counted_not_journaled_frame_by_frame() {
     assert!(grown < 40 * 1024 * 1024, "RSS grew {} KB", grown / 1024);
     emu.shutdown().await;
 }
+
+/// A running `apnsim serve` (the real binary), killed on drop.
+struct Serve {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    ready: serde_json::Value,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Serve {
+    /// Starts `apnsim serve` on free loopback ports with `extra` arguments; stderr to a file.
+    async fn start(name: &str, extra: &[&str]) -> Serve {
+        let dir = scratch(name);
+        let ready = dir.join("ready.json");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_apnsim"))
+            .env_clear()
+            .arg("serve")
+            .arg("--certs")
+            .arg(dir.join("certs"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(["--legacy-port", "0", "--feedback-port", "0"])
+            .args([
+                "--sandbox-legacy-port",
+                "off",
+                "--sandbox-feedback-port",
+                "off",
+            ])
+            .args(["--http2-port", "0", "--sandbox-http2-port", "off"])
+            .args(["--control-port", "0"])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut serve = Serve {
+            child,
+            dir,
+            ready: serde_json::Value::Null,
+        };
+        for _ in 0..900 {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                serve.ready = serde_json::from_str(&text).unwrap();
+                return serve;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("apnsim serve did not become ready");
+    }
+
+    fn addr(&self, key: &str) -> std::net::SocketAddr {
+        self.ready[key].as_str().unwrap().parse().unwrap()
+    }
+
+    fn ca(&self) -> String {
+        std::fs::read_to_string(self.dir.join("certs").join("ca.pem")).unwrap()
+    }
+
+    fn identity(&self) -> apnsim::certs::Identity {
+        apnsim::certs::Identity::load(&self.dir.join("certs"), "provider-production").unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// `GET /journal` with a query, as JSON.
+    async fn journal(&self, query: &str) -> serde_json::Value {
+        let url = format!("http://{}/journal?{query}", self.addr("control"));
+        reqwest::get(url).await.unwrap().json().await.unwrap()
+    }
+
+    /// The well-behaved provider against this server: one notification, accepted.
+    async fn legacy_client_is_served(&self, id: u32) {
+        let ca = self.ca();
+        let ident = self.identity();
+        let token = [(id % 250) as u8 + 1; 32];
+        let mut tls = tokio::time::timeout(
+            Duration::from_secs(10),
+            connect(self.addr("legacy"), &ClientOpts::new(&ca, Some(&ident))),
+        )
+        .await
+        .expect("the well-behaved client's handshake completes in time")
+        .expect("the well-behaved client's handshake completes");
+        send(&mut tls, &framed(id, token[0])).await;
+        let url = format!(
+            "http://{}/journal/wait?kind=accepted&token={}&n=1&timeout_ms=5000",
+            self.addr("control"),
+            hex::encode(token)
+        );
+        let got: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            got["events"].as_array().map(Vec::len),
+            Some(1),
+            "the well-behaved client's notification is accepted: {got}"
+        );
+    }
+}
+
+/// Reads until EOF or error; returns how long that took (`None` if still open after `bound`).
+async fn closed_within<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    bound: Duration,
+) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        while rd.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    };
+    tokio::time::timeout(bound, drain)
+        .await
+        .ok()
+        .map(|()| started.elapsed())
+}
+
+/// Defect 4: the idle timeout counted time between reads, so one byte a second kept a legacy
+/// connection open for ever. Now a frame, once started, must arrive whole within a bound (30 s),
+/// whatever trickles in; a well-behaved client beside the trickle is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_byte_a_second_client_is_closed_while_another_is_served() {
+    use tokio::io::AsyncWriteExt;
+    // Default settings: the 300 s idle timeout is not what closes it.
+    let emu = Emulator::builder().start().await.unwrap();
+    let ca = emu.ca_pem();
+    let opts = ClientOpts::new(&ca, Some(emu.identity(ProviderKind::Production)));
+    let tls = connect(emu.legacy_addr(), &opts).await.unwrap();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let frame = framed(1, 9);
+    let trickle = tokio::spawn(async move {
+        for b in frame.iter().cycle() {
+            if wr.write_all(&[*b]).await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    });
+    legacy_client_is_served(&emu, 2).await;
+    let took = closed_within(&mut rd, Duration::from_secs(45))
+        .await
+        .expect("a frame trickling in a byte at a time is closed within the partial-frame bound");
+    trickle.abort();
+    eprintln!("byte-a-second legacy client closed after {took:?}");
+    assert!(
+        took >= Duration::from_secs(20),
+        "closed too early: {took:?}"
+    );
+    legacy_client_is_served(&emu, 3).await;
+    let closed = emu
+        .journal()
+        .query(&Filter::kind(EventKind::ConnectionClosed));
+    assert!(!closed.is_empty(), "its end is journaled");
+    assert_eq!(
+        emu.journal().count(&Filter {
+            token: Some(hex::encode([9u8; 32])),
+            ..Filter::kind(EventKind::Accepted)
+        }),
+        0,
+        "no notification came of the trickle"
+    );
+    emu.shutdown().await;
+}
+
+/// Defect 4, HTTP/2: frames that are neither a stream nor a PING (WINDOW_UPDATE, a byte at a
+/// time) do not keep a connection open past the idle timeout; one beside it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_with_no_stream_or_ping_activity_idles_out() {
+    use tokio::io::AsyncWriteExt;
+    let emu = Emulator::builder()
+        .settings(apnsim::settings::Settings {
+            http2_idle_timeout_secs: 2,
+            ..Default::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let ca = emu.ca_pem();
+    let mut opts = ClientOpts::new(&ca, Some(emu.identity(ProviderKind::Production)));
+    opts.alpn = vec![b"h2".to_vec()];
+    let tls = connect(emu.http2_addr(), &opts).await.unwrap();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(h2_frame(4, 0, &[]));
+    wr.write_all(&hello).await.unwrap();
+    let update = h2_frame(8, 0, &1u32.to_be_bytes());
+    let trickle = tokio::spawn(async move {
+        for b in update.iter().cycle() {
+            if wr.write_all(&[*b]).await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    legacy_client_is_served(&emu, 4).await;
+    let took = closed_within(&mut rd, Duration::from_secs(15))
+        .await
+        .expect("a connection with no stream or PING activity is closed after the idle timeout");
+    trickle.abort();
+    eprintln!("trickling HTTP/2 client closed after {took:?}");
+    legacy_client_is_served(&emu, 5).await;
+    emu.shutdown().await;
+}
+
+/// Defect 4: when a listener's connection cap is hit the excess is closed at once, journaled and
+/// said at WARN once per minute (not once per refused client); once an idle connection goes, a
+/// well-behaved client is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_cap_is_journaled_once_and_frees_for_a_well_behaved_client() {
+    let scn = scratch("cap-scenario");
+    let file = scn.join("cap.toml");
+    std::fs::write(&file, "[settings]\nmax_connections = 3\n").unwrap();
+    let serve = Serve::start("cap", &["--scenario", file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_dir_all(&scn);
+    let ca = serve.ca();
+    let ident = serve.identity();
+    let opts = ClientOpts::new(&ca, Some(&ident));
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(connect(serve.addr("legacy"), &opts).await.unwrap());
+    }
+    // Over the cap: closed before the handshake completes, every time.
+    for _ in 0..5 {
+        let refused =
+            tokio::time::timeout(Duration::from_secs(5), connect(serve.addr("legacy"), &opts))
+                .await
+                .expect("a refused connection is closed at once, not left hanging");
+        assert!(refused.is_err(), "a fourth connection is over the cap");
+    }
+    let j = serve.journal("kind=connection-refused").await;
+    let events = j["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "journaled once per minute: {j}");
+    assert_eq!(
+        events[0]["detail"]["error"], "connection limit reached",
+        "{j}"
+    );
+    assert_eq!(events[0]["detail"]["max_connections"], 3, "{j}");
+    let warns = serve
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("connection limit reached"))
+        .count();
+    assert_eq!(warns, 1, "one WARN per minute: {}", serve.stderr());
+    // One idle connection goes: a well-behaved client gets its place.
+    drop(idle.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve.legacy_client_is_served(7).await;
+}
+
+/// Defect 3: `apnsim serve --journal-file` streams every event as a JSON line, so nothing is lost
+/// to the journal's bound: with a capacity of 8, `GET /journal` says what it evicted, and the
+/// file still holds every event, in sequence, each notification once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_journal_file_keeps_every_event_past_eviction() {
+    const N: u32 = 40;
+    let file =
+        std::env::temp_dir().join(format!("apnsim-journal-file-{}.jsonl", std::process::id()));
+    let serve = Serve::start(
+        "journal-file",
+        &[
+            "--journal-capacity",
+            "8",
+            "--journal-file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let ca = serve.ca();
+    let ident = serve.identity();
+    let mut tls = connect(serve.addr("legacy"), &ClientOpts::new(&ca, Some(&ident)))
+        .await
+        .unwrap();
+    let mut frames = Vec::new();
+    for id in 1..=N {
+        frames.extend(framed(id, 0x40));
+    }
+    send(&mut tls, &frames).await;
+    drop(tls);
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is one JSON event"))
+            .collect();
+        if lines.iter().any(|e| e["kind"] == "connection-closed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_file(&file);
+    let seqs: Vec<u64> = lines.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap, in order"
+    );
+    let accepted: Vec<&serde_json::Value> =
+        lines.iter().filter(|e| e["kind"] == "accepted").collect();
+    assert_eq!(accepted.len(), N as usize, "every notification, once");
+    assert!(lines.iter().any(|e| e["kind"] == "connection-opened"));
+    assert!(lines.iter().any(|e| e["kind"] == "connection-closed"));
+    let head = serve.journal("limit=100").await;
+    assert!(head["evicted"].as_u64().unwrap() > 0, "{head}");
+    assert!(head["first_seq"].as_u64().unwrap() > 1, "{head}");
+    // Verdicts and other events have a bound each (8 here): far fewer than the 42 events.
+    assert!(
+        head["events"].as_array().unwrap().len() <= 16,
+        "the in-memory journal stays bounded: {head}"
+    );
+}

@@ -11,7 +11,7 @@ use crate::plan::{FeedbackTuple, Outcome, ResultKind};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -20,12 +20,21 @@ use tokio_rustls::client::TlsStream;
 /// How long a careful write waits for an error-response or close. Apple's error-response came
 /// 200–500 ms after the bad notification (PROTOCOL.md 1.7); a close comes sooner.
 const CAREFUL_WINDOW: Duration = Duration::from_millis(200);
-/// Pause before opening another connection, so a failing server is not hammered.
+/// Pause before opening another connection after one that settled nothing, so a failing server
+/// is not hammered.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
-/// Most writes of one notification before it is reported `error`.
+/// Most times one notification may be pinned as the cause of a silent close (written alone, the
+/// server closed right after it) before it is reported `failed`: a close can be the server's
+/// random fault rather than the notification's (issue 12).
 const MAX_ATTEMPTS: u8 = 4;
 /// Most consecutive failed connection attempts before everything left is reported `error`.
 const MAX_CONNECT_FAILURES: u8 = 4;
+/// Most consecutive connections that settled and pinned nothing (the server closed before
+/// anything written could be proven) before everything left is reported `error`.
+const MAX_STALLS: u8 = 4;
+/// Once a close has named nobody, at most this many notifications are written and not yet proven
+/// by the quiet period: what the next silent close leaves unproven, to be resent, stays bounded.
+const PIPELINE_WINDOW: usize = 32;
 /// A write that blocks this long (the server stopped reading) counts as a dead connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the feedback service may take to send its list and close.
@@ -85,27 +94,25 @@ pub async fn send(job: &Job) -> Vec<Outcome> {
             return finish(notes, outcomes, &format!("TLS setup: {e}"));
         }
     };
-    let mut attempts = vec![0u8; notes.len()];
+    // Times each notification was pinned as the cause of a silent close (an attempt the server
+    // provably saw); a pipelined write the server may have discarded unread costs nothing.
+    let mut pins = vec![0u8; notes.len()];
     let mut connect_failures = 0u8;
+    let mut stalls = 0u8;
+    let mut window = usize::MAX;
     let mut first = true;
     while !pending.is_empty() {
-        if !first {
+        // One stall is answered by a careful write, which settles or pins; more mean trouble.
+        if !first && (stalls > 1 || connect_failures > 0) {
             tokio::time::sleep(RECONNECT_BACKOFF).await;
         }
         first = false;
-        pending.retain(|p| {
-            if attempts[p.index] >= MAX_ATTEMPTS {
-                outcomes[p.index] = Some(error_outcome(
-                    notes[p.index].id,
-                    format!("not confirmed after {MAX_ATTEMPTS} attempts"),
-                ));
-                false
-            } else {
-                true
-            }
-        });
-        if pending.is_empty() {
-            break;
+        if stalls >= MAX_STALLS {
+            return finish(
+                notes,
+                outcomes,
+                "connection closed before anything was confirmed",
+            );
         }
         let stream = match connector.connect().await {
             Ok(s) => {
@@ -122,21 +129,58 @@ pub async fn send(job: &Job) -> Vec<Outcome> {
             }
         };
         let batch: Vec<Pending> = pending.drain(..).collect();
-        let (written, end) = run_connection(stream, &batch, &frames, notes, job).await;
-        for w in &written {
-            attempts[w.index] = attempts[w.index].saturating_add(1);
+        let (written, end) = run_connection(stream, &batch, &frames, notes, job, window).await;
+        let mut settlement =
+            super::mutant::settlement(&written, end, settle::settle(&written, end));
+        // A silent close pinned on a careful write: charge it an attempt, and retry it until it
+        // has been pinned MAX_ATTEMPTS times.
+        let mut retry_pinned = None;
+        if let Some((i, f)) = &settlement.failed {
+            if f.status.is_none() {
+                pins[*i] = pins[*i].saturating_add(1);
+                if pins[*i] < MAX_ATTEMPTS {
+                    retry_pinned = Some(*i);
+                }
+            }
         }
-        let settlement = super::mutant::settlement(&written, end, settle::settle(&written, end));
+        if retry_pinned.is_some() {
+            settlement.failed = None;
+        }
+        let progress =
+            !settlement.sent.is_empty() || settlement.failed.is_some() || retry_pinned.is_some();
+        stalls = if progress {
+            0
+        } else {
+            stalls.saturating_add(1)
+        };
+        // A close that named nobody (or a pinned random one): from now on keep what the next
+        // one can leave unproven small.
+        let unexplained = settlement.resend_careful
+            || (matches!(end, End::Closed { .. }) && !settlement.resend.is_empty());
+        if unexplained || retry_pinned.is_some() {
+            window = window.min(PIPELINE_WINDOW);
+        }
         apply(&settlement, notes, &mut outcomes);
         let unwritten = batch.get(written.len()..).unwrap_or(&[]);
-        pending.extend(settlement.resend.iter().map(|&index| Pending {
+        // The pinned one goes first and alone; after a close that proved nothing, the first of the
+        // rest goes alone; everything else is pipelined.
+        pending.extend(retry_pinned.map(|index| Pending {
             index,
-            careful: settlement.resend_careful,
+            careful: true,
         }));
+        pending.extend(
+            settlement
+                .resend
+                .iter()
+                .enumerate()
+                .map(|(k, &index)| Pending {
+                    index,
+                    careful: k == 0 && settlement.resend_careful && retry_pinned.is_none(),
+                }),
+        );
         pending.extend(unwritten.iter().map(|p| Pending {
             index: p.index,
-            // A pinned culprit explains the close: the rest go back to pipelining.
-            careful: p.careful && !settlement.culprit_found,
+            careful: false,
         }));
     }
     finish(notes, outcomes, "not settled")
@@ -238,18 +282,28 @@ async fn write_frame(wr: &mut WriteHalf<TlsStream<TcpStream>>, bytes: &[u8]) -> 
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
 }
 
-/// Writes `batch` on one connection (pipelined, or alone-and-wait for careful ones) and says how
-/// the connection ended and what was written on it.
+/// Writes `batch` on one connection (pipelined, with at most `window` writes not yet proven by
+/// the quiet period, or alone-and-wait for careful ones) and says how the connection ended and
+/// what was written on it.
 async fn run_connection(
     stream: TlsStream<TcpStream>,
     batch: &[Pending],
     frames: &[Option<Bytes>],
     notes: &[crate::plan::PlanNotification],
     job: &Job,
+    window: usize,
 ) -> (Vec<Written>, End) {
     let (rd, mut wr) = tokio::io::split(stream);
     let mut reader = spawn_reader(rd);
     let mut written: Vec<Written> = Vec::with_capacity(batch.len());
+    // When each pipelined write finished; a write older than the quiet period at the end of
+    // the connection was read and accepted (PROTOCOL.md 1.7: only silence proves success).
+    let mut times: Vec<Instant> = Vec::with_capacity(batch.len());
+    let quiet = Duration::from_millis(job.quiet_ms);
+    // Writes (a prefix of `times`) already older than `quiet` while the connection was open.
+    let mut proven = 0usize;
+    // When a failed write showed the connection gone (before the wait for a last packet).
+    let mut closed_at = None;
     let pace = Duration::from_millis(job.plan.pace_ms);
     let end = 'conn: {
         for (k, p) in batch.iter().enumerate() {
@@ -262,17 +316,30 @@ async fn run_connection(
                     _ = tokio::time::sleep(pace) => {}
                 }
             }
+            // Keep at most `window` writes unproven: wait for the oldest to age past `quiet`.
+            while written.len().saturating_sub(proven) >= window {
+                let Some(&oldest) = times.get(proven) else {
+                    break;
+                };
+                tokio::select! {
+                    biased;
+                    ev = &mut reader => break 'conn to_end(ev, false),
+                    _ = tokio::time::sleep_until((oldest + quiet).into()) => proven += 1,
+                }
+            }
             written.push(Written {
                 index: p.index,
                 identifier: notes[p.index].id.to_be_bytes(),
                 careful: p.careful,
                 survived: false,
             });
+            times.push(Instant::now());
             tokio::select! {
                 biased;
                 ev = &mut reader => break 'conn to_end(ev, p.careful),
                 r = write_frame(&mut wr, bytes) => {
                     if r.is_err() {
+                        closed_at = Some(Instant::now());
                         // The server may have answered before closing: give the packet a moment.
                         let ev = tokio::time::timeout(CAREFUL_WINDOW, &mut reader).await;
                         break 'conn match ev {
@@ -282,9 +349,12 @@ async fn run_connection(
                     }
                 }
             }
+            if let Some(t) = times.last_mut() {
+                *t = Instant::now();
+            }
             if p.careful {
                 // PROTOCOL.md 1.7: careful mode, one notification then a wait for its verdict.
-                match tokio::time::timeout(CAREFUL_WINDOW, &mut reader).await {
+                match tokio::time::timeout(CAREFUL_WINDOW.min(quiet), &mut reader).await {
                     Ok(ev) => break 'conn to_end(ev, true),
                     Err(_) => {
                         if let Some(last) = written.last_mut() {
@@ -295,16 +365,31 @@ async fn run_connection(
             }
         }
         // PROTOCOL.md 1.7: an accepted notification gets no reply, so only silence proves success.
-        match tokio::time::timeout(Duration::from_millis(job.quiet_ms), &mut reader).await {
+        match tokio::time::timeout(quiet, &mut reader).await {
             Ok(ev) => to_end(ev, false),
             Err(_) => End::Quiet,
         }
     };
+    let ended = closed_at.unwrap_or_else(Instant::now);
     reader.abort();
     if end == End::Quiet {
         let _ = tokio::time::timeout(CAREFUL_WINDOW, wr.shutdown()).await;
+    } else if window != usize::MAX {
+        // Only a bounded window makes age a proof: an unbounded burst can leave the server far
+        // behind the writes, so a write's age says nothing about whether it was read.
+        mark_aged(&mut written, &times, ended, quiet);
     }
     (written, end)
+}
+
+/// Marks as survived every write that finished at least `quiet` before the connection ended: the
+/// server read it and said nothing, which is how acceptance shows (PROTOCOL.md 1.7).
+fn mark_aged(written: &mut [Written], times: &[Instant], ended: Instant, quiet: Duration) {
+    for (w, &t) in written.iter_mut().zip(times) {
+        if ended.saturating_duration_since(t) >= quiet {
+            w.survived = true;
+        }
+    }
 }
 
 /// The feedback host that goes with a gateway host name (PROTOCOL.md 1.1).

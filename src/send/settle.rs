@@ -14,7 +14,8 @@ pub struct Written {
     pub identifier: [u8; 4],
     /// Written in careful mode: alone, followed by a wait for an error-response or close.
     pub careful: bool,
-    /// Careful, and nothing happened during the wait after it.
+    /// Nothing happened during the wait after it (careful), or the quiet period passed after
+    /// its write before the connection ended: the server read and accepted it (PROTOCOL.md 1.7).
     pub survived: bool,
 }
 
@@ -56,7 +57,9 @@ pub struct Settlement {
     pub failed: Option<(usize, Failure)>,
     /// Plan indexes to write again, in order.
     pub resend: Vec<usize>,
-    /// Resend them one at a time: the server closed without saying what it had read.
+    /// Resend the first one alone (careful) before pipelining again: the server closed without
+    /// saying what it had read and nothing written was proven, so the next connection must
+    /// settle at least that one (PROTOCOL.md 1.7).
     pub resend_careful: bool,
     /// A close was pinned on one notification: the rest may go back to pipelining.
     pub culprit_found: bool,
@@ -155,13 +158,14 @@ fn careful_culprit(written: &[Written], right_after_last: bool) -> Option<usize>
 }
 
 /// A close that names nobody: the provider cannot know what the server read, so everything not
-/// proven by a careful wait is resent one at a time (PROTOCOL.md 1.7).
+/// proven (by a careful wait, or by the quiet period passing after its write) is resent; when
+/// nothing was proven, the first goes alone so the next connection makes progress (PROTOCOL.md 1.7).
 fn unexplained_close(written: &[Written]) -> Settlement {
     let (survived, unsure): (Vec<&Written>, Vec<&Written>) =
         written.iter().partition(|w| w.survived);
     Settlement {
         sent: survived.iter().map(|w| w.index).collect(),
-        resend_careful: !unsure.is_empty(),
+        resend_careful: survived.is_empty() && !unsure.is_empty(),
         resend: unsure.iter().map(|w| w.index).collect(),
         ..Settlement::default()
     }
@@ -223,8 +227,8 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_close_resends_all_unproven_carefully() {
-        let mut written = vec![w(0, true, true), w(1, true, true)];
+    fn a_silent_close_resends_the_unproven_pipelined_after_progress() {
+        let mut written = vec![w(0, true, true), w(1, false, true)];
         written.extend((2..5).map(|i| w(i, false, false)));
         let s = settle(
             &written,
@@ -234,6 +238,19 @@ mod tests {
         );
         assert_eq!(s.sent, vec![0, 1]);
         assert_eq!(s.resend, vec![2, 3, 4]);
+        assert!(!s.resend_careful && !s.culprit_found);
+    }
+
+    #[test]
+    fn a_silent_close_that_proved_nothing_resends_the_first_carefully() {
+        let s = settle(
+            &pipelined(4),
+            End::Closed {
+                right_after_last: false,
+            },
+        );
+        assert!(s.sent.is_empty());
+        assert_eq!(s.resend, vec![0, 1, 2, 3]);
         assert!(s.resend_careful && !s.culprit_found);
     }
 
@@ -305,7 +322,7 @@ mod tests {
             kind in 0u8..4, status in any::<u8>(), at in 0usize..14, right in any::<bool>(),
         ) {
             let written: Vec<Written> = flags.iter().enumerate()
-                .map(|(i, &(c, s))| w(i, c, c && s)).collect();
+                .map(|(i, &(c, s))| w(i, c, s)).collect();
             let end = match kind {
                 0 => End::Quiet,
                 1 => End::Closed { right_after_last: right },
