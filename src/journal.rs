@@ -142,7 +142,10 @@ impl Event {
             return None;
         }
         let n = self.notification.as_ref()?;
-        Some(crate::lint::lint(&n.payload, n.push_type.map(crate::model::PushType::as_str)))
+        Some(crate::lint::lint(
+            &n.payload,
+            n.push_type.map(crate::model::PushType::as_str),
+        ))
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 /// (identifier, kind, status, reason) of every notification event since `since`.
-fn verdicts(emu: &Emulator, since: u64) -> Vec<(u32, String, Option<u8>, Option<String>)> {
+fn verdicts(emu: &Emulator, since: u64) -> Vec<(u32, String, Option<u16>, Option<String>)> {
     let filter = Filter {
         since: Some(since),
         ..Filter::default()
@@ -45,7 +45,7 @@ async fn a_sandbox_token_at_10_of_20_written_every_10_ms_loses_11_to_20_on_every
     ));
     let ca = emu.ca_pem();
     let id = emu.identity(ProviderKind::Production);
-    let mut want: Vec<(u32, String, Option<u8>, Option<String>)> = (1..=9)
+    let mut want: Vec<(u32, String, Option<u16>, Option<String>)> = (1..=9)
         .map(|i| (i, "accepted".to_string(), None, None))
         .collect();
     want.push((10, "rejected".into(), Some(8), Some("invalid_token".into())));

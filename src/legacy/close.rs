@@ -74,3 +74,30 @@ pub(crate) async fn finish<T: CloseWays>(
         CloseHow::Burst => Ok(()),
     }
 }
+
+impl CloseWays for crate::acceptor::LegacyStream {
+    async fn burst(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            crate::acceptor::LegacyStream::Rustls(s) => s.as_mut().burst(data).await,
+            // OpenSSL writes each record as it is made: the data and close_notify leave back to
+            // back with no gap (on loopback they arrive together), not in one write.
+            #[cfg(feature = "legacy-openssl")]
+            crate::acceptor::LegacyStream::OpenSsl(s) => {
+                s.write_all(data).await?;
+                s.shutdown().await
+            }
+        }
+    }
+
+    async fn fin(&mut self) -> io::Result<()> {
+        match self {
+            crate::acceptor::LegacyStream::Rustls(s) => s.as_mut().fin().await,
+            #[cfg(feature = "legacy-openssl")]
+            crate::acceptor::LegacyStream::OpenSsl(s) => s.get_mut().shutdown().await,
+        }
+    }
+
+    fn arm_reset(&self) {
+        crate::runtime::reset_on_close(self);
+    }
+}
