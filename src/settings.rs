@@ -132,6 +132,11 @@ pub struct Settings {
     /// A JWT older than this is ExpiredProviderToken (PROTOCOL.md 2.8: one hour); conformance
     /// compresses the hour to seconds, since a library signs with its own clock.
     pub jwt_max_age_secs: u64,
+    /// Ages a JWT from the later of its `iat` and the moment this connection first saw it, not
+    /// from `iat` alone (Apple's rule, the default). For conformance's compressed token life: a
+    /// library that signs at start-up and is slow to send must not see its token expire before
+    /// its first request, or the grade would measure the machine's load, not the library.
+    pub jwt_age_from_first_use: bool,
     /// A new JWT on a connection sooner than this after the last is TooManyProviderTokenUpdates
     /// (PROTOCOL.md 2.8: 20 minutes).
     pub jwt_min_update_secs: u64,
@@ -171,6 +176,7 @@ impl Default for Settings {
             http2_idle_timeout_secs: 3900,
             jwt_future_tolerance_secs: 60,
             jwt_max_age_secs: 3600,
+            jwt_age_from_first_use: false,
             jwt_min_update_secs: 1200,
             token_update_scope: Default::default(),
             http2_reasons: crate::model::wire::reason::CompatSettings::default(),

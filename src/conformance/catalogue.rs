@@ -399,14 +399,15 @@ pub fn catalogue() -> Vec<Case> {
         http2(
             "H5.2",
             "Expired provider token refreshed",
-            "The hour a JWT lives is compressed to 3 s (a library signs with its own clock, so \
-             the emulator's clock cannot age it): 12 notifications over 6 s; after \
+            "The hour a JWT lives is compressed to 3 s from its first use on the connection (a \
+             library signs with its own clock, so the emulator's clock cannot age it, and a slow \
+             start must not expire it unsent): 12 notifications over 6 s; after \
              403 ExpiredProviderToken the provider signs a new token and retries \
              (PROTOCOL.md 2.8).",
             AuthChoice::Token,
             |s, p| {
                 s.batch(12, p).scenario(
-                    "[settings]\njwt_max_age_secs = 3\njwt_min_update_secs = 1",
+                    "[settings]\njwt_max_age_secs = 3\njwt_age_from_first_use = true\njwt_min_update_secs = 1",
                 );
                 s.plan.pace_ms = 500;
                 s.transient.push(Reason::ExpiredProviderToken.as_str());

@@ -609,6 +609,9 @@ pub struct AuthSettings {
     pub future_tolerance_secs: u64,
     /// A new token sooner than this after the previous one is TooManyProviderTokenUpdates (A-TOKEN: 20 min).
     pub min_update_interval_secs: u64,
+    /// Age a token from the later of `iat` and its first use on the connection (conformance's
+    /// compressed token life; Apple ages from `iat`).
+    pub age_from_first_use: bool,
 }
 
 impl Default for AuthSettings {
@@ -617,6 +620,7 @@ impl Default for AuthSettings {
             max_token_age_secs: 3600,
             future_tolerance_secs: 60,
             min_update_interval_secs: 1200,
+            age_from_first_use: false,
         }
     }
 }
@@ -652,7 +656,13 @@ pub struct TokenAuth {
     teams: Option<Arc<TeamTokenUpdates>>,
     /// The environment of the connection's first valid token, for the per-team table.
     environment: Option<Environment>,
+    /// When each recent token (by fingerprint) was first presented on this connection, for
+    /// `age_from_first_use`; bounded to [`FIRST_USES`] entries.
+    first_uses: Vec<(u64, u64)>,
 }
+
+/// Tokens whose first use a connection remembers (a provider rotates through very few).
+const FIRST_USES: usize = 16;
 
 #[derive(Debug, Clone)]
 struct Current {
@@ -684,6 +694,19 @@ impl TokenAuth {
     ) -> Self {
         self.teams = (scope == TokenUpdateScope::Team).then(|| Arc::clone(teams));
         self
+    }
+
+    /// When `jwt` was first presented on this connection (now, if never before).
+    fn first_use(&mut self, jwt: &str, now: u64) -> u64 {
+        let fp = fingerprint(jwt);
+        if let Some((_, at)) = self.first_uses.iter().find(|(f, _)| *f == fp) {
+            return *at;
+        }
+        if self.first_uses.len() >= FIRST_USES {
+            self.first_uses.remove(0);
+        }
+        self.first_uses.push((fp, now));
+        now
     }
 
     /// True once a valid token was posted: the stream limit rises from 1 to 1000 (PROTOCOL.md 2.2, Part 3).
@@ -764,11 +787,12 @@ impl TokenAuth {
             }
         }
         // PROTOCOL.md 2.8: more than an hour old → ExpiredProviderToken.
-        if now
-            > verified
-                .issued_at
-                .saturating_add(self.settings.max_token_age_secs)
-        {
+        let born = if self.settings.age_from_first_use {
+            verified.issued_at.max(self.first_use(jwt, now))
+        } else {
+            verified.issued_at
+        };
+        if now > born.saturating_add(self.settings.max_token_age_secs) {
             return Err(Reason::ExpiredProviderToken);
         }
         // PROTOCOL.md Part 3: iat too far in the future → InvalidProviderToken.
@@ -971,6 +995,40 @@ mod tests {
             assert!(a.quirks().signature_forms.contains(&form));
             assert!(a.first_valid_seen());
         }
+    }
+
+    #[test]
+    fn age_from_first_use_counts_from_the_later_of_iat_and_first_sight() {
+        let reg = registry();
+        let cache = VerifyCache::new();
+        let t = jwt(0, "KEY1", "TEAMA", T0);
+        let settings = AuthSettings {
+            max_token_age_secs: 3,
+            age_from_first_use: true,
+            ..AuthSettings::default()
+        };
+        // Signed at T0, first sent 10 s later: alive for 3 s from that first use.
+        let mut a = TokenAuth::with_settings(settings);
+        assert!(check(&mut a, &t, T0 + 10, &reg, &cache).is_ok());
+        assert!(check(&mut a, &t, T0 + 13, &reg, &cache).is_ok());
+        assert_eq!(
+            check(&mut a, &t, T0 + 14, &reg, &cache),
+            Err(Reason::ExpiredProviderToken),
+            "and still expired when retried"
+        );
+        assert_eq!(
+            check(&mut a, &t, T0 + 20, &reg, &cache),
+            Err(Reason::ExpiredProviderToken)
+        );
+        // Apple's rule (the default) counts from iat alone.
+        let mut b = TokenAuth::with_settings(AuthSettings {
+            age_from_first_use: false,
+            ..settings
+        });
+        assert_eq!(
+            check(&mut b, &t, T0 + 10, &reg, &cache),
+            Err(Reason::ExpiredProviderToken)
+        );
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub(crate) async fn serve(
                 future_tolerance_secs: core.settings.jwt_future_tolerance_secs,
                 max_token_age_secs: core.settings.jwt_max_age_secs,
                 min_update_interval_secs: core.settings.jwt_min_update_secs,
+                age_from_first_use: core.settings.jwt_age_from_first_use,
             })
             .counting_updates(core.settings.token_update_scope, &core.http2.teams),
             observations.clone(),

@@ -61,7 +61,9 @@ impl JwtCache {
                 return Ok(s.clone());
             }
         }
-        if self.current.is_none() {
+        // Only the run's first token may come from the file: after ExpiredProviderToken the
+        // stored token is the one just refused, and a new one must be signed.
+        if self.current.is_none() && self.serial == 0 {
             if let Some(stored) = self.file.as_deref().and_then(token_file::load) {
                 if stored.usable(&self.creds, now) {
                     return Ok(self.adopt(Arc::from(stored.jwt), stored.iat));
