@@ -177,10 +177,13 @@ try {
     const span = (flood[flood.length - 1].time_ms - flood[0].time_ms) / 1000;
     const rate = flood.length / Math.max(span, 0.001);
     assert.ok(rate >= 1000, `the flood reached only ${Math.round(rate)} events/s`);
-    await page.waitForFunction((seq) => {
-      const r = document.querySelector("#list .row");
-      return r && Number(r.dataset.seq) >= seq;
-    }, last, { timeout: 5000 });
+    // Polled from here: page.waitForFunction may evaluate a string, which the page's CSP forbids.
+    const newest = () => page.evaluate(() => Number(document.querySelector("#list .row")?.dataset.seq || 0));
+    const until = Date.now() + 5000;
+    while ((await newest()) < last) {
+      assert.ok(Date.now() < until, `the page did not show seq ${last} within 5 s of the journal`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const caughtUp = (Date.now() - t0) / 1000 - seconds - journaled;
     const [gap, longest] = await page.evaluate(() => { clearInterval(window.__probe); return [window.__maxGap, window.__longest]; });
     // Bounds that only a page doing per-event work on the main thread (drawing every event,
