@@ -5,7 +5,7 @@
 use super::bodies::{ErrorBody, ScenarioError, ScenarioInvalid, ScenarioLoaded};
 use super::error::ApiError;
 use super::ControlState;
-use crate::engine::scenario::{parse_json, parse_toml};
+use crate::engine::scenario::{parse_json, parse_toml, ScenarioErrors};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -39,7 +39,8 @@ pub(super) fn parse_body(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<crate::engine::scenario::Scenario, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| not_utf8(body, e.valid_up_to()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| invalid(ScenarioErrors::not_utf8(body, e.valid_up_to())))?;
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -49,49 +50,26 @@ pub(super) fn parse_body(
     } else {
         parse_toml(text)
     };
-    parsed.map_err(|e| {
-        let errors = e
-            .errors
-            .iter()
-            .map(|x| ScenarioError {
-                line: x.line,
-                column: x.column,
-                message: x.message.clone(),
-            })
-            .collect();
-        ApiError::typed(
-            StatusCode::BAD_REQUEST,
-            &ScenarioInvalid {
-                error: "invalid scenario".into(),
-                errors,
-                text: e.with_file("scenario").to_string(),
-            },
-        )
-    })
+    parsed.map_err(invalid)
 }
 
-/// 400 for a body that is not UTF-8, at the line and column of the first bad byte.
-fn not_utf8(body: &[u8], valid_up_to: usize) -> ApiError {
-    let before = &body[..valid_up_to];
-    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
-    let line_start = before
+/// 400 with every error and its position, as `check-scenario` prints them.
+fn invalid(e: ScenarioErrors) -> ApiError {
+    let errors = e
+        .errors
         .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    let column = 1 + String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count();
-    let message = "scenario is not UTF-8".to_string();
+        .map(|x| ScenarioError {
+            line: x.line,
+            column: x.column,
+            message: x.message.clone(),
+        })
+        .collect();
     ApiError::typed(
         StatusCode::BAD_REQUEST,
         &ScenarioInvalid {
             error: "invalid scenario".into(),
-            text: format!("scenario:{line}:{column}: {message}"),
-            errors: vec![ScenarioError {
-                line,
-                column,
-                message,
-            }],
+            errors,
+            text: e.with_file("scenario").to_string(),
         },
     )
 }

@@ -112,6 +112,21 @@ pub struct ScenarioErrors {
 }
 
 impl ScenarioErrors {
+    /// A body that is not UTF-8, positioned at its first bad byte (`valid_up_to` bytes are
+    /// text), so it reads like every other scenario error.
+    pub fn not_utf8(body: &[u8], valid_up_to: usize) -> Self {
+        let text = std::str::from_utf8(&body[..valid_up_to.min(body.len())]).unwrap_or("");
+        let (line, column) = doc::line_col(text, text.len());
+        ScenarioErrors {
+            file: String::new(),
+            errors: vec![ScenarioError {
+                line,
+                column,
+                message: "scenario is not UTF-8".into(),
+            }],
+        }
+    }
+
     /// Names the file for display.
     pub fn with_file(mut self, file: impl Into<String>) -> Self {
         self.file = file.into();
@@ -954,6 +969,14 @@ fn action_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_placed_at_its_first_bad_byte() {
+        let body = "[settings]\nbé".bytes().chain([0xff]).collect::<Vec<u8>>();
+        let at = std::str::from_utf8(&body).unwrap_err().valid_up_to();
+        let e = ScenarioErrors::not_utf8(&body, at).with_file("scenario");
+        assert_eq!(e.to_string(), "scenario:2:3: scenario is not UTF-8");
+    }
     use crate::engine::rules::{ConnectionCtx, NotificationCtx};
     use crate::model::Notification;
     use proptest::prelude::*;
