@@ -18,20 +18,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r tests/api/requirements.txt
   echo "$want" >"$stamp"
 fi
-cargo build --quiet --bin apnsim
-work="$(mktemp -d)"
-cleanup() {
-  if [ -n "${pid:-}" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-target/debug/apnsim serve --certs "$work/certs" --ready-file "$work/ready.json" \
-  --control-token api-fuzz-token --legacy-port 0 --feedback-port 0 --sandbox-legacy-port 0 \
-  --sandbox-feedback-port 0 --http2-port 0 --sandbox-http2-port 0 --control-port 0 \
-  >"$out/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
-[ -s "$work/ready.json" ] || { cat "$out/serve.log"; echo "apnsim serve did not become ready" >&2; exit 1; }
+source scripts/lib/serve-debug.sh
+serve_debug "$out/serve.log" api-fuzz-token
 control=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["control"])' "$work/ready.json")
 base="http://$control"
 auth=(-H "Authorization: Bearer api-fuzz-token")
@@ -41,7 +29,7 @@ curl -fsS "${auth[@]}" -H 'content-type: application/json' \
   -d "{\"token\":\"$token\"}" "$base/tokens" >/dev/null
 status=0
 "$venv/bin/st" --config-file tests/api/schemathesis.toml run "$base/openapi.json" \
-  --max-examples "$examples" --workers 2 --seed 1 \
+  --max-examples "$examples" --workers 1 --seed 1 \
   --header "Authorization: Bearer api-fuzz-token" \
   --report junit --report-dir "$out" >"$out/schemathesis.log" 2>&1 || status=$?
 tail -n 40 "$out/schemathesis.log"
