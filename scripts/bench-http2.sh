@@ -12,6 +12,8 @@
 #                 (one JWT per connection, signed by examples/sign-jwt.rs)
 #   h2o           h2o with an mruby handler answering 200
 #   nghttpd       nghttpd serving an empty static file
+#   apnsim-base   only with APNSIM_BASELINE=/path/to/another/apnsim: that build of `apnsim serve`,
+#                 started like apnsim-apns, so two builds (before/after a change) are paired in one run
 # Prints req/s of each (median of BENCH_ROUNDS rounds, with min–max) and the ratios; exits non-zero
 # if a tool is missing or h2load reports a failed or errored request or a non-2xx status.
 set -euo pipefail
@@ -98,6 +100,17 @@ PIDS+=($APNSIM_PID)
 wait_ready "$WORK/apnsim.ready" 30 "$WORK/apnsim.log"
 APNS_PORT=$(port_of "$WORK/apnsim.ready")
 
+BASELINE=${APNSIM_BASELINE:-}
+if [[ -n $BASELINE ]]; then
+    [[ -x $BASELINE ]] || die "APNSIM_BASELINE=$BASELINE is not an executable"
+    "$BASELINE" serve --certs "$CERTS" --ready-file "$WORK/base.ready" \
+        --legacy-port off --feedback-port off --sandbox-legacy-port off --sandbox-feedback-port off \
+        --sandbox-http2-port off --http2-port 0 --control-port 0 >"$WORK/base.log" 2>&1 &
+    PIDS+=($!)
+    wait_ready "$WORK/base.ready" 30 "$WORK/base.log"
+    BASE_PORT=$(port_of "$WORK/base.ready")
+fi
+
 H2O_PORT=$(free_port)
 cat >"$WORK/h2o.conf" <<CONF
 listen:
@@ -152,12 +165,14 @@ run() {
 
 declare -A RESULTS
 NAMES=(apnsim-layer apnsim-apns h2o nghttpd)
+[[ -n $BASELINE ]] && NAMES+=(apnsim-base)
 echo "h2load -n $REQUESTS -c $CLIENTS -m $STREAMS, POST $BODY_LEN-byte body, TLS, $(nproc) cores, $ROUNDS round(s)"
 for ((r = 1; r <= ROUNDS; r++)); do
     for name in "${NAMES[@]}"; do
         case $name in
         apnsim-layer) rps=$(run "$name" "$LAYER_PORT") ;;
         apnsim-apns) rps=$(run "$name" "$APNS_PORT" -H "authorization: bearer $JWT") ;;
+        apnsim-base) rps=$(run "$name" "$BASE_PORT" -H "authorization: bearer $JWT") ;;
         h2o) rps=$(run "$name" "$H2O_PORT") ;;
         nghttpd) rps=$(run "$name" "$NGHTTPD_PORT") ;;
         esac
@@ -184,3 +199,9 @@ echo "apnsim-layer / h2o     $(ratio "${MED[apnsim-layer]}" "${MED[h2o]}")x"
 echo "apnsim-layer / nghttpd $(ratio "${MED[apnsim-layer]}" "${MED[nghttpd]}")x"
 echo "apnsim-apns  / h2o     $(ratio "${MED[apnsim-apns]}" "${MED[h2o]}")x"
 echo "apnsim-apns  / nghttpd $(ratio "${MED[apnsim-apns]}" "${MED[nghttpd]}")x"
+if [[ -n $BASELINE ]]; then
+    # Paired round by round: both builds ran back to back in each round, under the same load.
+    paired=$(paste -d' ' <(echo "${RESULTS[apnsim-apns]}" | tr ' ' '\n' | grep .) \
+        <(echo "${RESULTS[apnsim-base]}" | tr ' ' '\n' | grep .) | awk '{ printf "%.3f ", $1 / $2 }')
+    echo "apnsim-apns  / apnsim-base $(echo "$paired" | median | awk '{ printf "%.2f", $1 }')x median of paired rounds ($paired) (this build / $BASELINE)"
+fi
