@@ -93,6 +93,10 @@ pub struct Settings {
     /// Gap between a legacy connection's last data and its close_notify, in ms, on the gateway
     /// and the feedback service (PROTOCOL.md 1.1: over a real network they arrive apart).
     pub legacy_close_gap_ms: u64,
+    /// How the feedback service ends its stream after the last tuple (`graceful`: the gap, then
+    /// close_notify; `burst`: the last tuple and close_notify in one write, which clients that drop
+    /// the data of a read ending in EOF lose; `fin`; `reset`).
+    pub feedback_close: CloseHow,
     /// Largest command-2 frame length accepted before the frame is refused unread.
     pub legacy_max_frame: usize,
     /// Allow TLS 1.3 on the legacy and feedback ports (off: TLS 1.2, as the gateway spoke it).
@@ -157,6 +161,7 @@ impl Default for Settings {
             legacy_unknown_command: UnknownCommand::ProtocolError,
             legacy_answer_delay_ms: DEFAULT_ANSWER_DELAY_MS,
             legacy_close_gap_ms: DEFAULT_CLOSE_GAP_MS,
+            feedback_close: CloseHow::Graceful,
             legacy_max_frame: crate::legacy::frame::DEFAULT_MAX_FRAME,
             legacy_tls13: false,
             legacy_tls_min: LegacyTlsMin::Tls1_2,
@@ -391,5 +396,41 @@ mod tests {
             s.check(),
             Err(SettingError::FrameOverBuffer { .. })
         ));
+    }
+}
+
+/// How a legacy connection is closed after its last bytes (PROTOCOL.md 1.1, 1.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseHow {
+    /// The last data, a gap (`legacy_close_gap_ms`), then close_notify and FIN: as the bytes and
+    /// the close arrived over a real network (the error-response's default).
+    Graceful,
+    /// The last data and close_notify in one write: what loopback did before, and what makes
+    /// clients that drop the data of a read ending in EOF lose the error-response.
+    Burst,
+    /// TCP FIN with no close_notify (a silent drop's default).
+    Fin,
+    /// A TCP reset (SO_LINGER 0).
+    Reset,
+}
+
+impl CloseHow {
+    /// Every way, in the order the scenario reference lists them.
+    pub const ALL: [CloseHow; 4] = [
+        CloseHow::Graceful,
+        CloseHow::Burst,
+        CloseHow::Fin,
+        CloseHow::Reset,
+    ];
+
+    /// The scenario spelling (`close = "burst"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseHow::Graceful => "graceful",
+            CloseHow::Burst => "burst",
+            CloseHow::Fin => "fin",
+            CloseHow::Reset => "reset",
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! A Go legacy client that reads the way many Go clients did (the data of a `Read` that also
 //! returns an error is dropped) against the gateway and the feedback service: it sees the
 //! error-response and every tuple by default, where the data and close_notify arrive apart
-//! (PROTOCOL.md 1.1), and misses the error-response when a rule says `close = "burst"`.
+//! (PROTOCOL.md 1.1), and misses the error-response when a rule says `close = "burst"` (the last
+//! feedback tuple when the setting `feedback_close` says `"burst"`).
 //! Needs Go (`go build`); without it these tests fail rather than skip.
 
 mod common;
@@ -140,5 +141,52 @@ async fn a_go_client_sees_every_feedback_tuple_by_default() {
     }
     let (read, ended) = run(&emu, emu.feedback_addr(), &["-mode", "feedback"]).await;
     assert_eq!(hex::encode(read), hex::encode(want), "ended with {ended}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_go_client_misses_the_last_feedback_tuple_when_the_stream_ends_in_one_burst() {
+    let emu = emulator_with(scenario("[settings]\nfeedback_close = \"burst\"\n")).await;
+    let mut want = Vec::new();
+    for i in 0..3u8 {
+        let token = vec![0xb0 + i; 32];
+        emu.registry().add_feedback(
+            Some(Environment::Production),
+            emu.topic(),
+            FeedbackEntry {
+                timestamp: 1_600_000_100 + u32::from(i),
+                token: DeviceToken::from_bytes(token.clone()),
+            },
+        );
+        want.extend((1_600_000_100 + u32::from(i)).to_be_bytes());
+        want.extend(32u16.to_be_bytes());
+        want.extend(token);
+    }
+    let (read, ended) = run(&emu, emu.feedback_addr(), &["-mode", "feedback"]).await;
+    // The tuples came with io.EOF from one Read, and the loop dropped them.
+    assert_eq!(ended, "EOF");
+    assert!(
+        read.len() < want.len() && want.starts_with(&read),
+        "the burst must hide the last tuple: read {} of {} bytes",
+        read.len(),
+        want.len()
+    );
+    // apnsim did serve every tuple: the journal says so.
+    let served = emu
+        .journal()
+        .wait_for(
+            &Filter::kind(EventKind::FeedbackServed),
+            1,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        served[0].detail.as_ref().unwrap()["tuples"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     emu.shutdown().await;
 }

@@ -40,41 +40,7 @@ pub struct Rule {
     pub close: Option<CloseHow>,
 }
 
-/// How a legacy connection is closed after its last bytes (PROTOCOL.md 1.1, 1.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CloseHow {
-    /// The last data, a gap (`legacy_close_gap_ms`), then close_notify and FIN: as the bytes and
-    /// the close arrived over a real network (the error-response's default).
-    Graceful,
-    /// The last data and close_notify in one write: what loopback did before, and what makes
-    /// clients that drop the data of a read ending in EOF lose the error-response.
-    Burst,
-    /// TCP FIN with no close_notify (a silent drop's default).
-    Fin,
-    /// A TCP reset (SO_LINGER 0).
-    Reset,
-}
-
-impl CloseHow {
-    /// Every way, in the order the scenario reference lists them.
-    pub const ALL: [CloseHow; 4] = [
-        CloseHow::Graceful,
-        CloseHow::Burst,
-        CloseHow::Fin,
-        CloseHow::Reset,
-    ];
-
-    /// The scenario spelling (`close = "burst"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            CloseHow::Graceful => "graceful",
-            CloseHow::Burst => "burst",
-            CloseHow::Fin => "fin",
-            CloseHow::Reset => "reset",
-        }
-    }
-}
+pub use crate::settings::CloseHow;
 
 impl Rule {
     /// A rule with no name, limit or delay, for the Rust API.

@@ -97,9 +97,17 @@ pub(crate) async fn serve(
                 "tuples": entries.iter().map(|e| json!({"timestamp": e.timestamp, "token": e.token.to_hex()})).collect::<Vec<_>>(),
             })),
         );
-        // Empty list: close right after the handshake (PROTOCOL.md 1.8).
+        // Empty list: close right after the handshake (PROTOCOL.md 1.8). The last tuple and
+        // close_notify arrive apart, as over a real network (PROTOCOL.md 1.1), unless
+        // `feedback_close` picks another ending on purpose.
+        let how = core.settings.feedback_close;
+        let gap = Duration::from_millis(core.settings.legacy_close_gap_ms);
         let result = async {
             match throttle {
+                // `burst`: the tuples leave with close_notify, in one write.
+                None if how == CloseHow::Burst => {
+                    return close::finish(&mut tls, Some(&out), false, how, gap).await;
+                }
                 None if !out.is_empty() => {
                     tls.write_all(&out).await?;
                     tls.flush().await?;
@@ -115,9 +123,7 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            // The last tuple and close_notify arrive apart, as over a real network (PROTOCOL.md 1.1).
-            let gap = Duration::from_millis(core.settings.legacy_close_gap_ms);
-            close::finish(&mut tls, None, !out.is_empty(), CloseHow::Graceful, gap).await
+            close::finish(&mut tls, None, !out.is_empty(), how, gap).await
         }
         .await;
         if let Err(e) = result {
