@@ -328,8 +328,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The emulator is stopping: what is buffered is decided first, then status 10 names the last
-    /// notification accepted (PROTOCOL.md 1.6) and the connection closes.
+    /// The emulator is stopping: what is buffered is decided first; then, after the answer delay
+    /// like every verdict that ends a connection (reading on, and discarding what arrives
+    /// meanwhile: PROTOCOL.md 1.7), status 10 names the last notification accepted (PROTOCOL.md
+    /// 1.6) and the connection closes.
     pub fn handle_shutdown(&mut self, now: Instant, out: &mut Vec<Effect>) {
         loop {
             match &self.phase {
@@ -340,8 +342,17 @@ impl<'a> Session<'a> {
             }
         }
         let resp = ErrorResponse::new(Status::Shutdown, self.last_accepted);
-        out.push(Effect::Write(Bytes::copy_from_slice(&resp.encode())));
-        self.close(CloseHow::Graceful, ConnectionEnd::Shutdown, out);
+        let closing = Closing {
+            answer: Some(Bytes::copy_from_slice(&resp.encode())),
+            how: CloseHow::Graceful,
+            end: ConnectionEnd::Shutdown,
+            framed: true,
+            after: format!(
+                "after status {} (the emulator is stopping)",
+                Status::Shutdown.code()
+            ),
+        };
+        self.start_closing(closing, Duration::ZERO, now, out);
     }
 
     fn close(&mut self, how: CloseHow, end: ConnectionEnd, out: &mut Vec<Effect>) {

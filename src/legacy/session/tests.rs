@@ -473,6 +473,40 @@ fn emulator_shutdown_sends_status_10_with_the_last_accepted() {
 }
 
 #[test]
+fn emulator_shutdown_answers_after_the_answer_delay_discarding_what_arrives_meanwhile() {
+    // PROTOCOL.md 1.7: status 10 arrives a round trip later, like every answer that ends a
+    // connection; the frames written meanwhile are read and journaled as discarded.
+    let e = engine(Settings::default(), vec![]);
+    let mut s = session(&e, cfg(200));
+    let t0 = Instant::now();
+    feed(&mut s, &ok(7), t0);
+    let mut out = Vec::new();
+    s.handle_shutdown(t0, &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["wake"],
+        "nothing is answered before the delay"
+    );
+    assert!(s.wants_read(), "the session reads on during the delay");
+    let out = feed(&mut s, &ok(8), t0 + Duration::from_millis(50));
+    assert_eq!(kinds(&out), ["Discarded"]);
+    assert_eq!(
+        reasons(&out),
+        ["after status 10 (the emulator is stopping)"]
+    );
+    let mut out = Vec::new();
+    s.handle_timeout(t0 + Duration::from_millis(200), &mut out);
+    let resp = ErrorResponse::new(Status::Shutdown, [0, 0, 0, 7]).encode();
+    assert_eq!(
+        kinds(&out),
+        [
+            format!("write {:?}", &resp[..]),
+            "close Graceful shutdown".into()
+        ]
+    );
+}
+
+#[test]
 fn drop_rule_cuts_without_answer_and_discards_the_rest() {
     for (reset, how) in [(false, CloseHow::Fin), (true, CloseHow::Reset)] {
         let e = engine(Settings::default(), rule(LegacyAction::Drop { reset }));
