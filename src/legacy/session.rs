@@ -412,8 +412,10 @@ impl<'a> Session<'a> {
                 return;
             };
             match fired.delay.take() {
+                // Reading on during the delay, as for a notification rule's: nothing the
+                // provider writes meanwhile goes unjournaled (PROTOCOL.md 1.7).
                 Some(delay) => {
-                    self.pause(Some(now + delay), Resume::Connect(fired), false, out);
+                    self.pause(Some(now + delay), Resume::Connect(fired), true, out);
                 }
                 None => self.connect_rule(fired, now, out),
             }
@@ -428,7 +430,16 @@ impl<'a> Session<'a> {
                     self.event(EventKind::Dropped)
                         .detail(json!({ "rule": fired.journal_detail() })),
                 ));
-                self.close(how, end, out);
+                // What arrived during the rule's delay is journaled as discarded, then the cut.
+                self.phase = Phase::Closing {
+                    at: now,
+                    answer: None,
+                    how,
+                    end,
+                    framed: true,
+                    after: format!("after {} on connect", fired.action.name()).into(),
+                };
+                self.finish_closing(out);
             }
             Some(Effect::Stall(until)) => self.pause(until, Resume::Decide, false, out),
             Some(effect) => out.push(effect),

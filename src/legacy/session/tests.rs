@@ -728,6 +728,45 @@ fn connect_rules_drop_stall_and_throttle_before_the_first_byte() {
 }
 
 #[test]
+fn a_connect_rule_reads_during_its_delay_and_journals_what_it_cut() {
+    let e = engine(
+        Settings::default(),
+        vec![Rule {
+            delay_ms: Some(100),
+            ..Rule::new(
+                Matcher {
+                    on: Some(crate::engine::rules::Trigger::Connect),
+                    ..Matcher::default()
+                },
+                LegacyAction::Drop { reset: false }.into(),
+            )
+        }],
+    );
+    let mut s = session(&e, cfg(0));
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    s.handle_connect(t0, &mut out);
+    assert_eq!(kinds(&out), ["wake"]);
+    assert!(s.wants_read(), "the delay reads on");
+    let out = feed(
+        &mut s,
+        &[ok(1), ok(2)].concat(),
+        t0 + Duration::from_millis(10),
+    );
+    assert!(out.is_empty(), "nothing is decided during the delay");
+    let mut out = Vec::new();
+    s.handle_timeout(t0 + Duration::from_millis(100), &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["Dropped", "Discarded", "Discarded", "close Fin dropped"]
+    );
+    assert_eq!(
+        reasons(&out),
+        ["after drop on connect", "after drop on connect"]
+    );
+}
+
+#[test]
 fn eof_mid_frame_read_errors_and_idle_end_the_session() {
     let e = engine(Settings::default(), vec![]);
     let mut s = session(&e, cfg(0));
