@@ -6,7 +6,6 @@ use crate::engine::rules::RuleSet;
 use crate::engine::scenario::Scenario;
 use crate::engine::Engine;
 use crate::journal::Journal;
-use crate::legacy::frame::Limits;
 use crate::model::{DeviceToken, Environment};
 use crate::scenario_host::{KeyFiles, LoadError, LoadedScenario};
 use crate::settings::Settings;
@@ -29,7 +28,6 @@ pub(crate) struct Core {
     pub legacy_tls: crate::acceptor::LegacyTls,
     pub http2_tls: crate::tls::ListenerTls,
     pub http2: crate::http2::state::Http2State,
-    pub legacy_limits: Limits,
     /// The scenario in force, if any (see [`Core::load_scenario`]).
     pub scenario: parking_lot::Mutex<Option<LoadedScenario>>,
     /// Broadcast channels and their subscribers (PROTOCOL.md 2.11).
@@ -48,7 +46,6 @@ impl Core {
         tls: (crate::acceptor::LegacyTls, crate::tls::ListenerTls),
         http2: crate::http2::state::Http2State,
     ) -> Self {
-        let legacy_limits = limits_from(&settings);
         let (legacy_tls, http2_tls) = tls;
         Core {
             settings,
@@ -58,7 +55,6 @@ impl Core {
             legacy_tls,
             http2_tls,
             http2,
-            legacy_limits,
             scenario: parking_lot::Mutex::new(None),
             broadcast: parking_lot::Mutex::new(crate::broadcast::Channels::new()),
             refusals: Default::default(),
@@ -152,15 +148,6 @@ impl Core {
             self.http2.cache.clear();
         }
         old
-    }
-}
-
-/// The codec limits the settings imply (PROTOCOL.md Part 3).
-pub(crate) fn limits_from(s: &Settings) -> Limits {
-    Limits {
-        token_len: s.legacy_token_length,
-        max_payload: s.legacy_max_payload,
-        max_frame: s.legacy_max_frame,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::legacy::frame::TokenLen;
+pub use crate::model::wire::legacy_limits::TokenLen;
 
 /// What the gateway does with an unknown command byte (PROTOCOL.md 1.7, Part 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -162,7 +162,7 @@ impl Default for Settings {
             legacy_answer_delay_ms: DEFAULT_ANSWER_DELAY_MS,
             legacy_close_gap_ms: DEFAULT_CLOSE_GAP_MS,
             feedback_close: CloseHow::Graceful,
-            legacy_max_frame: crate::legacy::frame::DEFAULT_MAX_FRAME,
+            legacy_max_frame: crate::model::wire::legacy_limits::DEFAULT_MAX_FRAME,
             legacy_tls13: false,
             legacy_tls_min: LegacyTlsMin::Tls1_2,
             idle_timeout_secs: 300,

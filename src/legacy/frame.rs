@@ -14,6 +14,11 @@ use nom::IResult;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
+// The size facts the settings default to live with the wire vocabulary, below both.
+pub use crate::model::wire::legacy_limits::{
+    TokenLen, DEFAULT_MAX_FRAME, DEFAULT_TOKEN_LEN, ITEM_HEADER_LEN, MAX_TOKEN_LEN_2018,
+};
+
 /// Command byte of the simple format, which cannot report errors (PROTOCOL.md 1.2).
 pub const CMD_SIMPLE: u8 = 0;
 /// Command byte of the enhanced format, which adds identifier and expiry (PROTOCOL.md 1.3).
@@ -36,8 +41,6 @@ pub const ITEM_PRIORITY: u8 = 5;
 
 /// Bytes before a command-2 frame's items: command u8 + frame length u32 (PROTOCOL.md 1.4).
 pub const FRAMED_HEADER_LEN: usize = 5;
-/// Bytes before an item's data: item id u8 + item length u16 (PROTOCOL.md 1.4).
-pub const ITEM_HEADER_LEN: usize = 3;
 /// Size of the error-response packet, which is always exactly this long (PROTOCOL.md 1.6).
 pub const ERROR_RESPONSE_LEN: usize = 6;
 /// Bytes before a feedback tuple's token: timestamp u32 + token length u16 (PROTOCOL.md 1.8).
@@ -45,16 +48,10 @@ pub const FEEDBACK_HEADER_LEN: usize = 6;
 
 /// Priority assumed for commands 0/1 and for a command-2 frame without item 5 (PROTOCOL.md 1.2, 1.4).
 pub const DEFAULT_PRIORITY: u8 = 10;
-/// Token length every legacy library sends and apnsim requires by default (PROTOCOL.md 1.5, Part 3).
-pub const DEFAULT_TOKEN_LEN: usize = 32;
-/// Upper token length of the 2018 documentation, allowed under [`TokenLen::UpTo100`] (PROTOCOL.md 1.5).
-pub const MAX_TOKEN_LEN_2018: usize = 100;
 /// Payload limit of the iOS 8+ binary interface, apnsim's default (PROTOCOL.md 1.5, Part 3).
 pub const DEFAULT_MAX_PAYLOAD: usize = 2048;
 /// Payload limit of the pre-iOS 8 era, selectable by setting (PROTOCOL.md 1.5, Part 3).
 pub const PRE_IOS8_MAX_PAYLOAD: usize = 256;
-/// Largest command-2 frame length that five maximal items can fill; longer frames are refused unread.
-pub const DEFAULT_MAX_FRAME: usize = 5 * (ITEM_HEADER_LEN + u16::MAX as usize);
 
 /// Which notification format a frame used, because the formats differ in what they can report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,27 +90,6 @@ impl Command {
     /// cut off silently (PROTOCOL.md 1.7).
     pub fn reports_errors(self) -> bool {
         !matches!(self, Command::Simple)
-    }
-}
-
-/// Which token lengths count as valid, because the sources disagree (PROTOCOL.md 1.5, Part 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenLen {
-    /// Exactly 32 bytes, as every legacy library sends (apnsim's default, PROTOCOL.md Part 3).
-    #[default]
-    Exact32,
-    /// 1 to 100 bytes, as the 2018 documentation allows (PROTOCOL.md 1.5).
-    UpTo100,
-}
-
-impl TokenLen {
-    /// Whether a non-empty token of `len` bytes has a valid size (status 5 otherwise).
-    pub fn accepts(self, len: usize) -> bool {
-        match self {
-            TokenLen::Exact32 => len == DEFAULT_TOKEN_LEN,
-            TokenLen::UpTo100 => (1..=MAX_TOKEN_LEN_2018).contains(&len),
-        }
     }
 }
 

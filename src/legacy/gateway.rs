@@ -55,7 +55,7 @@ pub(crate) async fn serve(
                 "certificate_environments": hs.client.as_ref().map(|c| c.environments.clone()),
             })),
         );
-        let cfg = SessionConfig::from_settings(&core.settings, core.legacy_limits);
+        let cfg = SessionConfig::from_settings(&core.settings);
         let mut session = Session::new(&core.engine, core.clock.clone(), cfg, id, env, topic);
         let (how, ending) = drive(&core, &mut session, &mut tls, shutdown).await;
         core.engine.connection_closed(id);

@@ -72,9 +72,13 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// The configuration the emulator's settings imply.
-    pub fn from_settings(s: &crate::settings::Settings, limits: Limits) -> Self {
+    pub fn from_settings(s: &crate::settings::Settings) -> Self {
         SessionConfig {
-            limits,
+            limits: Limits {
+                token_len: s.legacy_token_length,
+                max_payload: s.legacy_max_payload,
+                max_frame: s.legacy_max_frame,
+            },
             answer_delay: Duration::from_millis(s.legacy_answer_delay_ms),
             read_buffer: s.legacy_read_buffer,
             unknown_command: s.legacy_unknown_command,

@@ -3,6 +3,7 @@
 //! listener (`http2`, `legacy` re-export them from where they were).
 
 mod error_code;
+pub mod legacy_limits;
 mod push_type;
 pub mod reason;
 mod settings;
