@@ -53,6 +53,7 @@ EOF
     --journal-file "$work/journal.jsonl" --scenario "$work/scenario.toml" \
     --legacy-port 0 --feedback-port 0 --sandbox-legacy-port off --sandbox-feedback-port off \
     --http2-port off --sandbox-http2-port off --control-port 0 \
+    --manage-broadcast-port off --sandbox-manage-broadcast-port off \
     --log-format json >"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 300); do

@@ -111,6 +111,12 @@ fn serve_refuses_a_non_loopback_control_api_without_a_token() {
         .args(["--legacy-port", "0", "--feedback-port", "0"])
         .args(["--sandbox-legacy-port", "0", "--sandbox-feedback-port", "0"])
         .args(["--http2-port", "0", "--sandbox-http2-port", "0"])
+        .args([
+            "--manage-broadcast-port",
+            "0",
+            "--sandbox-manage-broadcast-port",
+            "0",
+        ])
         .args(["--control-port", "0"])
         .stdin(std::process::Stdio::null())
         .output()
@@ -335,6 +341,12 @@ impl Serve {
                 "off",
             ])
             .args(["--http2-port", "0", "--sandbox-http2-port", "off"])
+            .args([
+                "--manage-broadcast-port",
+                "off",
+                "--sandbox-manage-broadcast-port",
+                "off",
+            ])
             .args(["--control-port", "0"])
             .args(extra)
             .stdin(std::process::Stdio::null())

@@ -59,6 +59,12 @@ async fn start(name: &str) -> (Server, serde_json::Value) {
             "off",
         ])
         .args(["--http2-port", "0", "--sandbox-http2-port", "off"])
+        .args([
+            "--manage-broadcast-port",
+            "off",
+            "--sandbox-manage-broadcast-port",
+            "off",
+        ])
         .args(["--control-port", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
