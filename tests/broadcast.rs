@@ -1235,3 +1235,87 @@ then = { action = "reject", reason = "TooManyRequests" }
     assert_eq!(rejected[0].detail.as_ref().unwrap()["channel"], ch.as_str());
     emu.shutdown().await;
 }
+
+/// PROTOCOL.md 2.11: policy 1 keeps the most recent message per channel, so an offline device
+/// subscribed to two channels of one app holds one message of each; deleting a channel does not
+/// take back what it stored ("stored messages may still be delivered after deletion").
+#[tokio::test]
+async fn an_offline_device_keeps_the_most_recent_message_of_each_channel() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let device = token(7);
+    emu.registry()
+        .register(TokenRecord::new(device.clone(), None));
+    emu.set_device_online(&device, false);
+    let mut channels = Vec::new();
+    for _ in 0..2 {
+        let ch = emu
+            .create_channel(Environment::Production, APP, StoragePolicy::MostRecent)
+            .unwrap()
+            .id;
+        assert_eq!(
+            emu.subscribe(Environment::Production, &ch, device.clone()),
+            Ok(true)
+        );
+        channels.push(ch);
+    }
+    let auth = bearer(&emu);
+    let mut api = connect(&emu, "http2", "api.push.apple.com", None).await;
+    let send = format!("/4/broadcasts/apps/{APP}");
+    // a, b, a: the second message of channel a replaces its first, channel b's stays.
+    for (i, ch) in [&channels[0], &channels[1], &channels[0]]
+        .iter()
+        .enumerate()
+    {
+        let body = format!(
+            r#"{{"aps":{{"event":"update","timestamp":1700000000,"content-state":{{"n":{i}}}}}}}"#
+        );
+        let r = call(
+            &mut api,
+            "api.push.apple.com",
+            "POST",
+            &send,
+            &[
+                ("authorization", &auth),
+                ("apns-push-type", "liveactivity"),
+                ("apns-channel-id", ch),
+            ],
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let held = emu.inbox(&device).unwrap().stored;
+    let slots: Vec<_> = held.iter().map(|s| s.channel.clone().unwrap()).collect();
+    assert_eq!(slots, vec![channels[1].clone(), channels[0].clone()]);
+    let n_of = |s: &apnsim::engine::devices::StoredNotification| {
+        serde_json::from_slice::<serde_json::Value>(&s.notification.payload).unwrap()["aps"]
+            ["content-state"]["n"]
+            .clone()
+    };
+    assert_eq!(n_of(&held[0]), 1);
+    assert_eq!(n_of(&held[1]), 2, "channel a's most recent message");
+    let replaced = emu.journal().query(&Filter::kind(EventKind::Replaced));
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(
+        replaced[0].detail.as_ref().unwrap()["by"],
+        "one-per-channel"
+    );
+
+    // Deleting channel b keeps what it stored; coming online delivers both.
+    let mut m = connect(&emu, "manage_broadcast", MANAGE, None).await;
+    let r = call(
+        &mut m,
+        MANAGE,
+        "DELETE",
+        &format!("/1/apps/{APP}/channels"),
+        &[("authorization", &auth), ("apns-channel-id", &channels[1])],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    emu.set_device_online(&device, true);
+    let view = emu.inbox(&device).unwrap();
+    assert!(view.stored.is_empty());
+    assert_eq!(view.inbox.len(), 2);
+    emu.shutdown().await;
+}

@@ -106,12 +106,27 @@ impl Engine {
     /// The device model's events for a notification just accepted on a connection of `origin`
     /// (nothing for unknown tokens). Lock order: registry, then devices.
     pub fn device_events(&self, origin: Origin, n: &Notification, now_ms: u64) -> Vec<DeviceEvent> {
+        self.device_events_via(origin, n, None, now_ms)
+    }
+
+    /// As [`Engine::device_events`] for a notification that came through broadcast `channel`:
+    /// an offline device keeps the most recent one per channel (PROTOCOL.md 2.11).
+    pub fn device_events_via(
+        &self,
+        origin: Origin,
+        n: &Notification,
+        channel: Option<&str>,
+        now_ms: u64,
+    ) -> Vec<DeviceEvent> {
         if !self.devices_active() {
             return Vec::new();
         }
         self.registry.with(&n.token, |record| match record {
             None => Vec::new(),
-            Some(r) => self.devices.lock().on_accepted(Some(r), origin, n, now_ms),
+            Some(r) => self
+                .devices
+                .lock()
+                .on_accepted_via(Some(r), origin, n, channel, now_ms),
         })
     }
 

@@ -219,7 +219,11 @@ impl ApnsHandler {
                 };
                 let mut per_device = Vec::new();
                 for n in broadcast::fan_out(&b, settings, now_ms) {
-                    for d in self.core.engine.device_events(origin, &n, now_ms) {
+                    for d in
+                        self.core
+                            .engine
+                            .device_events_via(origin, &n, Some(&b.channel.id), now_ms)
+                    {
                         let mut e = d.into_event(self.apns.id());
                         let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
                         detail["channel"] = json!(b.channel.id);
