@@ -35,6 +35,20 @@ async fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
+    try_call(c, authority, method, path, headers, body)
+        .await
+        .expect("response")
+}
+
+/// As [`call`], the stream's error (GOAWAY, RST_STREAM, a closed connection) when it has one.
+async fn try_call(
+    c: &mut H2,
+    authority: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply, h2::Error> {
     tokio::time::timeout(WAIT, async {
         let mut b = http::Request::builder()
             .method(method)
@@ -42,29 +56,25 @@ async fn call(
         for (n, v) in headers {
             b = b.header(*n, *v);
         }
-        let mut send = c.send.clone().ready().await.expect("ready");
-        let (resp, mut stream) = send
-            .send_request(b.body(()).unwrap(), body.is_empty())
-            .expect("send");
+        let mut send = c.send.clone().ready().await?;
+        let (resp, mut stream) = send.send_request(b.body(()).unwrap(), body.is_empty())?;
         if !body.is_empty() {
-            stream
-                .send_data(Bytes::copy_from_slice(body.as_bytes()), true)
-                .unwrap();
+            stream.send_data(Bytes::copy_from_slice(body.as_bytes()), true)?;
         }
-        let (parts, mut rb) = resp.await.expect("response").into_parts();
+        let (parts, mut rb) = resp.await?.into_parts();
         let headers_ended_stream = rb.is_end_stream();
         let mut out = Vec::new();
         while let Some(chunk) = rb.data().await {
-            let chunk = chunk.unwrap();
+            let chunk = chunk?;
             let _ = rb.flow_control().release_capacity(chunk.len());
             out.extend_from_slice(&chunk);
         }
-        Reply {
+        Ok(Reply {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: out,
             headers_ended_stream,
-        }
+        })
     })
     .await
     .expect("response timed out")
@@ -1318,4 +1328,140 @@ async fn an_offline_device_keeps_the_most_recent_message_of_each_channel() {
     assert!(view.stored.is_empty());
     assert_eq!(view.inbox.len(), 2);
     emu.shutdown().await;
+}
+
+/// Issue 13 item 5: scenario rules match broadcast requests by `api` and `channel`, and every
+/// `/3/device` action works on `/4/broadcasts` and on the management API: status/reason
+/// answers, delay, RST_STREAM, GOAWAY and close; a refused or cut management call changes nothing.
+#[tokio::test]
+async fn scenario_faults_on_the_broadcast_path_and_the_management_api() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let hot = emu
+        .create_channel(Environment::Production, APP, StoragePolicy::MostRecent)
+        .unwrap()
+        .id;
+    let calm = emu
+        .create_channel(Environment::Production, APP, StoragePolicy::MostRecent)
+        .unwrap()
+        .id;
+    emu.load_scenario(&common::scenarios::scenario(&format!(
+        r#"
+[[rules]]
+name = "teapot"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "reject", reason = "TooManyRequests", status = 418 }}
+times = 1
+
+[[rules]]
+name = "slow"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "delay", ms = 400 }}
+times = 1
+
+[[rules]]
+name = "rst"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "rst_stream", code = "REFUSED_STREAM" }}
+times = 1
+
+[[rules]]
+name = "bye"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "goaway", reason = "Shutdown" }}
+times = 1
+
+[[rules]]
+name = "busy manager"
+when = {{ api = "channel-management" }}
+then = {{ action = "reject", reason = "TooManyRequests" }}
+times = 1
+
+[[rules]]
+name = "cut manager"
+when = {{ api = "channel-management" }}
+then = {{ action = "close" }}
+times = 1
+"#
+    )))
+    .unwrap();
+    let auth = bearer(&emu);
+    let mut api = connect(&emu, "http2", "api.push.apple.com", None).await;
+    // The channel matcher: another channel is untouched by the rules.
+    assert_eq!(post(&mut api, &auth, &calm).await.unwrap().status, 200);
+    // 1: reject with a status override.
+    let r = post(&mut api, &auth, &hot).await.unwrap();
+    assert_eq!(r.status, 418);
+    assert_eq!(r.json(), serde_json::json!({"reason": "TooManyRequests"}));
+    assert!(r.header("apns-request-id").is_some());
+    // 2: delay, then Apple's answer.
+    let t = std::time::Instant::now();
+    assert_eq!(post(&mut api, &auth, &hot).await.unwrap().status, 200);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(400));
+    // 3: RST_STREAM, the connection lives on.
+    let e = post(&mut api, &auth, &hot).await.unwrap_err();
+    assert_eq!(e.reason(), Some(h2::Reason::REFUSED_STREAM), "{e:?}");
+    assert_eq!(post(&mut api, &auth, &calm).await.unwrap().status, 200);
+    // 4: GOAWAY with {"reason":"Shutdown"}: the request is not processed.
+    let e = post(&mut api, &auth, &hot).await.unwrap_err();
+    assert!(e.is_go_away() || e.is_io(), "{e:?}");
+    let accepted = emu.journal().query(&Filter::kind(EventKind::Accepted));
+    let on_hot = accepted
+        .iter()
+        .filter(|e| e.detail.as_ref().unwrap()["channel"] == hot.as_str())
+        .count();
+    assert_eq!(
+        on_hot, 1,
+        "only the delayed broadcast went out on the hot channel"
+    );
+    let dropped = emu.journal().query(&Filter::kind(EventKind::Dropped));
+    let rules: Vec<_> = dropped
+        .iter()
+        .map(|e| e.detail.as_ref().unwrap()["rule"]["name"].clone())
+        .collect();
+    assert_eq!(rules, vec!["rst", "bye"]);
+
+    // The management API: a refused create creates nothing; a closed connection neither.
+    let mut m = connect(&emu, "manage_broadcast", MANAGE, None).await;
+    let chan = format!("/1/apps/{APP}/channels");
+    let r = call(
+        &mut m,
+        MANAGE,
+        "POST",
+        &chan,
+        &[("authorization", &auth)],
+        CREATE_1,
+    )
+    .await;
+    assert_reason(&r, BroadcastReason::TooManyRequests, "rule on create");
+    let cut = try_call(
+        &mut m,
+        MANAGE,
+        "POST",
+        &chan,
+        &[("authorization", &auth)],
+        CREATE_1,
+    )
+    .await;
+    assert!(cut.is_err(), "closed without an answer");
+    assert_eq!(
+        emu.channels(Environment::Production).len(),
+        2,
+        "nothing created"
+    );
+    // A new connection: the rules are spent, the call goes through.
+    let mut m = connect(&emu, "manage_broadcast", MANAGE, None).await;
+    let _ = create(&mut m, &auth, CREATE_1).await;
+    assert_eq!(emu.channels(Environment::Production).len(), 3);
+    emu.shutdown().await;
+}
+
+/// A broadcast to `ch` with the usual headers.
+async fn post(c: &mut H2, auth: &str, ch: &str) -> Result<Reply, h2::Error> {
+    let h = [
+        ("authorization", auth),
+        ("apns-push-type", "liveactivity"),
+        ("apns-channel-id", ch),
+    ];
+    let path = format!("/4/broadcasts/apps/{APP}");
+    try_call(c, "api.push.apple.com", "POST", &path, &h, UPDATE).await
 }

@@ -203,6 +203,18 @@ impl Engine {
     /// Decides one well-formed notification (codec-level checks already passed): scenario rules
     /// first (first match wins; `accept` overrides the default), then Apple's default behaviour.
     pub fn decide(&self, conn: &ConnState, n: &Notification) -> Verdict {
+        self.decide_on(conn, n, rules::Api::Device, None)
+    }
+
+    /// As [`Engine::decide`], for a request on `api` carrying `apns-channel-id` `channel`
+    /// (PROTOCOL.md 2.11): the broadcast family goes through the same rules.
+    pub fn decide_on(
+        &self,
+        conn: &ConnState,
+        n: &Notification,
+        api: rules::Api,
+        channel: Option<&str>,
+    ) -> Verdict {
         if self.has_rules.load(Ordering::Acquire) {
             let ctx = NotificationCtx {
                 connection_id: conn.id,
@@ -214,6 +226,8 @@ impl Engine {
                     &n.token,
                     conn.environment,
                 ),
+                api,
+                channel,
             };
             if let Some(fired) = self.rules.lock().on_notification(&ctx) {
                 return match fired.action {

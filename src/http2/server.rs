@@ -190,12 +190,15 @@ impl Handler for ApnsHandler {
             .header(":path")
             .is_some_and(crate::broadcast::request::is_broadcast_path)
         {
-            let (response, hold) = self.broadcast(&req);
+            let out = self.broadcast(&req);
             return futures_util::future::Either::Left(async move {
-                if let Some(d) = hold {
+                if let Some(d) = out.hold {
                     tokio::time::sleep(d).await;
                 }
-                response
+                for cmd in out.commands {
+                    let _ = handle.send(cmd).await;
+                }
+                out.response
             });
         }
         let mut decision = self
