@@ -1465,3 +1465,137 @@ async fn post(c: &mut H2, auth: &str, ch: &str) -> Result<Reply, h2::Error> {
     let path = format!("/4/broadcasts/apps/{APP}");
     try_call(c, "api.push.apple.com", "POST", &path, &h, UPDATE).await
 }
+
+/// `apnsim send` runs as `apnsim send` would from a shell.
+async fn send_cli(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_apnsim"));
+    cmd.env_clear()
+        .arg("send")
+        .args(["--certs", dir.to_str().unwrap()])
+        .args(args)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), cmd.output())
+        .await
+        .expect("in time")
+        .expect("ran");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Issue 13 item 6: `apnsim send --channel` broadcasts (token and certificate auth), and a plan's
+/// broadcast steps run in order, a `create` step's channel reachable as `@<id>`.
+#[tokio::test]
+async fn send_broadcasts_to_a_channel_and_runs_broadcast_plans() {
+    let dir = std::env::temp_dir().join(format!("apnsim-send-channel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    apnsim::certs::generate(&dir, APP).unwrap();
+    let emu = Emulator::builder()
+        .certs(apnsim::CertSource::Dir(dir.clone()))
+        .start()
+        .await
+        .unwrap();
+    let api = addr(&emu, "http2").port().to_string();
+    let manage = addr(&emu, "manage_broadcast").port().to_string();
+    let ch = emu
+        .create_channel(Environment::Production, APP, StoragePolicy::NoStorage)
+        .unwrap()
+        .id;
+    let t = token(9);
+    emu.registry().register(TokenRecord::new(t.clone(), None));
+    emu.subscribe(Environment::Production, &ch, t.clone())
+        .unwrap();
+    for auth in ["token", "certificate"] {
+        let (code, out) = send_cli(
+            &dir,
+            &[
+                "--auth",
+                auth,
+                "--port",
+                &api,
+                "--channel",
+                &ch,
+                "--payload",
+                UPDATE,
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{auth}: {out}");
+        assert!(out.contains(r#""result":"sent""#), "{auth}: {out}");
+    }
+    assert_eq!(emu.inbox(&t).unwrap().inbox.len(), 2);
+    // --expiry is sent as given: a no-storage channel refuses anything but 0.
+    let (code, out) = send_cli(
+        &dir,
+        &[
+            "--auth",
+            "token",
+            "--port",
+            &api,
+            "--channel",
+            &ch,
+            "--payload",
+            UPDATE,
+            "--expiry",
+            "1900000000",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BadExpirationDate"), "{out}");
+
+    let plan = serde_json::json!({
+        "notifications": [],
+        "broadcasts": [
+            {"id": 1, "op": "create", "storage_policy": 1},
+            {"id": 2, "op": "read", "channel": "@1"},
+            {"id": 3, "op": "list"},
+            {"id": 4, "op": "broadcast", "channel": "@1", "payload": serde_json::from_str::<serde_json::Value>(UPDATE).unwrap()},
+            {"id": 5, "op": "delete", "channel": "@1"},
+            {"id": 6, "op": "broadcast", "channel": "@1", "payload": {"aps": {}}},
+        ]
+    });
+    let plan_path = dir.join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let (code, out) = send_cli(
+        &dir,
+        &[
+            "--auth",
+            "token",
+            "--port",
+            &api,
+            "--manage-port",
+            &manage,
+            "--plan",
+            plan_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let result = |id: u64| {
+        lines
+            .iter()
+            .find(|l| l["id"] == id)
+            .unwrap_or_else(|| panic!("no line for {id}: {out}"))
+            .clone()
+    };
+    let created = result(1)["channel"].as_str().unwrap().to_owned();
+    for id in 1..=5 {
+        assert_eq!(result(id)["result"], "sent", "{id}: {out}");
+    }
+    assert_eq!(result(6)["result"], "failed");
+    assert_eq!(result(6)["reason"], "ChannelNotRegistered");
+    assert_eq!(result(6)["status"], 400);
+    assert!(emu
+        .channels(Environment::Production)
+        .iter()
+        .all(|c| c.id != created));
+    emu.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
