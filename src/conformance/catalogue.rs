@@ -464,6 +464,9 @@ pub fn catalogue() -> Vec<Case> {
             )
         },
     ]
+    .into_iter()
+    .chain(crate::conformance::broadcast::cases())
+    .collect()
 }
 
 /// A rule that fires once, on the 11th notification of the run (every fault case cuts there).

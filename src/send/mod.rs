@@ -157,7 +157,8 @@ pub async fn run(args: SendArgs) -> Result<ExitCode, Box<dyn std::error::Error>>
     if let Some(m) = args.mutant {
         mutant::set(m);
     }
-    let ids = job.plan.notifications.iter().map(|n| n.id);
+    let ids = (job.plan.notifications.iter().map(|n| n.id))
+        .chain(job.plan.broadcasts.iter().map(|s| s.id));
     if let Some(outcomes) = mutant::without_connecting(ids) {
         print_report(&outcomes, None)?;
         return Ok(ExitCode::SUCCESS);
