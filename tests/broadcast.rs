@@ -252,11 +252,12 @@ async fn channel_lifecycle_on_the_management_listener() {
         "other environment",
     );
 
-    // The same API is served on the HTTP/2 API listener too (a library may use one port).
-    let mut api = connect(&emu, "http2", "api.push.apple.com", None).await;
+    // The same API is served on the HTTP/2 API listener too, to the management host's name
+    // (a library may use one port; the API host's name is BadPath there, tested below).
+    let mut api = connect(&emu, "http2", MANAGE, None).await;
     let r = call(
         &mut api,
-        "api.push.apple.com",
+        MANAGE,
         "GET",
         &path,
         &[("authorization", &auth), ("apns-channel-id", &other)],
@@ -1598,4 +1599,108 @@ async fn send_broadcasts_to_a_channel_and_runs_broadcast_plans() {
         .all(|c| c.id != created));
     emu.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13 item 3: on the HTTP/2 ports the management API answers by `:authority`/SNI
+/// `api-manage-broadcast[.sandbox].push.apple.com` (the server certificate covers the names: the
+/// client verifies them), the management host serves nothing else, and the API host does not
+/// serve management paths: 404 BadPath with apns-request-id (PROTOCOL.md 2.11 [inferred]).
+#[tokio::test]
+async fn the_management_host_is_routed_by_authority_and_sni_on_the_http2_ports() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let auth = bearer(&emu);
+    let chan = format!("/1/apps/{APP}/channels");
+    for (key, manage, api) in [
+        ("http2", MANAGE, "api.push.apple.com"),
+        (
+            "sandbox_http2",
+            "api-manage-broadcast.sandbox.push.apple.com",
+            "api.sandbox.push.apple.com",
+        ),
+    ] {
+        // SNI and :authority name the management host: the whole management API answers.
+        let mut m = connect(&emu, key, manage, None).await;
+        let r = call(
+            &mut m,
+            manage,
+            "POST",
+            &chan,
+            &[("authorization", &auth)],
+            CREATE_1,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{key}: {}", String::from_utf8_lossy(&r.body));
+        let id = r.header("apns-channel-id").unwrap().to_owned();
+        let r = call(
+            &mut m,
+            manage,
+            "GET",
+            &format!("/1/apps/{APP}/all-channels"),
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(String::from_utf8_lossy(&r.body).contains(&id));
+        // The management host does not serve /3/device or /4/broadcasts.
+        let r = call(
+            &mut m,
+            manage,
+            "POST",
+            &format!("/3/device/{}", "ab".repeat(32)),
+            &[("authorization", &auth), ("apns-topic", APP)],
+            r#"{"aps":{"alert":"hi"}}"#,
+        )
+        .await;
+        assert_reason(
+            &r,
+            BroadcastReason::BadPath,
+            "/3/device on the management host",
+        );
+        let r = call(
+            &mut m,
+            manage,
+            "POST",
+            &format!("/4/broadcasts/apps/{APP}"),
+            &[
+                ("authorization", &auth),
+                ("apns-push-type", "liveactivity"),
+                ("apns-channel-id", &id),
+            ],
+            UPDATE,
+        )
+        .await;
+        assert_reason(
+            &r,
+            BroadcastReason::BadPath,
+            "/4/broadcasts on the management host",
+        );
+        // The API host does not serve management paths, and still serves broadcasts.
+        let mut a = connect(&emu, key, api, None).await;
+        let r = call(
+            &mut a,
+            api,
+            "POST",
+            &chan,
+            &[("authorization", &auth)],
+            CREATE_1,
+        )
+        .await;
+        assert_reason(&r, BroadcastReason::BadPath, "management on the API host");
+        let r = call(
+            &mut a,
+            api,
+            "POST",
+            &format!("/4/broadcasts/apps/{APP}"),
+            &[
+                ("authorization", &auth),
+                ("apns-push-type", "liveactivity"),
+                ("apns-channel-id", &id),
+            ],
+            UPDATE,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{key}");
+    }
+    emu.shutdown().await;
 }

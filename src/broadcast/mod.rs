@@ -56,6 +56,7 @@ pub struct Admitted {
 pub fn admit(
     method: &str,
     path: &str,
+    host: request::Host,
     fields: &Fields<'_>,
     settings: &BroadcastSettings,
     new_request_id: impl FnOnce() -> String,
@@ -66,7 +67,13 @@ pub fn admit(
         Ok(None) => (new_request_id(), None),
         Err(r) => (new_request_id(), Some(r)),
     };
-    let route = request::route(method, path);
+    let route = request::route(method, path).and_then(|r| {
+        if host.serves(path.as_bytes()) {
+            Ok(r)
+        } else {
+            Err(BroadcastReason::BadPath)
+        }
+    });
     let outcome = (|| {
         let route = route.clone()?;
         if let Some(r) = id_error {
@@ -127,7 +134,15 @@ pub fn decide(
     new_request_id: impl FnOnce() -> String,
     authenticate: impl FnOnce(&str) -> Result<(), BroadcastReason>,
 ) -> Decision {
-    let a = admit(method, path, fields, settings, new_request_id, authenticate);
+    let a = admit(
+        method,
+        path,
+        request::Host::Other,
+        fields,
+        settings,
+        new_request_id,
+        authenticate,
+    );
     Decision {
         request_id: a.request_id,
         route: a.route,

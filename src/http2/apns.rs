@@ -205,6 +205,11 @@ impl Session {
         self.id
     }
 
+    /// The TLS SNI the client sent, if any.
+    pub fn sni(&self) -> Option<String> {
+        self.observations.lock().sni.clone()
+    }
+
     /// The environment served.
     pub fn environment(&self) -> Environment {
         self.environment

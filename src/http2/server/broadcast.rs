@@ -4,7 +4,7 @@
 
 use super::ApnsHandler;
 use crate::broadcast::liveactivity::{self, Route as LaRoute};
-use crate::broadcast::request::Fields;
+use crate::broadcast::request::{Fields, Host};
 use crate::broadcast::{self, BroadcastReason, Done, Route};
 use crate::engine::devices::Origin;
 use crate::engine::rules::{Action, Api, Http2Action};
@@ -110,6 +110,7 @@ impl ApnsHandler {
         let admitted = broadcast::admit(
             method,
             path,
+            host_of(&fields, &self.apns),
             &fields,
             settings,
             || self.apns.generate_id(),
@@ -370,6 +371,14 @@ struct Shaped {
     hold: Option<Duration>,
     then: Vec<Command>,
     silent: Option<Command>,
+}
+
+/// The Apple host a request names (`:authority`, else SNI).
+pub(super) fn host_of(fields: &Fields<'_>, apns: &crate::http2::apns::Session) -> Host {
+    let authority = fields
+        .raw(":authority")
+        .and_then(|v| std::str::from_utf8(v).ok());
+    Host::of(authority, apns.sni().as_deref())
 }
 
 /// What scenario rules see of a management call: no token, the app's bundle id as topic, no
