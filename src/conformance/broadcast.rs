@@ -4,6 +4,7 @@
 
 use crate::broadcast::StoragePolicy;
 use crate::conformance::case::{AuthChoice, Case, Facts, Finding, Grade, Setup};
+use crate::conformance::judge::{gap_ms, MIN_BACKOFF};
 use crate::engine::TokenRecord;
 use crate::journal::{Event, EventKind};
 use crate::model::{DeviceToken, Protocol};
@@ -384,7 +385,23 @@ fn judge_steps(f: &Facts) -> Vec<Finding> {
                         .as_deref()
                         .is_some_and(|r| f.setup.transient.contains(&r))
                 });
+                // PROTOCOL.md 2.6: a 429 or 5xx is retried after a pause (as H3 grades it).
+                let hasty = ok.first().and_then(|done| {
+                    let before = refused.iter().rev().find(|e| e.seq < done.seq)?;
+                    let gap = gap_ms(before, done);
+                    (transient && gap < MIN_BACKOFF.as_millis() as u64).then_some(gap)
+                });
                 match (ok.len(), report.map(|o| o.result)) {
+                    (1, Some(ResultKind::Sent)) if hasty.is_some() => out.push(Finding::new(
+                        Grade::NonStrict,
+                        format!(
+                            "{what}: retried {} ms after a temporary refusal, under the {} ms \
+                             pause Apple asks for (PROTOCOL.md 2.6)",
+                            hasty.unwrap_or_default(),
+                            MIN_BACKOFF.as_millis()
+                        ),
+                        evidence,
+                    )),
                     (1, Some(ResultKind::Sent)) => out.push(Finding::new(
                         Grade::Ok,
                         format!("{what}: answered with success once, reported sent"),
