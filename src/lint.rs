@@ -294,30 +294,15 @@ fn check_sound(sound: &Value, out: &mut Out) {
     }
 }
 
+/// Live Activity rules: the device's own check (PROTOCOL.md 2.10), one module for both the
+/// lint and the journal's `live_activity` verdict.
 fn check_live_activity(aps: &Map<String, Value>, out: &mut Out) {
-    if !aps.get("timestamp").is_some_and(Value::is_u64) {
+    use crate::broadcast::liveactivity::{check_aps, Route};
+    for p in check_aps(aps, Route::Device).1 {
         out.add(
             "live-activity-field",
-            "aps.timestamp",
-            "a Live Activity push needs a timestamp (seconds); the device ignores it".into(),
-            DOC_LIVE_ACTIVITY,
-        );
-    }
-    match aps.get("event").and_then(Value::as_str) {
-        Some("start" | "update" | "end") => {}
-        _ => out.add(
-            "live-activity-field",
-            "aps.event",
-            "a Live Activity push needs event start, update or end".into(),
-            DOC_LIVE_ACTIVITY,
-        ),
-    }
-    let end = aps.get("event").and_then(Value::as_str) == Some("end");
-    if !end && !aps.get("content-state").is_some_and(Value::is_object) {
-        out.add(
-            "live-activity-field",
-            "aps.content-state",
-            "a Live Activity start or update needs a content-state dictionary".into(),
+            p.key(),
+            p.message(),
             DOC_LIVE_ACTIVITY,
         );
     }

@@ -52,6 +52,14 @@ impl Environment {
         }
     }
 
+    /// Apple's channel-management host of this environment (PROTOCOL.md 2.11).
+    pub fn manage_host(self) -> &'static str {
+        match self {
+            Environment::Production => "api-manage-broadcast.push.apple.com",
+            Environment::Sandbox => "api-manage-broadcast.sandbox.push.apple.com",
+        }
+    }
+
     /// The environment a TLS SNI host name selects (PROTOCOL.md 1.1, 2.1); `None` for other names.
     pub fn from_host(host: &str) -> Option<Environment> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();

@@ -15,6 +15,62 @@ pub struct Plan {
     /// Pause between sends, in ms.
     #[serde(default)]
     pub pace_ms: u64,
+    /// The app (bare bundle id) the broadcast steps are for (PROTOCOL.md 2.11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    /// Channel-management calls and broadcasts, in order, after the notifications: only for a
+    /// provider whose provider.toml says `broadcast = true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broadcasts: Vec<BroadcastStep>,
+}
+
+/// A channel-management call or a broadcast (PROTOCOL.md 2.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BroadcastOp {
+    /// POST `/1/apps/<bundle>/channels`: the report carries the new `channel`.
+    Create,
+    /// GET `/1/apps/<bundle>/channels`.
+    Read,
+    /// DELETE `/1/apps/<bundle>/channels`.
+    Delete,
+    /// GET `/1/apps/<bundle>/all-channels`.
+    List,
+    /// POST `/4/broadcasts/apps/<bundle>`.
+    Broadcast,
+}
+
+/// One step of a plan's broadcast part; `id` names it in the report (ids are shared with the
+/// notifications, never reused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastStep {
+    /// Identifier in the report.
+    pub id: u32,
+    /// The call.
+    pub op: BroadcastOp,
+    /// `apns-channel-id`: a literal base64 id, or `@<id>` for the channel created by the
+    /// `create` step with that id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// create: `message-storage-policy` (0 or 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_policy: Option<u8>,
+    /// broadcast: the Live Activity payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    /// broadcast: `apns-expiration` as given (0 included); absent = no header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<u32>,
+    /// broadcast: `apns-priority` (5 or 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+}
+
+impl BroadcastStep {
+    /// The step id a `@<id>` channel reference names, if it is one.
+    pub fn channel_ref(&self) -> Option<u32> {
+        self.channel.as_deref()?.strip_prefix('@')?.parse().ok()
+    }
 }
 
 /// One notification of a plan; `id` is how the driver's report names it.
@@ -79,6 +135,9 @@ pub struct Outcome {
     /// The apns-id the library was given, when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apns_id: Option<String>,
+    /// A broadcast `create` step: the `apns-channel-id` the library was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// One tuple read from the feedback service (timestamp in seconds, as on the wire).

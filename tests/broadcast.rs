@@ -35,6 +35,20 @@ async fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
+    try_call(c, authority, method, path, headers, body)
+        .await
+        .expect("response")
+}
+
+/// As [`call`], the stream's error (GOAWAY, RST_STREAM, a closed connection) when it has one.
+async fn try_call(
+    c: &mut H2,
+    authority: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply, h2::Error> {
     tokio::time::timeout(WAIT, async {
         let mut b = http::Request::builder()
             .method(method)
@@ -42,29 +56,25 @@ async fn call(
         for (n, v) in headers {
             b = b.header(*n, *v);
         }
-        let mut send = c.send.clone().ready().await.expect("ready");
-        let (resp, mut stream) = send
-            .send_request(b.body(()).unwrap(), body.is_empty())
-            .expect("send");
+        let mut send = c.send.clone().ready().await?;
+        let (resp, mut stream) = send.send_request(b.body(()).unwrap(), body.is_empty())?;
         if !body.is_empty() {
-            stream
-                .send_data(Bytes::copy_from_slice(body.as_bytes()), true)
-                .unwrap();
+            stream.send_data(Bytes::copy_from_slice(body.as_bytes()), true)?;
         }
-        let (parts, mut rb) = resp.await.expect("response").into_parts();
+        let (parts, mut rb) = resp.await?.into_parts();
         let headers_ended_stream = rb.is_end_stream();
         let mut out = Vec::new();
         while let Some(chunk) = rb.data().await {
-            let chunk = chunk.unwrap();
+            let chunk = chunk?;
             let _ = rb.flow_control().release_capacity(chunk.len());
             out.extend_from_slice(&chunk);
         }
-        Reply {
+        Ok(Reply {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: out,
             headers_ended_stream,
-        }
+        })
     })
     .await
     .expect("response timed out")
@@ -242,11 +252,12 @@ async fn channel_lifecycle_on_the_management_listener() {
         "other environment",
     );
 
-    // The same API is served on the HTTP/2 API listener too (a library may use one port).
-    let mut api = connect(&emu, "http2", "api.push.apple.com", None).await;
+    // The same API is served on the HTTP/2 API listener too, to the management host's name
+    // (a library may use one port; the API host's name is BadPath there, tested below).
+    let mut api = connect(&emu, "http2", MANAGE, None).await;
     let r = call(
         &mut api,
-        "api.push.apple.com",
+        MANAGE,
         "GET",
         &path,
         &[("authorization", &auth), ("apns-channel-id", &other)],
@@ -1233,5 +1244,463 @@ then = { action = "reject", reason = "TooManyRequests" }
         "hot channel"
     );
     assert_eq!(rejected[0].detail.as_ref().unwrap()["channel"], ch.as_str());
+    emu.shutdown().await;
+}
+
+/// PROTOCOL.md 2.11: policy 1 keeps the most recent message per channel, so an offline device
+/// subscribed to two channels of one app holds one message of each; deleting a channel does not
+/// take back what it stored ("stored messages may still be delivered after deletion").
+#[tokio::test]
+async fn an_offline_device_keeps_the_most_recent_message_of_each_channel() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let device = token(7);
+    emu.registry()
+        .register(TokenRecord::new(device.clone(), None));
+    emu.set_device_online(&device, false);
+    let mut channels = Vec::new();
+    for _ in 0..2 {
+        let ch = emu
+            .create_channel(Environment::Production, APP, StoragePolicy::MostRecent)
+            .unwrap()
+            .id;
+        assert_eq!(
+            emu.subscribe(Environment::Production, &ch, device.clone()),
+            Ok(true)
+        );
+        channels.push(ch);
+    }
+    let auth = bearer(&emu);
+    let mut api = connect(&emu, "http2", "api.push.apple.com", None).await;
+    let send = format!("/4/broadcasts/apps/{APP}");
+    // a, b, a: the second message of channel a replaces its first, channel b's stays.
+    for (i, ch) in [&channels[0], &channels[1], &channels[0]]
+        .iter()
+        .enumerate()
+    {
+        let body = format!(
+            r#"{{"aps":{{"event":"update","timestamp":1700000000,"content-state":{{"n":{i}}}}}}}"#
+        );
+        let r = call(
+            &mut api,
+            "api.push.apple.com",
+            "POST",
+            &send,
+            &[
+                ("authorization", &auth),
+                ("apns-push-type", "liveactivity"),
+                ("apns-channel-id", ch),
+            ],
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let held = emu.inbox(&device).unwrap().stored;
+    let slots: Vec<_> = held.iter().map(|s| s.channel.clone().unwrap()).collect();
+    assert_eq!(slots, vec![channels[1].clone(), channels[0].clone()]);
+    let n_of = |s: &apnsim::engine::devices::StoredNotification| {
+        serde_json::from_slice::<serde_json::Value>(&s.notification.payload).unwrap()["aps"]
+            ["content-state"]["n"]
+            .clone()
+    };
+    assert_eq!(n_of(&held[0]), 1);
+    assert_eq!(n_of(&held[1]), 2, "channel a's most recent message");
+    let replaced = emu.journal().query(&Filter::kind(EventKind::Replaced));
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(
+        replaced[0].detail.as_ref().unwrap()["by"],
+        "one-per-channel"
+    );
+
+    // Deleting channel b keeps what it stored; coming online delivers both.
+    let mut m = connect(&emu, "manage_broadcast", MANAGE, None).await;
+    let r = call(
+        &mut m,
+        MANAGE,
+        "DELETE",
+        &format!("/1/apps/{APP}/channels"),
+        &[("authorization", &auth), ("apns-channel-id", &channels[1])],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    emu.set_device_online(&device, true);
+    let view = emu.inbox(&device).unwrap();
+    assert!(view.stored.is_empty());
+    assert_eq!(view.inbox.len(), 2);
+    emu.shutdown().await;
+}
+
+/// Issue 13 item 5: scenario rules match broadcast requests by `api` and `channel`, and every
+/// `/3/device` action works on `/4/broadcasts` and on the management API: status/reason
+/// answers, delay, RST_STREAM, GOAWAY and close; a refused or cut management call changes nothing.
+#[tokio::test]
+async fn scenario_faults_on_the_broadcast_path_and_the_management_api() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let hot = emu
+        .create_channel(Environment::Production, APP, StoragePolicy::MostRecent)
+        .unwrap()
+        .id;
+    let calm = emu
+        .create_channel(Environment::Production, APP, StoragePolicy::MostRecent)
+        .unwrap()
+        .id;
+    emu.load_scenario(&common::scenarios::scenario(&format!(
+        r#"
+[[rules]]
+name = "teapot"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "reject", reason = "TooManyRequests", status = 418 }}
+times = 1
+
+[[rules]]
+name = "slow"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "delay", ms = 400 }}
+times = 1
+
+[[rules]]
+name = "rst"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "rst_stream", code = "REFUSED_STREAM" }}
+times = 1
+
+[[rules]]
+name = "bye"
+when = {{ api = "broadcast", channel = "{hot}" }}
+then = {{ action = "goaway", reason = "Shutdown" }}
+times = 1
+
+[[rules]]
+name = "busy manager"
+when = {{ api = "channel-management" }}
+then = {{ action = "reject", reason = "TooManyRequests" }}
+times = 1
+
+[[rules]]
+name = "cut manager"
+when = {{ api = "channel-management" }}
+then = {{ action = "close" }}
+times = 1
+"#
+    )))
+    .unwrap();
+    let auth = bearer(&emu);
+    let mut api = connect(&emu, "http2", "api.push.apple.com", None).await;
+    // The channel matcher: another channel is untouched by the rules.
+    assert_eq!(post(&mut api, &auth, &calm).await.unwrap().status, 200);
+    // 1: reject with a status override.
+    let r = post(&mut api, &auth, &hot).await.unwrap();
+    assert_eq!(r.status, 418);
+    assert_eq!(r.json(), serde_json::json!({"reason": "TooManyRequests"}));
+    assert!(r.header("apns-request-id").is_some());
+    // 2: delay, then Apple's answer.
+    let t = std::time::Instant::now();
+    assert_eq!(post(&mut api, &auth, &hot).await.unwrap().status, 200);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(400));
+    // 3: RST_STREAM, the connection lives on.
+    let e = post(&mut api, &auth, &hot).await.unwrap_err();
+    assert_eq!(e.reason(), Some(h2::Reason::REFUSED_STREAM), "{e:?}");
+    assert_eq!(post(&mut api, &auth, &calm).await.unwrap().status, 200);
+    // 4: GOAWAY with {"reason":"Shutdown"}: the request is not processed.
+    let e = post(&mut api, &auth, &hot).await.unwrap_err();
+    assert!(e.is_go_away() || e.is_io(), "{e:?}");
+    let accepted = emu.journal().query(&Filter::kind(EventKind::Accepted));
+    let on_hot = accepted
+        .iter()
+        .filter(|e| e.detail.as_ref().unwrap()["channel"] == hot.as_str())
+        .count();
+    assert_eq!(
+        on_hot, 1,
+        "only the delayed broadcast went out on the hot channel"
+    );
+    let dropped = emu.journal().query(&Filter::kind(EventKind::Dropped));
+    let rules: Vec<_> = dropped
+        .iter()
+        .map(|e| e.detail.as_ref().unwrap()["rule"]["name"].clone())
+        .collect();
+    assert_eq!(rules, vec!["rst", "bye"]);
+
+    // The management API: a refused create creates nothing; a closed connection neither.
+    let mut m = connect(&emu, "manage_broadcast", MANAGE, None).await;
+    let chan = format!("/1/apps/{APP}/channels");
+    let r = call(
+        &mut m,
+        MANAGE,
+        "POST",
+        &chan,
+        &[("authorization", &auth)],
+        CREATE_1,
+    )
+    .await;
+    assert_reason(&r, BroadcastReason::TooManyRequests, "rule on create");
+    let cut = try_call(
+        &mut m,
+        MANAGE,
+        "POST",
+        &chan,
+        &[("authorization", &auth)],
+        CREATE_1,
+    )
+    .await;
+    assert!(cut.is_err(), "closed without an answer");
+    assert_eq!(
+        emu.channels(Environment::Production).len(),
+        2,
+        "nothing created"
+    );
+    // A new connection: the rules are spent, the call goes through.
+    let mut m = connect(&emu, "manage_broadcast", MANAGE, None).await;
+    let _ = create(&mut m, &auth, CREATE_1).await;
+    assert_eq!(emu.channels(Environment::Production).len(), 3);
+    emu.shutdown().await;
+}
+
+/// A broadcast to `ch` with the usual headers.
+async fn post(c: &mut H2, auth: &str, ch: &str) -> Result<Reply, h2::Error> {
+    let h = [
+        ("authorization", auth),
+        ("apns-push-type", "liveactivity"),
+        ("apns-channel-id", ch),
+    ];
+    let path = format!("/4/broadcasts/apps/{APP}");
+    try_call(c, "api.push.apple.com", "POST", &path, &h, UPDATE).await
+}
+
+/// `apnsim send` runs as `apnsim send` would from a shell.
+async fn send_cli(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_apnsim"));
+    cmd.env_clear()
+        .arg("send")
+        .args(["--certs", dir.to_str().unwrap()])
+        .args(args)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), cmd.output())
+        .await
+        .expect("in time")
+        .expect("ran");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Issue 13 item 6: `apnsim send --channel` broadcasts (token and certificate auth), and a plan's
+/// broadcast steps run in order, a `create` step's channel reachable as `@<id>`.
+#[tokio::test]
+async fn send_broadcasts_to_a_channel_and_runs_broadcast_plans() {
+    let dir = std::env::temp_dir().join(format!("apnsim-send-channel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    apnsim::certs::generate(&dir, APP).unwrap();
+    let emu = Emulator::builder()
+        .certs(apnsim::CertSource::Dir(dir.clone()))
+        .start()
+        .await
+        .unwrap();
+    let api = addr(&emu, "http2").port().to_string();
+    let manage = addr(&emu, "manage_broadcast").port().to_string();
+    let ch = emu
+        .create_channel(Environment::Production, APP, StoragePolicy::NoStorage)
+        .unwrap()
+        .id;
+    let t = token(9);
+    emu.registry().register(TokenRecord::new(t.clone(), None));
+    emu.subscribe(Environment::Production, &ch, t.clone())
+        .unwrap();
+    for auth in ["token", "certificate"] {
+        let (code, out) = send_cli(
+            &dir,
+            &[
+                "--auth",
+                auth,
+                "--port",
+                &api,
+                "--channel",
+                &ch,
+                "--payload",
+                UPDATE,
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{auth}: {out}");
+        assert!(out.contains(r#""result":"sent""#), "{auth}: {out}");
+    }
+    assert_eq!(emu.inbox(&t).unwrap().inbox.len(), 2);
+    // --expiry is sent as given: a no-storage channel refuses anything but 0.
+    let (code, out) = send_cli(
+        &dir,
+        &[
+            "--auth",
+            "token",
+            "--port",
+            &api,
+            "--channel",
+            &ch,
+            "--payload",
+            UPDATE,
+            "--expiry",
+            "1900000000",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BadExpirationDate"), "{out}");
+
+    let plan = serde_json::json!({
+        "notifications": [],
+        "broadcasts": [
+            {"id": 1, "op": "create", "storage_policy": 1},
+            {"id": 2, "op": "read", "channel": "@1"},
+            {"id": 3, "op": "list"},
+            {"id": 4, "op": "broadcast", "channel": "@1", "payload": serde_json::from_str::<serde_json::Value>(UPDATE).unwrap()},
+            {"id": 5, "op": "delete", "channel": "@1"},
+            {"id": 6, "op": "broadcast", "channel": "@1", "payload": {"aps": {}}},
+        ]
+    });
+    let plan_path = dir.join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let (code, out) = send_cli(
+        &dir,
+        &[
+            "--auth",
+            "token",
+            "--port",
+            &api,
+            "--manage-port",
+            &manage,
+            "--plan",
+            plan_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let result = |id: u64| {
+        lines
+            .iter()
+            .find(|l| l["id"] == id)
+            .unwrap_or_else(|| panic!("no line for {id}: {out}"))
+            .clone()
+    };
+    let created = result(1)["channel"].as_str().unwrap().to_owned();
+    for id in 1..=5 {
+        assert_eq!(result(id)["result"], "sent", "{id}: {out}");
+    }
+    assert_eq!(result(6)["result"], "failed");
+    assert_eq!(result(6)["reason"], "ChannelNotRegistered");
+    assert_eq!(result(6)["status"], 400);
+    assert!(emu
+        .channels(Environment::Production)
+        .iter()
+        .all(|c| c.id != created));
+    emu.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13 item 3: on the HTTP/2 ports the management API answers by `:authority`/SNI
+/// `api-manage-broadcast[.sandbox].push.apple.com` (the server certificate covers the names: the
+/// client verifies them), the management host serves nothing else, and the API host does not
+/// serve management paths: 404 BadPath with apns-request-id (PROTOCOL.md 2.11 [inferred]).
+#[tokio::test]
+async fn the_management_host_is_routed_by_authority_and_sni_on_the_http2_ports() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let auth = bearer(&emu);
+    let chan = format!("/1/apps/{APP}/channels");
+    for (key, manage, api) in [
+        ("http2", MANAGE, "api.push.apple.com"),
+        (
+            "sandbox_http2",
+            "api-manage-broadcast.sandbox.push.apple.com",
+            "api.sandbox.push.apple.com",
+        ),
+    ] {
+        // SNI and :authority name the management host: the whole management API answers.
+        let mut m = connect(&emu, key, manage, None).await;
+        let r = call(
+            &mut m,
+            manage,
+            "POST",
+            &chan,
+            &[("authorization", &auth)],
+            CREATE_1,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{key}: {}", String::from_utf8_lossy(&r.body));
+        let id = r.header("apns-channel-id").unwrap().to_owned();
+        let r = call(
+            &mut m,
+            manage,
+            "GET",
+            &format!("/1/apps/{APP}/all-channels"),
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(String::from_utf8_lossy(&r.body).contains(&id));
+        // The management host does not serve /3/device or /4/broadcasts.
+        let r = call(
+            &mut m,
+            manage,
+            "POST",
+            &format!("/3/device/{}", "ab".repeat(32)),
+            &[("authorization", &auth), ("apns-topic", APP)],
+            r#"{"aps":{"alert":"hi"}}"#,
+        )
+        .await;
+        assert_reason(
+            &r,
+            BroadcastReason::BadPath,
+            "/3/device on the management host",
+        );
+        let r = call(
+            &mut m,
+            manage,
+            "POST",
+            &format!("/4/broadcasts/apps/{APP}"),
+            &[
+                ("authorization", &auth),
+                ("apns-push-type", "liveactivity"),
+                ("apns-channel-id", &id),
+            ],
+            UPDATE,
+        )
+        .await;
+        assert_reason(
+            &r,
+            BroadcastReason::BadPath,
+            "/4/broadcasts on the management host",
+        );
+        // The API host does not serve management paths, and still serves broadcasts.
+        let mut a = connect(&emu, key, api, None).await;
+        let r = call(
+            &mut a,
+            api,
+            "POST",
+            &chan,
+            &[("authorization", &auth)],
+            CREATE_1,
+        )
+        .await;
+        assert_reason(&r, BroadcastReason::BadPath, "management on the API host");
+        let r = call(
+            &mut a,
+            api,
+            "POST",
+            &format!("/4/broadcasts/apps/{APP}"),
+            &[
+                ("authorization", &auth),
+                ("apns-push-type", "liveactivity"),
+                ("apns-channel-id", &id),
+            ],
+            UPDATE,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{key}");
+    }
     emu.shutdown().await;
 }

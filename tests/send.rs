@@ -36,8 +36,7 @@ fn plan(n: u32) -> Plan {
                 collapse_id: None,
             })
             .collect(),
-        read_feedback: false,
-        pace_ms: 0,
+        ..Plan::default()
     }
 }
 

@@ -4,7 +4,7 @@
 //! (journal event, inbox) while the HTTP answer stays Apple's.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Which API carried the push: broadcast cannot start an activity (PROTOCOL.md 2.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +72,71 @@ pub struct Verdict {
     pub problems: Vec<Problem>,
 }
 
+impl Problem {
+    /// Where in the payload the problem is (`aps.event`; empty for the whole payload).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Problem::NotJson => "",
+            Problem::MissingAps => "aps",
+            Problem::MissingEvent | Problem::UnknownEvent(_) | Problem::BroadcastCannotStart => {
+                "aps.event"
+            }
+            Problem::MissingTimestamp | Problem::BadTimestamp => "aps.timestamp",
+            Problem::MissingContentState | Problem::BadContentState => "aps.content-state",
+            Problem::MissingAttributesType => "aps.attributes-type",
+            Problem::MissingAttributes => "aps.attributes",
+            Problem::MissingAlert => "aps.alert",
+            Problem::BadStaleDate => "aps.stale-date",
+            Problem::BadDismissalDate => "aps.dismissal-date",
+            Problem::BadRelevanceScore => "aps.relevance-score",
+            Problem::BadInputPushToken | Problem::BothInputs => "aps.input-push-token",
+            Problem::BadInputPushChannel | Problem::InputOutsideStart => "aps.input-push-channel",
+        }
+    }
+
+    /// What the device does about it, in one sentence (PROTOCOL.md 2.10).
+    pub fn message(&self) -> String {
+        match self {
+            Problem::NotJson => "the payload is not a JSON object; nothing is shown".into(),
+            Problem::MissingAps => "a Live Activity push needs an aps dictionary".into(),
+            Problem::MissingEvent => "a Live Activity push needs event start, update or end".into(),
+            Problem::UnknownEvent(e) => {
+                format!("event {e} is not start, update or end; the device ignores the push")
+            }
+            Problem::MissingTimestamp | Problem::BadTimestamp => {
+                "a Live Activity push needs a timestamp (seconds); the device ignores it".into()
+            }
+            Problem::MissingContentState => {
+                "a Live Activity start or update needs a content-state dictionary".into()
+            }
+            Problem::BadContentState => "content-state is not a dictionary".into(),
+            Problem::MissingAttributesType => "a start needs attributes-type".into(),
+            Problem::MissingAttributes => "a start needs an attributes dictionary".into(),
+            Problem::MissingAlert => "a start needs an alert".into(),
+            Problem::BadStaleDate => "stale-date is not a number of seconds".into(),
+            Problem::BadDismissalDate => "dismissal-date is not a number of seconds".into(),
+            Problem::BadRelevanceScore => "relevance-score is not a number".into(),
+            Problem::BadInputPushToken => "input-push-token must be 1".into(),
+            Problem::BadInputPushChannel => "input-push-channel is not a base64 channel id".into(),
+            Problem::InputOutsideStart => {
+                "input-push-token and input-push-channel belong to a start only".into()
+            }
+            Problem::BothInputs => {
+                "input-push-token and input-push-channel exclude each other".into()
+            }
+            Problem::BroadcastCannotStart => {
+                "a broadcast cannot start a Live Activity (PROTOCOL.md 2.10)".into()
+            }
+        }
+    }
+}
+
 fn is_seconds(v: &Value) -> bool {
     v.as_u64().is_some() || v.as_f64().is_some_and(|f| f >= 0.0 && f.fract() == 0.0)
 }
 
 /// Judges a Live Activity payload as a device would (PROTOCOL.md 2.10).
 pub fn check(payload: &[u8], route: Route) -> Verdict {
-    let mut problems = Vec::new();
     let root: Option<Value> = serde_json::from_slice(payload).ok();
     let Some(aps) = root
         .as_ref()
@@ -98,6 +156,18 @@ pub fn check(payload: &[u8], route: Route) -> Verdict {
             problems: vec![Problem::MissingAps],
         };
     };
+    let (event, problems) = check_aps(aps, route);
+    Verdict {
+        event,
+        displayed: problems.is_empty(),
+        problems,
+    }
+}
+
+/// The checks on an `aps` dictionary, shared with the payload lint ([`crate::lint`]): the
+/// event it names and every problem, in payload order.
+pub fn check_aps(aps: &Map<String, Value>, route: Route) -> (Option<String>, Vec<Problem>) {
+    let mut problems = Vec::new();
     let event = aps.get("event").and_then(Value::as_str).map(str::to_owned);
     match (aps.get("event"), event.as_deref()) {
         (None, _) => problems.push(Problem::MissingEvent),
@@ -154,11 +224,7 @@ pub fn check(payload: &[u8], route: Route) -> Verdict {
     if channel.is_some_and(|v| !v.as_str().is_some_and(super::channels::is_well_formed)) {
         problems.push(Problem::BadInputPushChannel);
     }
-    Verdict {
-        event,
-        displayed: problems.is_empty(),
-        problems,
-    }
+    (event, problems)
 }
 
 /// The verdict for a push accepted on `/3/device`: `Some` for `apns-push-type: liveactivity` only.

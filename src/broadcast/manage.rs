@@ -24,8 +24,12 @@ pub struct Managed {
 /// The create body: `{"message-storage-policy":0|1,"push-type":"LiveActivity"}` (A-CHAN).
 /// Empty → PayloadEmpty; not a JSON object → BadRequestPayload; no push-type → MissingPushType;
 /// another push type → InvalidPushType ("only LiveActivity", A-BERR); policy missing or not 0/1
-/// → BadRequestParams **[inferred]**.
-pub fn parse_create_body(body: &[u8]) -> Result<StoragePolicy, BroadcastReason> {
+/// → BadRequestParams **[inferred]**. The casing of `LiveActivity` follows the same setting as
+/// the send header (PROTOCOL.md 2.11 [uncertain]): node-apn 8 writes `liveactivity` here.
+pub fn parse_create_body(
+    body: &[u8],
+    case_sensitive: bool,
+) -> Result<StoragePolicy, BroadcastReason> {
     if body.is_empty() {
         return Err(BroadcastReason::PayloadEmpty);
     }
@@ -34,6 +38,7 @@ pub fn parse_create_body(body: &[u8]) -> Result<StoragePolicy, BroadcastReason> 
     match o.get("push-type") {
         None => return Err(BroadcastReason::MissingPushType),
         Some(Value::String(s)) if s == "LiveActivity" => {}
+        Some(Value::String(s)) if !case_sensitive && s.eq_ignore_ascii_case("LiveActivity") => {}
         Some(_) => return Err(BroadcastReason::InvalidPushType),
     }
     o.get("message-storage-policy")
@@ -62,7 +67,7 @@ pub fn manage(
             if body.len() > settings.max_payload {
                 return Err(BroadcastReason::PayloadTooLarge);
             }
-            let policy = parse_create_body(body)?;
+            let policy = parse_create_body(body, settings.push_type_case_sensitive)?;
             let c = store
                 .create(
                     env,
@@ -157,30 +162,45 @@ mod tests {
     #[test]
     fn create_bodies() {
         assert_eq!(
-            parse_create_body(br#"{"message-storage-policy":1,"push-type":"LiveActivity"}"#),
+            parse_create_body(
+                br#"{"message-storage-policy":1,"push-type":"LiveActivity"}"#,
+                true
+            ),
             Ok(StoragePolicy::MostRecent)
         );
         assert_eq!(
-            parse_create_body(br#"{"message-storage-policy":0,"push-type":"LiveActivity"}"#),
+            parse_create_body(
+                br#"{"message-storage-policy":0,"push-type":"LiveActivity"}"#,
+                true
+            ),
             Ok(StoragePolicy::NoStorage)
         );
-        assert_eq!(parse_create_body(b""), Err(PayloadEmpty));
-        assert_eq!(parse_create_body(b"[1"), Err(BadRequestPayload));
-        assert_eq!(parse_create_body(b"[]"), Err(BadRequestPayload));
+        assert_eq!(parse_create_body(b"", true), Err(PayloadEmpty));
+        let lower = br#"{"message-storage-policy":1,"push-type":"liveactivity"}"#;
+        assert_eq!(parse_create_body(lower, true), Err(InvalidPushType));
         assert_eq!(
-            parse_create_body(br#"{"message-storage-policy":1}"#),
+            parse_create_body(lower, false),
+            Ok(StoragePolicy::MostRecent)
+        );
+        assert_eq!(parse_create_body(b"[1", true), Err(BadRequestPayload));
+        assert_eq!(parse_create_body(b"[]", true), Err(BadRequestPayload));
+        assert_eq!(
+            parse_create_body(br#"{"message-storage-policy":1}"#, true),
             Err(MissingPushType)
         );
         assert_eq!(
-            parse_create_body(br#"{"message-storage-policy":1,"push-type":"alert"}"#),
+            parse_create_body(br#"{"message-storage-policy":1,"push-type":"alert"}"#, true),
             Err(InvalidPushType)
         );
         assert_eq!(
-            parse_create_body(br#"{"message-storage-policy":2,"push-type":"LiveActivity"}"#),
+            parse_create_body(
+                br#"{"message-storage-policy":2,"push-type":"LiveActivity"}"#,
+                true
+            ),
             Err(BadRequestParams)
         );
         assert_eq!(
-            parse_create_body(br#"{"push-type":"LiveActivity"}"#),
+            parse_create_body(br#"{"push-type":"LiveActivity"}"#, true),
             Err(BadRequestParams)
         );
     }

@@ -39,8 +39,87 @@ pub struct Decision {
     pub outcome: Result<Done, BroadcastReason>,
 }
 
-/// Decides one broadcast-family request (PROTOCOL.md 2.11): request id, route, auth (the
-/// caller's, shared with `/3/device`), FeatureNotEnabled, then the operation's own checks.
+/// A request past its request id, route, auth and feature checks, or the reason it failed
+/// there: the point where scenario rules may step in before the operation runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    /// `apns-request-id`: echoed when the request carried a valid one, else generated.
+    pub request_id: String,
+    /// The operation, when the path named one.
+    pub route: Option<Route>,
+    /// The route to run, or the reason to answer.
+    pub outcome: Result<Route, BroadcastReason>,
+}
+
+/// The first half of [`decide`] (PROTOCOL.md 2.11): request id, route, auth (the caller's,
+/// shared with `/3/device`), FeatureNotEnabled. Changes nothing.
+pub fn admit(
+    method: &str,
+    path: &str,
+    host: request::Host,
+    fields: &Fields<'_>,
+    settings: &BroadcastSettings,
+    new_request_id: impl FnOnce() -> String,
+    authenticate: impl FnOnce(&str) -> Result<(), BroadcastReason>,
+) -> Admitted {
+    let (request_id, id_error) = match request::request_id(fields) {
+        Ok(Some(id)) => (id, None),
+        Ok(None) => (new_request_id(), None),
+        Err(r) => (new_request_id(), Some(r)),
+    };
+    let route = request::route(method, path).and_then(|r| {
+        if host.serves(path.as_bytes()) {
+            Ok(r)
+        } else {
+            Err(BroadcastReason::BadPath)
+        }
+    });
+    let outcome = (|| {
+        let route = route.clone()?;
+        if let Some(r) = id_error {
+            return Err(r);
+        }
+        let bundle = match &route {
+            Route::Manage(_, b) | Route::Broadcast(b) => b.as_str(),
+        };
+        authenticate(bundle)?;
+        if settings.disabled_apps.iter().any(|a| a == bundle) {
+            return Err(BroadcastReason::FeatureNotEnabled);
+        }
+        Ok(route)
+    })();
+    Admitted {
+        request_id,
+        route: route.ok(),
+        outcome,
+    }
+}
+
+/// The second half of [`decide`]: the operation's own checks, and for a management call its
+/// effect on `store`.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    route: &Route,
+    fields: &Fields<'_>,
+    body: Bytes,
+    env: Environment,
+    store: &mut Channels,
+    settings: &BroadcastSettings,
+    now_ms: u64,
+    random: impl FnMut() -> [u8; 16],
+) -> Result<Done, BroadcastReason> {
+    match route {
+        Route::Manage(op, b) => {
+            manage::manage(*op, b, fields, &body, env, store, settings, now_ms, random)
+                .map(Done::Managed)
+        }
+        Route::Broadcast(b) => {
+            send::check(b, fields, body, env, store, settings).map(Done::Broadcast)
+        }
+    }
+}
+
+/// Decides one broadcast-family request (PROTOCOL.md 2.11): [`admit`], then [`run`].
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
     method: &str,
@@ -55,38 +134,21 @@ pub fn decide(
     new_request_id: impl FnOnce() -> String,
     authenticate: impl FnOnce(&str) -> Result<(), BroadcastReason>,
 ) -> Decision {
-    let (request_id, id_error) = match request::request_id(fields) {
-        Ok(Some(id)) => (id, None),
-        Ok(None) => (new_request_id(), None),
-        Err(r) => (new_request_id(), Some(r)),
-    };
-    let route = request::route(method, path);
-    let outcome = (|| {
-        let route = route.clone()?;
-        if let Some(r) = id_error {
-            return Err(r);
-        }
-        let bundle = match &route {
-            Route::Manage(_, b) | Route::Broadcast(b) => b.as_str(),
-        };
-        authenticate(bundle)?;
-        if settings.disabled_apps.iter().any(|a| a == bundle) {
-            return Err(BroadcastReason::FeatureNotEnabled);
-        }
-        match &route {
-            Route::Manage(op, b) => {
-                manage::manage(*op, b, fields, &body, env, store, settings, now_ms, random)
-                    .map(Done::Managed)
-            }
-            Route::Broadcast(b) => {
-                send::check(b, fields, body, env, store, settings).map(Done::Broadcast)
-            }
-        }
-    })();
+    let a = admit(
+        method,
+        path,
+        request::Host::Other,
+        fields,
+        settings,
+        new_request_id,
+        authenticate,
+    );
     Decision {
-        request_id,
-        route: route.ok(),
-        outcome,
+        request_id: a.request_id,
+        route: a.route,
+        outcome: a
+            .outcome
+            .and_then(|r| run(&r, fields, body, env, store, settings, now_ms, random)),
     }
 }
 

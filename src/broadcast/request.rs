@@ -33,6 +33,60 @@ pub fn is_broadcast_path(path: &[u8]) -> bool {
     path.starts_with(b"/1/") || path.starts_with(b"/4/")
 }
 
+/// Which of Apple's HTTP/2 hosts a request names (`:authority`, else SNI), PROTOCOL.md 2.1, 2.11.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// `api[.sandbox|.development].push.apple.com`: `/3/device` and `/4/broadcasts`.
+    Api,
+    /// `api-manage-broadcast[.sandbox].push.apple.com`: the channel-management API only.
+    Manage,
+    /// An address or another name (a library that connects by IP): the path decides.
+    Other,
+}
+
+impl Host {
+    /// The host a request names: `:authority` without its port, else the TLS SNI.
+    pub fn of(authority: Option<&str>, sni: Option<&str>) -> Host {
+        match authority {
+            Some(a) => Host::named(a),
+            None => sni.map_or(Host::Other, Host::named),
+        }
+    }
+
+    /// The host a name (with or without `:port`) is, without allocating (it runs per request).
+    pub fn named(name: &str) -> Host {
+        let name = match name.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => name,
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if is("api-manage-broadcast.push.apple.com")
+            || is("api-manage-broadcast.sandbox.push.apple.com")
+        {
+            Host::Manage
+        } else if is("api.push.apple.com")
+            || is("api.sandbox.push.apple.com")
+            || is("api.development.push.apple.com")
+        {
+            Host::Api
+        } else {
+            Host::Other
+        }
+    }
+
+    /// Whether `path` is served on this host: the management host serves only `/1/…`, the API
+    /// host everything but `/1/…` **[inferred]**: Apple's hosts are separate services, so a
+    /// path of the other one is 404 BadPath (PROTOCOL.md 2.11's reason for an unknown path).
+    pub fn serves(self, path: &[u8]) -> bool {
+        match self {
+            Host::Manage => path.starts_with(b"/1/"),
+            Host::Api => !path.starts_with(b"/1/"),
+            Host::Other => true,
+        }
+    }
+}
+
 fn bundle(s: &str) -> Option<String> {
     (!s.is_empty() && !s.contains('/') && s.len() <= crate::model::wire::MAX_TOPIC_BYTES)
         .then(|| s.to_owned())
@@ -167,6 +221,17 @@ mod tests {
             assert_eq!(route("POST", p), Err(BadPath), "{p}");
         }
         assert!(is_broadcast_path(b"/4/broadcasts/apps/x"));
+        let manage = Host::of(Some("api-manage-broadcast.push.apple.com:443"), None);
+        assert_eq!(manage, Host::Manage);
+        assert!(manage.serves(b"/1/apps/x/channels") && !manage.serves(b"/3/device/ab"));
+        let api = Host::of(None, Some("api.sandbox.push.apple.com"));
+        assert_eq!(api, Host::Api);
+        assert!(!api.serves(b"/1/apps/x/channels") && api.serves(b"/4/broadcasts/apps/x"));
+        assert_eq!(
+            Host::of(Some("127.0.0.1:2197"), Some("api.push.apple.com")),
+            Host::Other
+        );
+        assert!(Host::Other.serves(b"/1/apps/x/channels"));
         assert!(!is_broadcast_path(b"/3/device/ab"));
     }
 

@@ -19,8 +19,9 @@ pub struct BroadcastSettings {
     /// `apns-topic` on `/4/broadcasts` must be present (A-LA does not list it; default: optional,
     /// but when sent it must be `<bundle>.push-type.liveactivity`).
     pub require_topic: bool,
-    /// `apns-push-type` must be exactly `liveactivity`; false also accepts A-BERR's `LiveActivity`
-    /// casing (PROTOCOL.md 2.11 [uncertain]; default false: both accepted).
+    /// `apns-push-type` must be exactly `liveactivity` and a create body's `push-type` exactly
+    /// `LiveActivity`; false accepts either casing in both places (PROTOCOL.md 2.11 [uncertain];
+    /// default false: node-apn 8 sends `liveactivity` in the create body).
     pub push_type_case_sensitive: bool,
     /// Write 503's reason as A-BERR prints it, "Service Unavailable" (default: "ServiceUnavailable",
     /// the spelling every client's `/3/device` table knows).

@@ -125,6 +125,12 @@ pub struct Setup {
     /// A connection-level fault: a notification reported `error` (the caller was told, the
     /// library did not retry) is NON-STRICT rather than lost.
     pub transient_errors: bool,
+    /// Broadcast cases: channels with subscribed devices the runner makes before the driver.
+    pub channels: Vec<crate::conformance::broadcast::PreChannel>,
+    /// Broadcast cases: their real ids, once made (same order).
+    pub channel_ids: Vec<String>,
+    /// Broadcast cases: what a correct provider reports for each step, by step id.
+    pub step_expect: Vec<(u32, crate::conformance::broadcast::StepExpect)>,
     seed: u64,
 }
 
@@ -141,6 +147,9 @@ impl Setup {
             environment: Environment::Production,
             transient: Vec::new(),
             transient_errors: false,
+            channels: Vec::new(),
+            channel_ids: Vec::new(),
+            step_expect: Vec::new(),
             seed,
         }
     }

@@ -464,6 +464,9 @@ pub fn catalogue() -> Vec<Case> {
             )
         },
     ]
+    .into_iter()
+    .chain(crate::conformance::broadcast::cases())
+    .collect()
 }
 
 /// A rule that fires once, on the 11th notification of the run (every fault case cuts there).
@@ -988,7 +991,11 @@ mod tests {
         for c in &cases {
             let mut s = Setup::new(c.id);
             (c.setup)(&mut s, c.protocol);
-            assert!(!s.plan.notifications.is_empty(), "{}", c.id);
+            assert!(
+                !s.plan.notifications.is_empty() || !s.plan.broadcasts.is_empty(),
+                "{}",
+                c.id
+            );
             crate::engine::scenario::parse_toml(&s.scenario)
                 .unwrap_or_else(|e| panic!("{}: {e}\n{}", c.id, s.scenario));
             assert!(c.id.starts_with(match c.protocol {

@@ -684,6 +684,7 @@ mod tests {
                 status: None,
                 timestamp: None,
                 apns_id: None,
+                channel: None,
             });
         }
         tweak(&s, &mut events, &mut out);

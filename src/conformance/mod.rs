@@ -5,6 +5,7 @@
 //! journal and the driver's report into findings, `report` and `html` write them out,
 //! `expect` compares them with committed grades.
 
+pub mod broadcast;
 pub mod case;
 pub mod catalogue;
 pub mod expect;

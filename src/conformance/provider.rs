@@ -53,6 +53,10 @@ pub struct ProviderSpec {
     /// Whether the library can read the feedback service (legacy).
     #[serde(default = "yes")]
     pub feedback: bool,
+    /// Whether the library has the broadcast APIs (channel management and `/4/broadcasts`,
+    /// PROTOCOL.md 2.11); the broadcast cases are UNSUPPORTED without it.
+    #[serde(default)]
+    pub broadcast: bool,
     /// The lowest TLS version the library speaks on the legacy ports ("1.0" for providers that
     /// hard-code TLS 1.0); the runner starts its emulators with that `legacy_tls_min`.
     #[serde(default)]

@@ -110,6 +110,12 @@ fn choose_auth(case: &Case, provider: &Provider, setup: &Setup) -> Result<AuthKi
             case.protocol.as_str()
         ));
     }
+    if !setup.plan.broadcasts.is_empty() && !provider.spec.broadcast {
+        return Err(format!(
+            "{} declares no broadcast support (channel management, /4/broadcasts)",
+            provider.name()
+        ));
+    }
     if setup.plan.read_feedback && !provider.spec.feedback {
         return Err(format!(
             "{} cannot read the feedback service",
@@ -164,7 +170,7 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case, run: u32) 
         format!("{}-r{}", case.id, run + 1)
     };
     let dir = env.runs.join(provider.name()).join(&folder);
-    match run_driver(env, provider, case, &setup, auth, &dir).await {
+    match run_driver(env, provider, case, &mut setup, auth, &dir).await {
         Ok((exit, output, events, elapsed)) => {
             let facts = Facts::new(case, &setup, &output, &exit, &events);
             let mut findings = judge::common(&facts);
@@ -179,6 +185,13 @@ pub async fn run_case(env: &RunEnv, provider: &Provider, case: &Case, run: u32) 
                 .count();
             result.summary =
                 judge::summary(grade, &findings, delivered, setup.plan.notifications.len());
+            if setup.plan.notifications.is_empty() && grade == Grade::Ok {
+                // A broadcast case: its steps are what was planned.
+                result.summary = format!(
+                    "all {} broadcast steps answered and reported as meant",
+                    setup.plan.broadcasts.len()
+                );
+            }
             result.grade = grade;
             result.findings = findings;
             result.exit = Some(exit);
@@ -203,7 +216,7 @@ async fn run_driver(
     env: &RunEnv,
     provider: &Provider,
     case: &Case,
-    setup: &Setup,
+    setup: &mut Setup,
     auth: AuthKind,
     dir: &Path,
 ) -> Result<RunOutput, Box<dyn std::error::Error + Send + Sync>> {
@@ -214,15 +227,17 @@ async fn run_driver(
     let scenario =
         crate::engine::scenario::parse_toml(&text).map_err(|e| format!("case scenario: {e}"))?;
     std::fs::write(dir.join("scenario.toml"), &text)?;
-    let plan_path = dir.join("plan.json");
-    std::fs::write(&plan_path, serde_json::to_vec(&setup.plan)?)?;
-
     let emu = Emulator::builder()
         .certs(CertSource::Dir(env.certs.clone()))
         .control_port(None)
         .scenario(scenario, None)
         .start()
         .await?;
+    // The case's channels and their subscribed devices exist before the driver starts (a
+    // device subscribes out of band); the plan names them by their real ids.
+    crate::conformance::broadcast::prepare(&emu, setup, &env.manifest.topic)?;
+    let plan_path = dir.join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_vec(&setup.plan)?)?;
     let journal = emu.journal().clone();
     let vars = driver_env(
         env,
@@ -346,6 +361,9 @@ fn driver_env(
     let feedback = emu
         .addr(&format!("{prefix}feedback"))
         .ok_or("no feedback listener")?;
+    let manage = emu
+        .addr(&format!("{prefix}manage_broadcast"))
+        .ok_or("no channel-management listener")?;
     let m = &env.manifest;
     let ident = m
         .identities
@@ -379,6 +397,12 @@ fn driver_env(
         ("APNSIM_TEAM_ID".into(), m.team_id.clone()),
         ("APNSIM_TOPIC".into(), m.topic.clone()),
         ("APNSIM_PLAN".into(), plan.to_string_lossy().into_owned()),
+        // PROTOCOL.md 2.11: the channel-management API's port and Apple's host name for it.
+        ("APNSIM_MANAGE_PORT".into(), manage.port().to_string()),
+        (
+            "APNSIM_MANAGE_HOST".into(),
+            environment.manage_host().into(),
+        ),
         (
             "APNSIM_CERTS".into(),
             env.certs.to_string_lossy().into_owned(),

@@ -8,6 +8,9 @@
 //!   past; otherwise APNs keeps only the latest notification per app (topic): the first is
 //!   `stored`, a later one `replaced` (the event names the one it displaced); no expiry means
 //!   the store policy (30 days, PROTOCOL.md 2.3);
+//! - a broadcast (PROTOCOL.md 2.11, storage policy 1: "most recent") is kept per channel, not
+//!   per app: its slot is the channel, so a channel's newest message replaces only that
+//!   channel's previous one, never a direct push to the app nor another channel's message;
 //! - coming online, each stored notification is `expired` if its expiry has passed, else
 //!   `delivered`, oldest first;
 //! - on the device, a delivered notification with the same app and collapse id as one already
@@ -119,6 +122,10 @@ pub struct StoredNotification {
     pub expires_at: u64,
     /// Where it came from.
     pub origin: Origin,
+    /// The broadcast channel it came through: its store slot (PROTOCOL.md 2.11); `None` for a
+    /// push to the device token, kept per app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// A notification the device displayed.
@@ -198,6 +205,19 @@ impl Devices {
         n: &Notification,
         now_ms: u64,
     ) -> Vec<DeviceEvent> {
+        self.on_accepted_via(record, origin, n, None, now_ms)
+    }
+
+    /// As [`Devices::on_accepted`], for a notification that came through broadcast `channel`
+    /// (`None`: sent to the token): an offline device keeps the most recent one per channel.
+    pub fn on_accepted_via(
+        &mut self,
+        record: Option<&TokenRecord>,
+        origin: Origin,
+        n: &Notification,
+        channel: Option<&str>,
+        now_ms: u64,
+    ) -> Vec<DeviceEvent> {
         let Some(record) = record else {
             return Vec::new();
         };
@@ -240,13 +260,13 @@ impl Devices {
             stored_at_ms: now_ms,
             expires_at: expires,
             origin,
+            channel: channel.map(str::to_owned),
         };
-        // APNs keeps only the latest notification per app; a collapse id does not change that.
-        if let Some(i) = device
-            .stored
-            .iter()
-            .position(|s| app(&s.notification) == app(n))
-        {
+        // APNs keeps only the latest notification per app (per channel for a broadcast,
+        // PROTOCOL.md 2.11); a collapse id does not change that.
+        if let Some(i) = device.stored.iter().position(|s| {
+            s.channel.as_deref() == channel && (channel.is_some() || app(&s.notification) == app(n))
+        }) {
             let old = device.stored.remove(i);
             let same_collapse =
                 n.collapse_id.is_some() && old.notification.collapse_id == n.collapse_id;
@@ -255,7 +275,11 @@ impl Devices {
                 DeviceEventKind::Replaced,
                 json!({
                     "app": app(n),
-                    "by": if same_collapse { "collapse-id" } else { "one-per-app" },
+                    "by": match (channel, same_collapse) {
+                        (Some(_), _) => "one-per-channel",
+                        (None, true) => "collapse-id",
+                        (None, false) => "one-per-app",
+                    },
                     "replaced": old.notification,
                     "expires_at": expires,
                 }),
@@ -601,6 +625,33 @@ mod tests {
         assert_eq!(kinds(&ev), vec![DeviceEventKind::Expired]);
         assert!(d.view(&tok(1), false).stored.is_empty());
         assert!(d.on_online(&tok(1), NOW_MS).is_empty());
+    }
+
+    #[test]
+    fn a_broadcast_is_kept_per_channel_not_per_app() {
+        let mut d = Devices::new(Limits::default());
+        let r = record(1, false);
+        let via = |d: &mut Devices, id, ch| {
+            let n = note(1, id, "com.a.push-type.liveactivity", Some(NOW + 60), None);
+            kinds(&d.on_accepted_via(Some(&r), origin(), &n, ch, NOW_MS))
+        };
+        assert_eq!(via(&mut d, 1, Some("A")), vec![DeviceEventKind::Stored]);
+        assert_eq!(via(&mut d, 2, Some("B")), vec![DeviceEventKind::Stored]);
+        assert_eq!(via(&mut d, 3, None), vec![DeviceEventKind::Stored]);
+        assert_eq!(via(&mut d, 4, Some("A")), vec![DeviceEventKind::Replaced]);
+        assert_eq!(via(&mut d, 5, None), vec![DeviceEventKind::Replaced]);
+        let stored = d.view(&tok(1), false).stored;
+        assert_eq!(
+            stored
+                .iter()
+                .map(|s| s.channel.as_deref())
+                .collect::<Vec<_>>(),
+            vec![Some("B"), Some("A"), None]
+        );
+        assert_eq!(
+            ids(stored.into_iter().map(|s| s.notification)),
+            vec![2, 4, 5]
+        );
     }
 
     #[test]

@@ -106,12 +106,27 @@ impl Engine {
     /// The device model's events for a notification just accepted on a connection of `origin`
     /// (nothing for unknown tokens). Lock order: registry, then devices.
     pub fn device_events(&self, origin: Origin, n: &Notification, now_ms: u64) -> Vec<DeviceEvent> {
+        self.device_events_via(origin, n, None, now_ms)
+    }
+
+    /// As [`Engine::device_events`] for a notification that came through broadcast `channel`:
+    /// an offline device keeps the most recent one per channel (PROTOCOL.md 2.11).
+    pub fn device_events_via(
+        &self,
+        origin: Origin,
+        n: &Notification,
+        channel: Option<&str>,
+        now_ms: u64,
+    ) -> Vec<DeviceEvent> {
         if !self.devices_active() {
             return Vec::new();
         }
         self.registry.with(&n.token, |record| match record {
             None => Vec::new(),
-            Some(r) => self.devices.lock().on_accepted(Some(r), origin, n, now_ms),
+            Some(r) => self
+                .devices
+                .lock()
+                .on_accepted_via(Some(r), origin, n, channel, now_ms),
         })
     }
 
@@ -188,6 +203,18 @@ impl Engine {
     /// Decides one well-formed notification (codec-level checks already passed): scenario rules
     /// first (first match wins; `accept` overrides the default), then Apple's default behaviour.
     pub fn decide(&self, conn: &ConnState, n: &Notification) -> Verdict {
+        self.decide_on(conn, n, rules::Api::Device, None)
+    }
+
+    /// As [`Engine::decide`], for a request on `api` carrying `apns-channel-id` `channel`
+    /// (PROTOCOL.md 2.11): the broadcast family goes through the same rules.
+    pub fn decide_on(
+        &self,
+        conn: &ConnState,
+        n: &Notification,
+        api: rules::Api,
+        channel: Option<&str>,
+    ) -> Verdict {
         if self.has_rules.load(Ordering::Acquire) {
             let ctx = NotificationCtx {
                 connection_id: conn.id,
@@ -199,6 +226,8 @@ impl Engine {
                     &n.token,
                     conn.environment,
                 ),
+                api,
+                channel,
             };
             if let Some(fired) = self.rules.lock().on_notification(&ctx) {
                 return match fired.action {

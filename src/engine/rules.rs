@@ -265,6 +265,13 @@ pub struct Matcher {
     /// The notification's apns-push-type (PROTOCOL.md 2.4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_type: Option<PushType>,
+    /// The provider API the request is on (`/3/device` and legacy, `/4/broadcasts`, or channel
+    /// management, PROTOCOL.md 2.11); `None` = any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
+    /// The request's `apns-channel-id`, exactly (a broadcast, or a channel read or delete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Exactly the nth notification on its connection (1-based).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nth: Option<u64>,
@@ -310,6 +317,8 @@ impl Matcher {
         );
         add(self.topic.is_some(), "topic");
         add(self.push_type.is_some(), "push_type");
+        add(self.api.is_some(), "api");
+        add(self.channel.is_some(), "channel");
         add(self.nth.is_some(), "nth");
         add(self.nth_overall.is_some(), "nth_overall");
         add(self.every.is_some(), "every");
@@ -346,6 +355,11 @@ impl Matcher {
                 .as_deref()
                 .map_or(true, |t| n.topic.as_deref() == Some(t))
             && self.push_type.map_or(true, |t| n.push_type == Some(t))
+            && self.api.map_or(true, |a| a == ctx.api)
+            && self
+                .channel
+                .as_deref()
+                .map_or(true, |c| ctx.channel == Some(c))
             && self.nth.map_or(true, |k| on_conn == k)
             && self.nth_overall.map_or(true, |k| overall == k)
             && self.every.map_or(true, |k| k != 0 && on_conn % k == 0)
@@ -803,6 +817,37 @@ pub struct NotificationCtx<'a> {
     pub notification: &'a Notification,
     /// The token is registered for the other environment; see [`token_environment_mismatch`].
     pub token_environment_mismatch: bool,
+    /// The API the request is on.
+    pub api: Api,
+    /// The request's `apns-channel-id`, if any.
+    pub channel: Option<&'a str>,
+}
+
+/// The provider API a request is on (the journal's `api`): rules can target one, and the
+/// broadcast family's requests go through the same rules as `/3/device` (PROTOCOL.md 2.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Api {
+    /// `/3/device` and the legacy binary gateway.
+    Device,
+    /// `POST /4/broadcasts/apps/<bundleId>`.
+    Broadcast,
+    /// The channel-management API (`/1/apps/<bundleId>/…`).
+    ChannelManagement,
+}
+
+impl Api {
+    /// Every API, in the order the scenario reference lists them.
+    pub const ALL: [Api; 3] = [Api::Device, Api::Broadcast, Api::ChannelManagement];
+
+    /// The spelling in scenarios and on the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Device => "device",
+            Api::Broadcast => "broadcast",
+            Api::ChannelManagement => "channel-management",
+        }
+    }
 }
 
 /// Whether `token` is registered for an environment other than `connection_env` (the caller
@@ -1136,6 +1181,8 @@ mod tests {
                     environment: Environment::Production,
                     notification: n,
                     token_environment_mismatch: false,
+                    api: Api::Device,
+                    channel: None,
                 })
                 .map(|f| f.rule)
             })
@@ -1158,6 +1205,8 @@ mod tests {
             environment: e,
             notification: n,
             token_environment_mismatch: mismatch,
+            api: Api::Device,
+            channel: None,
         }
     }
 

@@ -205,6 +205,11 @@ impl Session {
         self.id
     }
 
+    /// The TLS SNI the client sent, if any.
+    pub fn sni(&self) -> Option<String> {
+        self.observations.lock().sni.clone()
+    }
+
     /// The environment served.
     pub fn environment(&self) -> Environment {
         self.environment
@@ -575,7 +580,7 @@ impl Session {
         let silent = |then: Command, n: Notification| {
             self.plain(Answer::Silent { then: vec![then] }, Some(n))
         };
-        let mut d = match fired.action {
+        let mut d = match fired.action.clone() {
             Action::Http2(Http2Action::Reject {
                 reason,
                 status,
@@ -592,47 +597,19 @@ impl Session {
                 }
                 self.plain(a, Some(n))
             }
-            Action::Http2(Http2Action::Goaway {
-                reason,
-                code,
-                last_stream_id,
-                ..
-            }) => {
-                let goaway = |last: u32| Command::GoAway {
-                    code,
-                    last_stream_id: Some(last),
-                    debug: debug_data(reason),
-                };
-                let processed = self.max_decided.load(Ordering::Acquire);
-                match last_stream_id {
-                    // A higher stream was already processed (requests complete out of order):
-                    // this one is processed too, and the GOAWAY that follows its answer covers
-                    // both, so what is announced and what was done agree (RFC 9113 6.8).
-                    LastStreamId::Auto if processed > stream_id => {
-                        self.cut_above.fetch_min(processed, Ordering::AcqRel);
-                        let mut d = normal(n);
-                        push_then(&mut d.answer, goaway(processed));
-                        d
-                    }
-                    // This stream is not processed: announce the one before it, unless the rule says.
-                    last => {
-                        let last = match last {
-                            LastStreamId::Auto => stream_id.saturating_sub(2),
-                            LastStreamId::Id(id) => id,
-                        };
-                        self.cut_above.fetch_min(last, Ordering::AcqRel);
-                        silent(goaway(last), n)
-                    }
+            Action::Http2(
+                a @ (Http2Action::Goaway { .. }
+                | Http2Action::RstStream { .. }
+                | Http2Action::Close { .. }),
+            ) => match self.cut(&a, stream_id) {
+                Some(Cut::After(cmd)) => {
+                    let mut d = normal(n);
+                    push_then(&mut d.answer, cmd);
+                    d
                 }
-            }
-            Action::Http2(Http2Action::RstStream { code }) => {
-                silent(Command::Reset { stream_id, code }, n)
-            }
-            Action::Http2(Http2Action::Close { reset }) => {
-                self.reset.fetch_or(reset, Ordering::AcqRel);
-                self.cut_above.fetch_min(stream_id, Ordering::AcqRel);
-                silent(Command::CloseAbruptly, n)
-            }
+                Some(Cut::Silent(cmd)) => silent(cmd, n),
+                None => unreachable!("cut covers GOAWAY, RST_STREAM and close"),
+            },
             Action::Http2(Http2Action::Delay { ms }) => {
                 let mut d = normal(n);
                 d.delay = Some(Duration::from_millis(ms));
@@ -657,6 +634,61 @@ impl Session {
         };
         d.rule = Some(fired.journal_detail());
         d
+    }
+
+    /// Whether a request on `stream_id` comes after a scripted GOAWAY or close: it is discarded.
+    pub fn is_cut(&self, stream_id: u32) -> bool {
+        stream_id > self.cut_above.load(Ordering::Acquire)
+    }
+
+    /// Records that the request on `stream_id` was decided, so an honest GOAWAY covers it.
+    pub fn decided(&self, stream_id: u32) {
+        self.max_decided.fetch_max(stream_id, Ordering::AcqRel);
+    }
+
+    /// How a scripted GOAWAY, RST_STREAM or close ends the request on `stream_id`, whatever API
+    /// it is on (PROTOCOL.md 2.2), with the stream bookkeeping; `None` for any other action.
+    pub fn cut(&self, action: &Http2Action, stream_id: u32) -> Option<Cut> {
+        Some(match *action {
+            Http2Action::Goaway {
+                reason,
+                code,
+                last_stream_id,
+                ..
+            } => {
+                let goaway = |last: u32| Command::GoAway {
+                    code,
+                    last_stream_id: Some(last),
+                    debug: debug_data(reason),
+                };
+                let processed = self.max_decided.load(Ordering::Acquire);
+                match last_stream_id {
+                    // A higher stream was already processed (requests complete out of order):
+                    // this one is processed too, and the GOAWAY that follows its answer covers
+                    // both, so what is announced and what was done agree (RFC 9113 6.8).
+                    LastStreamId::Auto if processed > stream_id => {
+                        self.cut_above.fetch_min(processed, Ordering::AcqRel);
+                        Cut::After(goaway(processed))
+                    }
+                    // This stream is not processed: announce the one before it, unless the rule says.
+                    last => {
+                        let last = match last {
+                            LastStreamId::Auto => stream_id.saturating_sub(2),
+                            LastStreamId::Id(id) => id,
+                        };
+                        self.cut_above.fetch_min(last, Ordering::AcqRel);
+                        Cut::Silent(goaway(last))
+                    }
+                }
+            }
+            Http2Action::RstStream { code } => Cut::Silent(Command::Reset { stream_id, code }),
+            Http2Action::Close { reset } => {
+                self.reset.fetch_or(reset, Ordering::AcqRel);
+                self.cut_above.fetch_min(stream_id, Ordering::AcqRel);
+                Cut::Silent(Command::CloseAbruptly)
+            }
+            _ => return None,
+        })
     }
 
     /// Refuses with Apple's reason (as the compatibility settings write it, PROTOCOL.md 2.7).
@@ -794,6 +826,15 @@ impl Session {
             then,
         }
     }
+}
+
+/// How a scripted GOAWAY, RST_STREAM or close ends a request ([`Session::cut`]).
+#[derive(Debug)]
+pub enum Cut {
+    /// Do not answer; run this instead.
+    Silent(Command),
+    /// Answer as usual, then run this (a GOAWAY that covers a request already processed).
+    After(Command),
 }
 
 /// Appends a command to run after the answer (nothing for a discarded stream).

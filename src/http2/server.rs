@@ -186,16 +186,29 @@ impl Handler for ApnsHandler {
     ) -> impl Future<Output = Option<Response>> + Send {
         self.apns.observe_request(&req);
         // PROTOCOL.md 2.11: `/1/…` channel management and `/4/…` broadcasts have their own module.
-        if req
-            .header(":path")
-            .is_some_and(crate::broadcast::request::is_broadcast_path)
-        {
-            let (response, hold) = self.broadcast(&req);
+        // PROTOCOL.md 2.11: so does any request to the management host (it serves nothing else).
+        let path = req.header(":path").unwrap_or_default();
+        // `:authority` first: the SNI (behind a lock) only when a request has none.
+        let host = |name: Option<&str>| name.map(crate::broadcast::request::Host::named);
+        let manage = match host(
+            req.header(":authority")
+                .and_then(|v| std::str::from_utf8(v).ok()),
+        ) {
+            Some(h) => h,
+            None => {
+                host(self.apns.sni().as_deref()).unwrap_or(crate::broadcast::request::Host::Other)
+            }
+        } == crate::broadcast::request::Host::Manage;
+        if crate::broadcast::request::is_broadcast_path(path) || manage {
+            let out = self.broadcast(&req);
             return futures_util::future::Either::Left(async move {
-                if let Some(d) = hold {
+                if let Some(d) = out.hold {
                     tokio::time::sleep(d).await;
                 }
-                response
+                for cmd in out.commands {
+                    let _ = handle.send(cmd).await;
+                }
+                out.response
             });
         }
         let mut decision = self

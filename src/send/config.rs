@@ -5,7 +5,7 @@
 use super::SendArgs;
 use crate::certs::{CertError, Identity, Manifest};
 use crate::model::{AuthKind, Environment, Protocol};
-use crate::plan::{Plan, PlanNotification};
+use crate::plan::{BroadcastOp, BroadcastStep, Plan, PlanNotification};
 use std::path::{Path, PathBuf};
 
 /// Why `apnsim send` cannot run at all (the driver contract's exit 2).
@@ -62,6 +62,8 @@ pub struct Target {
     pub feedback_port: u16,
     /// SNI, `:authority`, and the name the server certificate must carry.
     pub apple_host: String,
+    /// Channel-management port (PROTOCOL.md 2.11; `serve` listens on 2198 / 2298).
+    pub manage_port: u16,
 }
 
 /// The ES256 key a provider signs its JWTs with (PROTOCOL.md 2.8).
@@ -214,8 +216,12 @@ impl Job {
                 .apple_host
                 .clone()
                 .unwrap_or_else(|| environment.apple_host(protocol).to_string()),
+            manage_port: args.manage_port.unwrap_or(match environment {
+                Environment::Production => 2198,
+                Environment::Sandbox => 2298,
+            }),
         };
-        let plan = load_plan(args)?;
+        let mut plan = load_plan(args)?;
         let mut manifest = LazyManifest::new(&args.certs);
 
         let ca_path = path_or_manifest(&args.ca, &mut manifest, "CA certificate", "--ca", |m| {
@@ -294,6 +300,9 @@ impl Job {
             (None, _) => manifest.get().ok().map(|m| m.topic.clone()),
         };
 
+        if plan.bundle_id.is_none() && !plan.broadcasts.is_empty() {
+            plan.bundle_id = topic.as_deref().map(|t| bundle_of(t).to_owned());
+        }
         Ok(Job {
             target,
             ca_pem,
@@ -317,15 +326,33 @@ fn load_plan(args: &SendArgs) -> Result<Plan, ConfigError> {
         plan.read_feedback |= args.read_feedback;
         return Ok(plan);
     }
-    let token = args.token.clone().ok_or_else(|| {
-        ConfigError::Usage("give --plan FILE, or --token HEX for one notification".into())
-    })?;
     let payload = match (&args.payload, &args.alert) {
         (Some(p), _) => serde_json::from_str(p)
             .map_err(|e| ConfigError::Usage(format!("--payload is not JSON: {e}")))?,
         (None, Some(alert)) => serde_json::json!({ "aps": { "alert": alert } }),
         (None, None) => serde_json::json!({ "aps": { "alert": "Hello from apnsim" } }),
     };
+    // `--channel`: one broadcast to that channel of the topic's app (PROTOCOL.md 2.11).
+    if let Some(channel) = &args.channel {
+        return Ok(Plan {
+            broadcasts: vec![BroadcastStep {
+                id: 1,
+                op: BroadcastOp::Broadcast,
+                channel: Some(channel.clone()),
+                storage_policy: None,
+                payload: Some(payload),
+                expiry: Some(args.expiry),
+                priority: Some(args.priority),
+            }],
+            ..Plan::default()
+        });
+    }
+    let token = args.token.clone().ok_or_else(|| {
+        ConfigError::Usage(
+            "give --plan FILE, --token HEX for one notification or --channel ID for one broadcast"
+                .into(),
+        )
+    })?;
     Ok(Plan {
         notifications: vec![PlanNotification {
             id: 1,
@@ -337,6 +364,14 @@ fn load_plan(args: &SendArgs) -> Result<Plan, ConfigError> {
             collapse_id: args.collapse_id.clone(),
         }],
         read_feedback: args.read_feedback,
-        pace_ms: 0,
+        ..Plan::default()
     })
+}
+
+/// The bare bundle id of a topic: broadcasts name the app, not its Live Activity topic
+/// (PROTOCOL.md 2.11: `/4/broadcasts/apps/<bundleId>`).
+pub fn bundle_of(topic: &str) -> &str {
+    topic
+        .strip_suffix(".push-type.liveactivity")
+        .unwrap_or(topic)
 }

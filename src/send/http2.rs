@@ -350,6 +350,7 @@ fn handle_done(
                 status: Some(status),
                 timestamp: None,
                 apns_id: apns_id.clone(),
+                channel: None,
             };
             match verdict {
                 Verdict::Sent => ledger.settle(i, sent_outcome(id, apns_id.clone())),

@@ -205,6 +205,7 @@ fn apply(
             status: f.status.map(u16::from),
             timestamp: None,
             apns_id: None,
+            channel: None,
         });
     }
 }

@@ -6,6 +6,7 @@
 //! `connect` opens TLS connections, `legacy` (+ `settle`, its pure bookkeeping) and `http2` (+ `jwt`, `token_file`,
 //! `retry`) send, and this file prints the contract's report lines.
 
+mod broadcast;
 mod config;
 pub mod connect;
 mod http2;
@@ -78,6 +79,14 @@ pub struct SendArgs {
     /// Send this plan (driver contract JSON) instead of one notification.
     #[arg(long, env = "APNSIM_PLAN")]
     pub plan: Option<PathBuf>,
+    /// Broadcast to this channel (base64 `apns-channel-id`) of the topic's app instead of
+    /// sending to a device (`POST /4/broadcasts/apps/<bundle>`, PROTOCOL.md 2.11); `--expiry`
+    /// is sent as given, 0 included (the only value a no-storage channel accepts).
+    #[arg(long, env = "APNSIM_CHANNEL", conflicts_with_all = ["plan", "token"])]
+    pub channel: Option<String>,
+    /// Channel-management port [default: 2198 production, 2298 sandbox, as `serve`].
+    #[arg(long, env = "APNSIM_MANAGE_PORT")]
+    pub manage_port: Option<u16>,
     /// Device token (hex) of the single notification.
     #[arg(long, env = "APNSIM_DEVICE_TOKEN")]
     pub token: Option<String>,
@@ -148,15 +157,20 @@ pub async fn run(args: SendArgs) -> Result<ExitCode, Box<dyn std::error::Error>>
     if let Some(m) = args.mutant {
         mutant::set(m);
     }
-    let ids = job.plan.notifications.iter().map(|n| n.id);
+    let ids = (job.plan.notifications.iter().map(|n| n.id))
+        .chain(job.plan.broadcasts.iter().map(|s| s.id));
     if let Some(outcomes) = mutant::without_connecting(ids) {
         print_report(&outcomes, None)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let outcomes = match job.target.protocol {
+    let mut outcomes = match job.target.protocol {
+        _ if job.plan.notifications.is_empty() => Vec::new(),
         Protocol::Http2 => http2::send(&job).await,
         _ => legacy::send(&job).await,
     };
+    if !job.plan.broadcasts.is_empty() {
+        outcomes.extend(broadcast::send(&job).await);
+    }
     let feedback = if job.plan.read_feedback {
         match legacy::read_feedback(&job).await {
             Ok(tuples) => Some(tuples),
@@ -208,6 +222,7 @@ fn error_outcome(id: u32, reason: impl Into<String>) -> Outcome {
         status: None,
         timestamp: None,
         apns_id: None,
+        channel: None,
     }
 }
 
@@ -220,5 +235,6 @@ fn sent_outcome(id: u32, apns_id: Option<String>) -> Outcome {
         status: None,
         timestamp: None,
         apns_id,
+        channel: None,
     }
 }

@@ -759,7 +759,7 @@ fn rule_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Rule> {
     Some(rule)
 }
 
-const MATCHER_FIELDS: [&str; 16] = [
+const MATCHER_FIELDS: [&str; 18] = [
     "on",
     "protocol",
     "environment",
@@ -767,6 +767,8 @@ const MATCHER_FIELDS: [&str; 16] = [
     "token_environment_mismatch",
     "topic",
     "push_type",
+    "api",
+    "channel",
     "nth",
     "nth_overall",
     "every",
@@ -810,6 +812,11 @@ fn matcher_from(cx: &mut Cx, node: &Node, path: &str) -> Option<Matcher> {
         let table = crate::model::PushType::ALL.map(|t| (t.as_str(), t));
         name_of(cx, n, &p("push_type"), "push type", &table)
     });
+    m.api = f.get("api").and_then(|n| {
+        let table = crate::engine::rules::Api::ALL.map(|a| (a.as_str(), a));
+        name_of(cx, n, &p("api"), "api", &table)
+    });
+    m.channel = f.get("channel").and_then(|n| string(cx, n, &p("channel")));
     let mut count = |f: &mut Fields<'_>, k: &str| f.get(k).and_then(|n| u64_(cx, n, &p(k)));
     m.nth = count(&mut f, "nth");
     m.nth_overall = count(&mut f, "nth_overall");
@@ -977,7 +984,7 @@ mod tests {
         let e = ScenarioErrors::not_utf8(&body, at).with_file("scenario");
         assert_eq!(e.to_string(), "scenario:2:3: scenario is not UTF-8");
     }
-    use crate::engine::rules::{ConnectionCtx, NotificationCtx};
+    use crate::engine::rules::{Api, ConnectionCtx, NotificationCtx};
     use crate::model::Notification;
     use proptest::prelude::*;
 
@@ -1186,7 +1193,7 @@ then = { action = "drop" }
 seed = 9
 [[rules]]
 name = "all"
-when = { on = "notification", protocol = "http2", environment = "sandbox", token = ["AB01", "cd02"], token_environment_mismatch = false, topic = "com.a", push_type = "voip", nth = 1, nth_overall = 2, every = 3, every_overall = 4, after = 5, after_overall = 6, connection = 7, connection_overall = 8, probability = 0.5 }
+when = { on = "notification", protocol = "http2", environment = "sandbox", token = ["AB01", "cd02"], token_environment_mismatch = false, topic = "com.a", push_type = "voip", api = "broadcast", channel = "AAEC", nth = 1, nth_overall = 2, every = 3, every_overall = 4, after = 5, after_overall = 6, connection = 7, connection_overall = 8, probability = 0.5 }
 then = { action = "accept" }
 times = 3
 delay_ms = 200
@@ -1207,6 +1214,8 @@ delay_ms = 200
         assert_eq!(m.token_environment_mismatch, Some(false));
         assert_eq!(m.topic.as_deref(), Some("com.a"));
         assert_eq!(m.push_type, Some(crate::model::PushType::Voip));
+        assert_eq!(m.api, Some(crate::engine::rules::Api::Broadcast));
+        assert_eq!(m.channel.as_deref(), Some("AAEC"));
         assert_eq!(
             [
                 m.nth,
@@ -1501,6 +1510,8 @@ then = { action = "goaway", before_settings = true, code = 11, last_stream_id = 
                     environment: env,
                     notification: &n,
                     token_environment_mismatch: false,
+                    api: Api::Device,
+                    channel: None,
                 });
                 out.push(f.map(|f| (f.rule, f.action.name())));
             }

@@ -4,17 +4,19 @@
 
 use super::ApnsHandler;
 use crate::broadcast::liveactivity::{self, Route as LaRoute};
-use crate::broadcast::request::Fields;
+use crate::broadcast::request::{Fields, Host};
 use crate::broadcast::{self, BroadcastReason, Done, Route};
 use crate::engine::devices::Origin;
-use crate::engine::rules::{Action, Http2Action};
+use crate::engine::rules::{Action, Api, Http2Action};
 use crate::engine::Verdict;
+use crate::http2::apns::Cut;
 use crate::http2::conn::Request;
-use crate::http2::driver::Response;
+use crate::http2::driver::{Command, Response};
 use crate::journal::EventKind;
 use crate::model::{DeviceToken, Notification, Protocol};
 use bytes::Bytes;
 use serde_json::json;
+use std::time::Duration;
 
 impl ApnsHandler {
     /// Auth as on `/3/device` (PROTOCOL.md 2.8, 2.9), on the connection's own token state:
@@ -63,11 +65,10 @@ impl ApnsHandler {
     }
 
     /// Answers one broadcast-family request; journals before the client can see the answer.
-    /// The duration is how long a scenario rule holds the answer.
-    pub(super) fn broadcast(
-        &self,
-        req: &Request,
-    ) -> (Option<Response>, Option<std::time::Duration>) {
+    /// Scenario rules apply as on `/3/device` (PROTOCOL.md 2.11 and the rules' own facts): a
+    /// broadcast meets them once it passed its checks, a management call once authenticated
+    /// and before it changes anything, so a fault never leaves a half-done call.
+    pub(super) fn broadcast(&self, req: &Request) -> Outcome {
         let headers: Vec<(Bytes, Bytes)> = req
             .headers
             .iter()
@@ -81,75 +82,104 @@ impl ApnsHandler {
                 .unwrap_or("")
         };
         let (method, path) = (text(":method"), text(":path"));
+        let channel = fields.get("apns-channel-id").ok().flatten();
+        let event = |kind| self.apns.event(kind);
+        let stream_id = req.stream_id;
+        let api_of = |route: &Option<Route>| match route {
+            Some(Route::Broadcast(_)) => Api::Broadcast,
+            Some(Route::Manage(..)) => Api::ChannelManagement,
+            None if path.starts_with("/4/") => Api::Broadcast,
+            None => Api::ChannelManagement,
+        };
+        // After a scripted GOAWAY or close, later streams are not processed (as on /3/device).
+        if self.apns.is_cut(stream_id) {
+            self.core
+                .journal
+                .record(event(EventKind::Discarded).detail(json!({
+                    "stream_id": stream_id,
+                    "after": "goaway-or-close",
+                    "api": api_of(&crate::broadcast::request::route(method, path).ok()),
+                    "path": path,
+                    "channel": channel,
+                })));
+            return Outcome::default();
+        }
         let settings = &self.core.settings.broadcast;
         let now_ms = self.core.clock.now_ms();
         let mut raise = false;
-        let decision = {
-            let mut store = self.core.broadcast.lock();
-            broadcast::decide(
-                method,
-                path,
-                &fields,
-                req.body.clone(),
-                self.apns.environment(),
-                &mut store,
-                settings,
-                now_ms,
-                rand::random,
-                || self.apns.generate_id(),
-                |bundle| {
-                    raise = self.broadcast_auth(bundle, &fields)?;
-                    Ok(())
-                },
-            )
-        };
-        let api = match &decision.route {
-            Some(Route::Broadcast(_)) => "broadcast",
-            Some(Route::Manage(..)) => "channel-management",
-            None if path.starts_with("/4/") => "broadcast",
-            None => "channel-management",
-        };
-        let rid = decision.request_id.clone();
+        let admitted = broadcast::admit(
+            method,
+            path,
+            host_of(&fields, &self.apns),
+            &fields,
+            settings,
+            || self.apns.generate_id(),
+            |bundle| {
+                raise = self.broadcast_auth(bundle, &fields)?;
+                Ok(())
+            },
+        );
+        let api = api_of(&admitted.route);
+        let rid = admitted.request_id.clone();
         let mut then = Vec::new();
         if raise {
             then.push(self.apns.raise_command());
         }
-        let event = |kind| self.apns.event(kind);
-        let mut hold = None;
-        let mut rule = None;
-        let mut outcome = decision.outcome;
-        // Scenario rules see a valid broadcast as a notification with an empty token, topic
-        // `<bundle>.push-type.liveactivity`, push type `liveactivity`: `reject` and `delay` apply.
-        if let Ok(Done::Broadcast(b)) = &outcome {
-            if let Verdict::Fault(f) = self
-                .core
-                .engine
-                .decide(&self.apns.conn_state(), &head_of(b, None))
-            {
-                rule = Some(f.journal_detail());
-                hold = f.delay;
-                match f.action {
-                    Action::Http2(Http2Action::Reject { reason, .. }) => {
-                        outcome = Err(BroadcastReason::from_apns(reason)
-                            .unwrap_or(BroadcastReason::InternalServerError));
-                    }
-                    Action::Http2(Http2Action::Delay { ms }) => {
-                        hold =
-                            Some(hold.unwrap_or_default() + std::time::Duration::from_millis(ms));
-                    }
-                    _ => {}
+        let mut shaped = Shaped::default();
+        let outcome = match admitted.outcome {
+            Err(r) => Err(r),
+            Ok(route @ Route::Manage(..)) => {
+                shaped = self.rules(&head_of_manage(&route), api, channel, stream_id);
+                match shaped.reject {
+                    Some(r) => Err(r),
+                    None if shaped.silent.is_some() => Err(BroadcastReason::InternalServerError),
+                    None => self.run(&route, &fields, req.body.clone(), now_ms),
                 }
             }
+            Ok(route @ Route::Broadcast(_)) => {
+                match self.run(&route, &fields, req.body.clone(), now_ms) {
+                    Ok(Done::Broadcast(b)) => {
+                        shaped = self.rules(&head_of(&b, None), api, channel, stream_id);
+                        match shaped.reject {
+                            Some(r) => Err(r),
+                            None => Ok(Done::Broadcast(b)),
+                        }
+                    }
+                    other => other,
+                }
+            }
+        };
+        self.apns.decided(stream_id);
+        then.extend(shaped.then);
+        let rule = shaped.rule;
+        if let Some(cmd) = shaped.silent {
+            // GOAWAY, RST_STREAM or close instead of an answer: nothing was done.
+            self.core
+                .journal
+                .record(event(EventKind::Dropped).detail(json!({
+                    "api": api,
+                    "apns_request_id": rid,
+                    "method": method,
+                    "path": path,
+                    "channel": channel,
+                    "rule": rule,
+                })));
+            then.push(cmd);
+            return Outcome {
+                response: None,
+                hold: shaped.hold,
+                commands: then,
+            };
         }
         let response = match outcome {
             Err(reason) => {
                 if reason == BroadcastReason::ExpiredProviderToken {
                     self.apns.with_token(|t| t.expired());
                 }
-                let channel = fields.get("apns-channel-id").ok().flatten();
+                let status = shaped.status.unwrap_or(reason.status());
                 self.core.journal.record(
                     event(EventKind::Rejected)
-                        .status(reason.status(), reason.as_str())
+                        .status(status, reason.as_str())
                         .detail(json!({
                             "api": api,
                             "apns_request_id": rid,
@@ -160,7 +190,7 @@ impl ApnsHandler {
                         })),
                 );
                 Response {
-                    status: reason.status(),
+                    status,
                     headers: vec![
                         ("content-type".into(), "application/json".into()),
                         ("apns-request-id".into(), rid),
@@ -173,7 +203,7 @@ impl ApnsHandler {
                 }
             }
             Ok(Done::Managed(m)) => {
-                let (op, bundle) = match &decision.route {
+                let (op, bundle) = match &admitted.route {
                     Some(Route::Manage(op, b)) => (Some(*op), b.as_str()),
                     _ => (None, ""),
                 };
@@ -185,6 +215,7 @@ impl ApnsHandler {
                         "apns_request_id": rid,
                         "channel": m.channel.as_ref().map(|c| &c.id),
                         "message_storage_policy": m.channel.as_ref().map(|c| c.message_storage_policy),
+                        "rule": rule,
                     }
                 })));
                 let mut h = vec![("apns-request-id".to_string(), rid)];
@@ -219,7 +250,11 @@ impl ApnsHandler {
                 };
                 let mut per_device = Vec::new();
                 for n in broadcast::fan_out(&b, settings, now_ms) {
-                    for d in self.core.engine.device_events(origin, &n, now_ms) {
+                    for d in
+                        self.core
+                            .engine
+                            .device_events_via(origin, &n, Some(&b.channel.id), now_ms)
+                    {
                         let mut e = d.into_event(self.apns.id());
                         let mut detail = e.detail.take().unwrap_or_else(|| json!({}));
                         detail["channel"] = json!(b.channel.id);
@@ -243,7 +278,126 @@ impl ApnsHandler {
                 }
             }
         };
-        (Some(response), hold)
+        Outcome {
+            response: Some(response),
+            hold: shaped.hold,
+            commands: Vec::new(),
+        }
+    }
+
+    /// Runs an admitted operation on the channel store.
+    fn run(
+        &self,
+        route: &Route,
+        fields: &Fields<'_>,
+        body: Bytes,
+        now_ms: u64,
+    ) -> Result<Done, BroadcastReason> {
+        let mut store = self.core.broadcast.lock();
+        broadcast::run(
+            route,
+            fields,
+            body,
+            self.apns.environment(),
+            &mut store,
+            &self.core.settings.broadcast,
+            now_ms,
+            rand::random,
+        )
+    }
+
+    /// What the scenario rules make of one broadcast-family request (the actions of
+    /// `/3/device`, PROTOCOL.md 2.2 for GOAWAY, reset and close).
+    fn rules(
+        &self,
+        head: &Notification,
+        api: Api,
+        channel: Option<&str>,
+        stream_id: u32,
+    ) -> Shaped {
+        let Verdict::Fault(f) =
+            self.core
+                .engine
+                .decide_on(&self.apns.conn_state(), head, api, channel)
+        else {
+            return Shaped::default();
+        };
+        let mut s = Shaped {
+            rule: Some(f.journal_detail()),
+            hold: f.delay,
+            ..Shaped::default()
+        };
+        let Action::Http2(action) = f.action else {
+            return s;
+        };
+        match action {
+            Http2Action::Reject { reason, status, .. } => {
+                s.reject = Some(
+                    BroadcastReason::from_apns(reason)
+                        .unwrap_or(BroadcastReason::InternalServerError),
+                );
+                s.status = status;
+            }
+            Http2Action::Delay { ms } => {
+                s.hold = Some(s.hold.unwrap_or_default() + Duration::from_millis(ms));
+            }
+            Http2Action::Settings(u) => s.then.push(Command::Settings(u)),
+            Http2Action::IgnorePing => s.then.push(Command::IgnorePing(true)),
+            a => match self.apns.cut(&a, stream_id) {
+                Some(Cut::Silent(cmd)) => s.silent = Some(cmd),
+                Some(Cut::After(cmd)) => s.then.push(cmd),
+                None => {}
+            },
+        }
+        s
+    }
+}
+
+/// How the broadcast hook answers: the response (none when a rule cut the stream), how long
+/// to hold it, and the commands to run instead of one.
+#[derive(Default)]
+pub(super) struct Outcome {
+    pub(super) response: Option<Response>,
+    pub(super) hold: Option<Duration>,
+    pub(super) commands: Vec<Command>,
+}
+
+/// A fired rule's effect on a broadcast-family request.
+#[derive(Default)]
+struct Shaped {
+    rule: Option<serde_json::Value>,
+    reject: Option<BroadcastReason>,
+    status: Option<u16>,
+    hold: Option<Duration>,
+    then: Vec<Command>,
+    silent: Option<Command>,
+}
+
+/// The Apple host a request names (`:authority`, else SNI).
+pub(super) fn host_of(fields: &Fields<'_>, apns: &crate::http2::apns::Session) -> Host {
+    let authority = fields
+        .raw(":authority")
+        .and_then(|v| std::str::from_utf8(v).ok());
+    Host::of(authority, apns.sni().as_deref())
+}
+
+/// What scenario rules see of a management call: no token, the app's bundle id as topic, no
+/// push type (it is not a push); the `channel` and `api` keys tell it apart.
+fn head_of_manage(route: &Route) -> Notification {
+    let bundle = match route {
+        Route::Manage(_, b) | Route::Broadcast(b) => b.as_str(),
+    };
+    Notification {
+        token: DeviceToken::from_bytes(Bytes::new()),
+        payload: Bytes::new(),
+        identifier: None,
+        expiry: None,
+        priority: 10,
+        topic: Some(bundle.into()),
+        push_type: None,
+        collapse_id: None,
+        apns_id: None,
+        command: None,
     }
 }
 
