@@ -233,19 +233,6 @@ pub fn device_verdict(n: &crate::model::Notification) -> Option<Verdict> {
         .then(|| check(&n.payload, Route::Device))
 }
 
-/// Adds the verdict (when there is one) to a journal event's `detail.live_activity`.
-pub fn annotate(
-    mut e: crate::journal::NewEvent,
-    verdict: &Option<Verdict>,
-) -> crate::journal::NewEvent {
-    if let Some(v) = verdict {
-        let mut detail = e.detail.take().unwrap_or_else(|| serde_json::json!({}));
-        detail["live_activity"] = serde_json::json!(v);
-        e = e.detail(detail);
-    }
-    e
-}
-
 #[cfg(test)]
 mod tests {
     use super::Problem::*;

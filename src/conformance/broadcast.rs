@@ -3,7 +3,9 @@
 //! so the runner makes the case's subscribed channels before the driver starts ([`prepare`]).
 
 use crate::broadcast::StoragePolicy;
-use crate::conformance::case::{AuthChoice, Case, Facts, Finding, Grade, Setup};
+use crate::conformance::case::{
+    AuthChoice, Case, Facts, Finding, Grade, PreChannel, Setup, StepExpect,
+};
 use crate::conformance::judge::{gap_ms, MIN_BACKOFF};
 use crate::engine::TokenRecord;
 use crate::journal::{Event, EventKind};
@@ -12,24 +14,6 @@ use crate::plan::{BroadcastOp, BroadcastStep, ResultKind};
 use crate::Emulator;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// A channel the runner creates before the driver starts, with its subscribed devices.
-#[derive(Debug, Clone)]
-pub struct PreChannel {
-    /// Its storage policy.
-    pub policy: StoragePolicy,
-    /// Subscribed devices: (token hex, online).
-    pub devices: Vec<(String, bool)>,
-}
-
-/// What a correct provider reports for one step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepExpect {
-    /// Apple's success (201, 200 or 204); the library reports it sent.
-    Sent,
-    /// Apple refuses with this reason; the library reports it failed with it, unretried.
-    Failed(&'static str),
-}
 
 /// How a plan step names the case's pre-made channel `n` (1-based) until [`prepare`] runs.
 fn pre(n: usize) -> String {

@@ -126,11 +126,11 @@ pub struct Setup {
     /// library did not retry) is NON-STRICT rather than lost.
     pub transient_errors: bool,
     /// Broadcast cases: channels with subscribed devices the runner makes before the driver.
-    pub channels: Vec<crate::conformance::broadcast::PreChannel>,
+    pub channels: Vec<PreChannel>,
     /// Broadcast cases: their real ids, once made (same order).
     pub channel_ids: Vec<String>,
     /// Broadcast cases: what a correct provider reports for each step, by step id.
-    pub step_expect: Vec<(u32, crate::conformance::broadcast::StepExpect)>,
+    pub step_expect: Vec<(u32, StepExpect)>,
     seed: u64,
 }
 
@@ -515,4 +515,22 @@ mod tests {
         assert!(!glob(b"L2.*", b"L3.1"));
         assert!(glob(b"h1.1", b"H1.1"));
     }
+}
+
+/// A channel the runner creates before the driver starts, with its subscribed devices.
+#[derive(Debug, Clone)]
+pub struct PreChannel {
+    /// Its storage policy.
+    pub policy: crate::broadcast::StoragePolicy,
+    /// Subscribed devices: (token hex, online).
+    pub devices: Vec<(String, bool)>,
+}
+
+/// What a correct provider reports for one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepExpect {
+    /// Apple's success (201, 200 or 204); the library reports it sent.
+    Sent,
+    /// Apple refuses with this reason; the library reports it failed with it, unretried.
+    Failed(&'static str),
 }

@@ -27,6 +27,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Adds the verdict (when there is one) to a journal event's `detail.live_activity`.
+fn annotate_live_activity(
+    mut e: crate::journal::NewEvent,
+    verdict: &Option<crate::broadcast::liveactivity::Verdict>,
+) -> crate::journal::NewEvent {
+    if let Some(v) = verdict {
+        let mut detail = e.detail.take().unwrap_or_else(|| serde_json::json!({}));
+        detail["live_activity"] = serde_json::json!(v);
+        e = e.detail(detail);
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -766,9 +779,11 @@ impl Session {
         }
         let mut journal = Vec::with_capacity(1 + devices.len());
         journal.push(e);
-        journal.extend(devices.into_iter().map(|d| {
-            crate::broadcast::liveactivity::annotate(d.into_event(self.id), &live_activity)
-        }));
+        journal.extend(
+            devices
+                .into_iter()
+                .map(|d| annotate_live_activity(d.into_event(self.id), &live_activity)),
+        );
         let (response, commands) = match answer {
             Answer::Discarded => unreachable!("returned above"),
             Answer::Silent { then } => (None, then),
