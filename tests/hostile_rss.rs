@@ -110,7 +110,10 @@ async fn idle_connections(name: &str, key: &str, alpn: &[u8]) {
     let after = rss_kb(pid);
     let per = (after.saturating_sub(before)) * 1024 / IDLE as u64;
     eprintln!(
-        "{name}: {IDLE} idle connections: server RSS {before} KB -> {after} KB ({per} bytes each)"
+        "{name}: {IDLE} idle connections: server RSS {before} KB -> {after} KB ({per} bytes each); \
+         {} MiB for 10k, target <= 1024 MiB: {}",
+        after / 1024,
+        if after < 1024 * 1024 { "met" } else { "NOT met" }
     );
     // A well-behaved client still gets through (handshake completes) beside them.
     let _ok = connect(target, &opts)
@@ -128,7 +131,8 @@ async fn idle_connections(name: &str, key: &str, alpn: &[u8]) {
     took.sort();
     let pct = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
     eprintln!(
-        "{name}: HTTP/2 request latency with {IDLE} idle connections open: p50 {:?}, p99 {:?}",
+        "{name}: HTTP/2 request latency on an active connection with {IDLE} idle connections open: \
+         p50 {:?}, p99 {:?} (idle server: scripts/latency.sh)",
         pct(50),
         pct(99)
     );
