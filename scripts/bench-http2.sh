@@ -108,9 +108,19 @@ PIDS+=($!)
 wait_ready "$WORK/layer.ready" 20 "$WORK/layer.log"
 LAYER_PORT=$(port_of "$WORK/layer.ready")
 
-"$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/apnsim.ready" \
-    --legacy-port off --feedback-port off --sandbox-legacy-port off --sandbox-feedback-port off \
-    --sandbox-http2-port off --http2-port 0 --control-port 0 >"$WORK/apnsim.log" 2>&1 &
+# Every listener but HTTP/2 off (a build without some listener does not know its flag).
+off_flags() { # binary
+    local f flags=()
+    for f in legacy-port feedback-port sandbox-legacy-port sandbox-feedback-port sandbox-http2-port \
+        manage-broadcast-port sandbox-manage-broadcast-port; do
+        "$1" serve --help | grep -q -- "--$f " && flags+=("--$f" off)
+    done
+    echo "${flags[@]}"
+}
+OFF=$(off_flags "$BIN/apnsim")
+# shellcheck disable=SC2086
+"$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/apnsim.ready" $OFF \
+    --http2-port 0 --control-port 0 >"$WORK/apnsim.log" 2>&1 &
 APNSIM_PID=$!
 PIDS+=($APNSIM_PID)
 wait_ready "$WORK/apnsim.ready" 30 "$WORK/apnsim.log"
@@ -120,9 +130,9 @@ APNS_PORT=$(port_of "$WORK/apnsim.ready")
 serve_apnsim() {
     local name=$1
     shift
-    "$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/$name.ready" \
-        --legacy-port off --feedback-port off --sandbox-legacy-port off --sandbox-feedback-port off \
-        --sandbox-http2-port off --http2-port 0 --control-port 0 "$@" >"$WORK/$name.log" 2>&1 &
+    # shellcheck disable=SC2086
+    "$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/$name.ready" $OFF \
+        --http2-port 0 --control-port 0 "$@" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
     wait_ready "$WORK/$name.ready" 30 "$WORK/$name.log"
     printf -v "PORT_${name//-/_}" '%s' "$(port_of "$WORK/$name.ready")"
@@ -148,9 +158,9 @@ serve_pushy pushy_valid validating
 BASELINE=${APNSIM_BASELINE:-}
 if [[ -n $BASELINE ]]; then
     [[ -x $BASELINE ]] || die "APNSIM_BASELINE=$BASELINE is not an executable"
-    "$BASELINE" serve --certs "$CERTS" --ready-file "$WORK/base.ready" \
-        --legacy-port off --feedback-port off --sandbox-legacy-port off --sandbox-feedback-port off \
-        --sandbox-http2-port off --http2-port 0 --control-port 0 >"$WORK/base.log" 2>&1 &
+    # shellcheck disable=SC2046
+    "$BASELINE" serve --certs "$CERTS" --ready-file "$WORK/base.ready" $(off_flags "$BASELINE") \
+        --http2-port 0 --control-port 0 >"$WORK/base.log" 2>&1 &
     PIDS+=($!)
     wait_ready "$WORK/base.ready" 30 "$WORK/base.log"
     BASE_PORT=$(port_of "$WORK/base.ready")
@@ -248,7 +258,7 @@ done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # target LINE RATIO MIN: prints the ratio with its target and whether it is met.
-target() { awk -v l="$1" -v r="$2" -v t="$3" 'BEGIN { printf "%-27s %6.2fx   target >= %.2fx  %s\n", l, r, t, (r >= t ? "met" : "NOT met") }'; }
+target() { awk -v l="$1" -v r="$2" -v t="$3" 'BEGIN { printf "%-44s %6.2fx   target >= %.2fx  %s\n", l, r, t, (r >= t ? "met" : "NOT met") }'; }
 # Ratios of the medians, and paired round by round (the median of per-round ratios, and their spread).
 paired() { # A B
     paste -d' ' <(echo "${RESULTS[$1]}" | tr ' ' '\n' | grep .) <(echo "${RESULTS[$2]}" | tr ' ' '\n' | grep .) |
