@@ -44,9 +44,15 @@ async fn start(name: &str) -> (Server, serde_json::Value) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let ready = dir.join("ready.json");
+    // Room for the idle connections, the well-behaved one and the active one beside them
+    // (max_connections is 10,000 per listener by default).
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[settings]\nmax_connections = 10100\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_apnsim"))
         .env_clear()
         .arg("serve")
+        .arg("--config")
+        .arg(&config)
         .arg("--certs")
         .arg(dir.join("certs"))
         .arg("--ready-file")
@@ -59,6 +65,13 @@ async fn start(name: &str) -> (Server, serde_json::Value) {
             "off",
         ])
         .args(["--http2-port", "0", "--sandbox-http2-port", "off"])
+        // Off rather than on their fixed default ports, which another apnsim may hold.
+        .args([
+            "--manage-broadcast-port",
+            "off",
+            "--sandbox-manage-broadcast-port",
+            "off",
+        ])
         .args(["--control-port", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -124,7 +137,7 @@ async fn idle_connections(name: &str, key: &str, alpn: &[u8]) {
     let mut took = Vec::with_capacity(LATENCY_SAMPLES);
     for _ in 0..LATENCY_SAMPLES {
         let t = std::time::Instant::now();
-        let reply = h2.request(Req::push()).await;
+        let reply = h2.request(Req::push().topic(apnsim::DEFAULT_TOPIC)).await;
         took.push(t.elapsed());
         assert_eq!(reply.status, 200, "{}", reply.body_text());
     }

@@ -379,6 +379,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         "apnsim certificates in {} (CA: ca.pem, provider identities: provider-*.pem/.p12)",
         certs.display()
     );
+    // `--threads` (default: one per core), so a figure can be read against it.
+    println!(
+        "apnsim runtime: {} worker threads",
+        tokio::runtime::Handle::current().metrics().num_workers()
+    );
     if let Some(path) = &ready_file {
         let json: serde_json::Map<String, serde_json::Value> = emu
             .addrs()
