@@ -1,7 +1,9 @@
 //! Legacy gateway throughput: command-2 frames with ~200-byte payloads through one TLS
 //! connection, beside a raw TLS sink (same TLS config, same bytes, no parsing) in the same run.
-//! Run: `cargo bench --bench legacy_throughput` (APNSIM_BENCH_N sets the count).
-//! Targets (issue): ≥ 0.7× the sink and ≥ 500,000 notifications/s.
+//! Run: `cargo bench --bench legacy_throughput` (APNSIM_BENCH_N sets the count). The client
+//! encrypts every record before the clock starts ([`push`]), so both servers are timed against
+//! the same cheap client; the spread of the paired ratios is printed with their median.
+//! Targets: median paired ratio ≥ 0.85× the sink (issue 15) and ≥ 500,000 notifications/s.
 //! Then (feature `legacy-openssl`, unless APNSIM_BENCH_TLS10=0) the OpenSSL path of
 //! `--legacy-tls-min 1.0` beside the rustls gateway, paired run by run: an OpenSSL client at
 //! TLS 1.2 and at TLS 1.0 into an emulator started with `legacy_tls_min = "1.0"`.
@@ -62,6 +64,11 @@ fn client_config(ca_pem: &str, id: &apnsim::certs::Identity) -> Arc<rustls::Clie
 
 /// Writes `rounds` chunks, closes its side, waits for the server to close: the server has then
 /// consumed every byte. Returns the elapsed time.
+///
+/// The client is cheap and fixed, so the ratio measures the server: after the handshake, every
+/// record (and the close_notify) is encrypted into memory before the clock starts, and the timed
+/// part only writes those bytes to the socket. An encrypting client shares the 2 cores with the
+/// server and moved the paired ratio by its own cost.
 async fn push(
     addr: SocketAddr,
     cfg: Arc<rustls::ClientConfig>,
@@ -70,17 +77,41 @@ async fn push(
 ) -> Duration {
     let tcp = TcpStream::connect(addr).await.expect("connect");
     tcp.set_nodelay(true).ok();
-    let mut tls = tokio_rustls::TlsConnector::from(cfg)
+    let tls = tokio_rustls::TlsConnector::from(cfg)
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
         .await
         .expect("handshake");
-    let start = Instant::now();
-    for _ in 0..rounds {
-        tls.write_all(data).await.expect("write");
+    // APNSIM_BENCH_CLIENT=encrypting: the client encrypts as it writes, inside the timed part
+    // (how this benchmark measured before; for comparing with figures taken that way).
+    if std::env::var("APNSIM_BENCH_CLIENT").as_deref() == Ok("encrypting") {
+        let mut tls = tls;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            tls.write_all(data).await.expect("write");
+        }
+        tls.shutdown().await.expect("close_notify");
+        let mut rest = Vec::new();
+        let _ = tls.read_to_end(&mut rest).await;
+        return start.elapsed();
     }
-    tls.shutdown().await.expect("close_notify");
+    let (mut tcp, mut conn) = tls.into_inner();
+    conn.set_buffer_limit(None);
+    let mut wire = Vec::with_capacity(rounds * (data.len() + data.len() / 512 + 64));
+    for _ in 0..rounds {
+        std::io::Write::write_all(&mut conn.writer(), data).expect("encrypt");
+        while conn.wants_write() {
+            conn.write_tls(&mut wire).expect("encrypt");
+        }
+    }
+    conn.send_close_notify();
+    while conn.wants_write() {
+        conn.write_tls(&mut wire).expect("close_notify");
+    }
+    let start = Instant::now();
+    tcp.write_all(&wire).await.expect("write");
+    tcp.shutdown().await.expect("fin");
     let mut rest = Vec::new();
-    let _ = tls.read_to_end(&mut rest).await;
+    let _ = tcp.read_to_end(&mut rest).await;
     start.elapsed()
 }
 
@@ -133,7 +164,19 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let emu = Emulator::builder().start().await.expect("start");
+        // APNSIM_BENCH_JOURNAL=N: another journal capacity (what the journal's memory costs).
+        let mut settings = apnsim::settings::Settings::default();
+        if let Some(cap) = std::env::var("APNSIM_BENCH_JOURNAL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            settings.journal_capacity = cap;
+        }
+        let emu = Emulator::builder()
+            .settings(settings)
+            .start()
+            .await
+            .expect("start");
         let cfg = client_config(&emu.ca_pem(), emu.identity(ProviderKind::Production));
         let server = emu.authority().issue_server().expect("server identity");
         let tls =
@@ -154,7 +197,10 @@ fn main() {
         // Each run pairs a sink push and an apnsim push back to back, so both see the same
         // machine load; the median of the paired ratios is the figure least moved by noise.
         let mut paired = Vec::new();
-        let runs: usize = std::env::var("APNSIM_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+        let runs: usize = std::env::var("APNSIM_BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
         for run in 1..=runs {
             // APNSIM_BENCH_ONLY=apnsim skips the sink (for profiling the gateway alone).
             let s = if std::env::var("APNSIM_BENCH_ONLY").as_deref() == Ok("apnsim") {
@@ -209,11 +255,25 @@ fn main() {
         );
         println!("best: apnsim gateway {emu_rate:.0} notifications/s");
         println!(
-            "paired ratios apnsim/sink: {} (median {median_ratio:.2})",
-            paired.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" ")
+            "paired ratios apnsim/sink: {} (median {median_ratio:.2}, spread {:.2}-{:.2})",
+            paired
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            paired[0],
+            paired[paired.len() - 1]
         );
         println!(
-            "ratio apnsim/sink, best vs best: {ratio:.2} (target >= 0.70); absolute target >= 500000/s: {}",
+            "apnsim / raw TLS sink {median_ratio:.2}x median of paired runs (target >= 0.85x): {}",
+            if median_ratio >= 0.85 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+        println!(
+            "ratio apnsim/sink, best vs best: {ratio:.2}; absolute target >= 500000/s: {}",
             if emu_rate >= 500_000.0 {
                 "met"
             } else {

@@ -9,12 +9,20 @@
 #   apnsim-layer  examples/h2layer.rs: apnsim's HTTP/2 layer with the default handler
 #                 (200 + apns-id), no APNs validation, no journal
 #   apnsim-apns   `apnsim serve`: full APNs validation, engine, journal, token auth
-#                 (one JWT per connection, signed by examples/sign-jwt.rs)
+#                 (one JWT per connection, signed by examples/sign-jwt.rs --der, the form of
+#                 Apple's openssl recipe, which every server here accepts)
+#   apnsim-t1, apnsim-t2  the same with `--threads 1` and `--threads 2` (how req/s scales with cores)
 #   h2o           h2o with an mruby handler answering 200
 #   nghttpd       nghttpd serving an empty static file
+#   pushy-accept  Pushy's MockApnsServer (benches/pushy-mock/PushyMock.java) with its accept-all handler
+#   pushy-valid   Pushy's MockApnsServer with its validating handler and the same token key (it
+#                 verifies the JWT's signature on every request: run with BENCH_PUSHY_VALID_REQUESTS,
+#                 default REQUESTS/200, since it answers a few hundred req/s)
+#                 Pushy comes from scripts/install-providers.sh pushy (Maven, target/providers/maven-repo).
 #   apnsim-base   only with APNSIM_BASELINE=/path/to/another/apnsim: that build of `apnsim serve`,
 #                 started like apnsim-apns, so two builds (before/after a change) are paired in one run
-# Prints req/s of each (median of BENCH_ROUNDS rounds, with min–max) and the ratios; exits non-zero
+# Prints req/s of each (median of BENCH_ROUNDS rounds, with min–max) and the ratios, each with its
+# target from issue 15 (>= 1.5x h2o, >= 0.9x nghttpd, >= 4x Pushy accept-all); exits non-zero
 # if a tool is missing or h2load reports a failed or errored request or a non-2xx status.
 set -euo pipefail
 
@@ -47,6 +55,9 @@ if [[ $need_install == 1 ]]; then
 fi
 for t in h2load nghttpd h2o; do command -v "$t" >/dev/null 2>&1 || die "$t still missing after install"; done
 h2o --version 2>/dev/null | grep -q 'mruby: YES' || die "this h2o has no mruby"
+for t in java javac mvn; do command -v "$t" >/dev/null 2>&1 || die "$t missing (Pushy's mock needs a JDK and Maven)"; done
+scripts/install-providers.sh pushy || die "scripts/install-providers.sh pushy failed"
+PUSHY_LIB=$ROOT/target/providers/pushy/lib
 
 # --- build ---------------------------------------------------------------------------------------
 cargo build --release --quiet --bin apnsim --example h2layer --example sign-jwt
@@ -63,7 +74,12 @@ trap cleanup EXIT
 
 CERTS=$WORK/certs
 "$BIN/apnsim" certs --dir "$CERTS" --topic "$TOPIC" >/dev/null
-JWT=$("$BIN/examples/sign-jwt" "$CERTS")
+JWT=$("$BIN/examples/sign-jwt" --der "$CERTS")
+manifest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$CERTS/manifest.json" "$1"; }
+KEY_ID=$(manifest key_id)
+TEAM_ID=$(manifest team_id)
+mkdir -p "$WORK/pushy-classes"
+javac -cp "$PUSHY_LIB/*" -d "$WORK/pushy-classes" benches/pushy-mock/PushyMock.java || die "javac PushyMock.java"
 # A ~200-byte alert payload, like a real notification.
 printf '{"aps":{"alert":{"title":"Benchmark","body":"A notification of about two hundred bytes, as providers send them: a title, a body, a badge and a sound."},"badge":1,"sound":"default"},"id":42}' >"$WORK/body.json"
 BODY_LEN=$(wc -c <"$WORK/body.json")
@@ -92,20 +108,59 @@ PIDS+=($!)
 wait_ready "$WORK/layer.ready" 20 "$WORK/layer.log"
 LAYER_PORT=$(port_of "$WORK/layer.ready")
 
-"$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/apnsim.ready" \
-    --legacy-port off --feedback-port off --sandbox-legacy-port off --sandbox-feedback-port off \
-    --sandbox-http2-port off --http2-port 0 --control-port 0 >"$WORK/apnsim.log" 2>&1 &
+# Every listener but HTTP/2 off (a build without some listener does not know its flag).
+off_flags() { # binary
+    local f flags=()
+    for f in legacy-port feedback-port sandbox-legacy-port sandbox-feedback-port sandbox-http2-port \
+        manage-broadcast-port sandbox-manage-broadcast-port; do
+        "$1" serve --help | grep -q -- "--$f " && flags+=("--$f" off)
+    done
+    echo "${flags[@]}"
+}
+OFF=$(off_flags "$BIN/apnsim")
+# shellcheck disable=SC2086
+"$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/apnsim.ready" $OFF \
+    --http2-port 0 --control-port 0 >"$WORK/apnsim.log" 2>&1 &
 APNSIM_PID=$!
 PIDS+=($APNSIM_PID)
 wait_ready "$WORK/apnsim.ready" 30 "$WORK/apnsim.log"
 APNS_PORT=$(port_of "$WORK/apnsim.ready")
 
+# serve_apnsim NAME [flags...]: one more `apnsim serve`, HTTP/2 only; sets PORT_<NAME>.
+serve_apnsim() {
+    local name=$1
+    shift
+    # shellcheck disable=SC2086
+    "$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/$name.ready" $OFF \
+        --http2-port 0 --control-port 0 "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    wait_ready "$WORK/$name.ready" 30 "$WORK/$name.log"
+    printf -v "PORT_${name//-/_}" '%s' "$(port_of "$WORK/$name.ready")"
+}
+serve_apnsim t1 --threads 1
+serve_apnsim t2 --threads 2
+
+# serve_pushy NAME MODE: Pushy's MockApnsServer; sets PORT_<NAME>.
+serve_pushy() {
+    local name=$1 mode=$2 port
+    port=$(free_port)
+    java -cp "$PUSHY_LIB/*:$WORK/pushy-classes" PushyMock "$mode" "$port" "$CERTS/server.pem" "$CERTS/server.key" \
+        "$CERTS/token-key.pub.pem" "$KEY_ID" "$TEAM_ID" "$TOPIC" "$DEVICE" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    local i
+    for ((i = 0; i < 300; i++)); do grep -q '^ready' "$WORK/$name.log" && break; sleep 0.1; done
+    grep -q '^ready' "$WORK/$name.log" || { tail -20 "$WORK/$name.log" >&2; die "$name did not start"; }
+    printf -v "PORT_${name//-/_}" '%s' "$port"
+}
+serve_pushy pushy_accept accept-all
+serve_pushy pushy_valid validating
+
 BASELINE=${APNSIM_BASELINE:-}
 if [[ -n $BASELINE ]]; then
     [[ -x $BASELINE ]] || die "APNSIM_BASELINE=$BASELINE is not an executable"
-    "$BASELINE" serve --certs "$CERTS" --ready-file "$WORK/base.ready" \
-        --legacy-port off --feedback-port off --sandbox-legacy-port off --sandbox-feedback-port off \
-        --sandbox-http2-port off --http2-port 0 --control-port 0 >"$WORK/base.log" 2>&1 &
+    # shellcheck disable=SC2046
+    "$BASELINE" serve --certs "$CERTS" --ready-file "$WORK/base.ready" $(off_flags "$BASELINE") \
+        --http2-port 0 --control-port 0 >"$WORK/base.log" 2>&1 &
     PIDS+=($!)
     wait_ready "$WORK/base.ready" 30 "$WORK/base.log"
     BASE_PORT=$(port_of "$WORK/base.ready")
@@ -148,7 +203,8 @@ wait_port "$NGHTTPD_PORT"
 run() {
     local name=$1 port=$2 out=$WORK/$1.h2load
     shift 2
-    h2load -n "$REQUESTS" -c "$CLIENTS" -m "$STREAMS" -d "$WORK/body.json" \
+    local n=${N:-$REQUESTS}
+    h2load -n "$n" -c "$CLIENTS" -m "$STREAMS" -d "$WORK/body.json" \
         -H "apns-topic: $TOPIC" -H 'apns-push-type: alert' -H 'apns-priority: 10' -H 'content-type: application/json' \
         "$@" "https://127.0.0.1:$port/3/device/$DEVICE" >"$out" 2>&1 || { cat "$out" >&2; die "h2load failed against $name"; }
     local done2xx failed errored rps
@@ -156,23 +212,29 @@ run() {
     failed=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) print $i }' "$out")
     errored=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^errored/) print $i }' "$out")
     done2xx=$(awk '/^status codes:/ { print $3 }' "$out")
-    if [[ -z $rps || $failed != 0 || $errored != 0 || $done2xx != "$REQUESTS" ]]; then
+    if [[ -z $rps || $failed != 0 || $errored != 0 || $done2xx != "$n" ]]; then
         cat "$out" >&2
-        die "$name: $failed failed, $errored errored, $done2xx of $REQUESTS answered 2xx"
+        die "$name: $failed failed, $errored errored, $done2xx of $n answered 2xx"
     fi
     echo "$rps"
 }
 
 declare -A RESULTS
-NAMES=(apnsim-layer apnsim-apns h2o nghttpd)
+PUSHY_VALID_REQUESTS=${BENCH_PUSHY_VALID_REQUESTS:-$((REQUESTS / 200 > 500 ? REQUESTS / 200 : 500))}
+NAMES=(apnsim-layer apnsim-apns apnsim-t1 apnsim-t2 h2o nghttpd pushy-accept pushy-valid)
 [[ -n $BASELINE ]] && NAMES+=(apnsim-base)
 echo "h2load -n $REQUESTS -c $CLIENTS -m $STREAMS, POST $BODY_LEN-byte body, TLS, $(nproc) cores, $ROUNDS round(s)"
+echo "pushy-valid: -n $PUSHY_VALID_REQUESTS; $(date -u '+%Y-%m-%d %H:%M UTC'); load:$(uptime | sed 's/.*load average://')"
 for ((r = 1; r <= ROUNDS; r++)); do
     for name in "${NAMES[@]}"; do
         case $name in
         apnsim-layer) rps=$(run "$name" "$LAYER_PORT") ;;
         apnsim-apns) rps=$(run "$name" "$APNS_PORT" -H "authorization: bearer $JWT") ;;
         apnsim-base) rps=$(run "$name" "$BASE_PORT" -H "authorization: bearer $JWT") ;;
+        apnsim-t1) rps=$(run "$name" "$PORT_t1" -H "authorization: bearer $JWT") ;;
+        apnsim-t2) rps=$(run "$name" "$PORT_t2" -H "authorization: bearer $JWT") ;;
+        pushy-accept) rps=$(run "$name" "$PORT_pushy_accept" -H "authorization: bearer $JWT") ;;
+        pushy-valid) rps=$(N=$PUSHY_VALID_REQUESTS run "$name" "$PORT_pushy_valid" -H "authorization: bearer $JWT") ;;
         h2o) rps=$(run "$name" "$H2O_PORT") ;;
         nghttpd) rps=$(run "$name" "$NGHTTPD_PORT") ;;
         esac
@@ -195,10 +257,25 @@ for name in "${NAMES[@]}"; do
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# target LINE RATIO MIN: prints the ratio with its target and whether it is met.
+target() { awk -v l="$1" -v r="$2" -v t="$3" 'BEGIN { printf "%-44s %6.2fx   target >= %.2fx  %s\n", l, r, t, (r >= t ? "met" : "NOT met") }'; }
+# Ratios of the medians, and paired round by round (the median of per-round ratios, and their spread).
+paired() { # A B
+    paste -d' ' <(echo "${RESULTS[$1]}" | tr ' ' '\n' | grep .) <(echo "${RESULTS[$2]}" | tr ' ' '\n' | grep .) |
+        awk '{ printf "%.3f ", $1 / $2 }'
+}
+pmed() { paired "$1" "$2" | median; }
+pspread() { paired "$1" "$2" | tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
 echo "apnsim-layer / h2o     $(ratio "${MED[apnsim-layer]}" "${MED[h2o]}")x"
 echo "apnsim-layer / nghttpd $(ratio "${MED[apnsim-layer]}" "${MED[nghttpd]}")x"
-echo "apnsim-apns  / h2o     $(ratio "${MED[apnsim-apns]}" "${MED[h2o]}")x"
-echo "apnsim-apns  / nghttpd $(ratio "${MED[apnsim-apns]}" "${MED[nghttpd]}")x"
+echo "apnsim-t2 / apnsim-t1  $(pmed apnsim-t2 apnsim-t1 | awk '{ printf "%.2f", $1 }')x (paired rounds $(pspread apnsim-t2 apnsim-t1)): req/s from 1 to 2 worker threads"
+echo "pushy-accept / pushy-valid $(ratio "${MED[pushy-accept]}" "${MED[pushy-valid]}")x (Pushy's own cost of validating)"
+echo
+echo "targets (median of the paired per-round ratios; spread in brackets):"
+target "apnsim-apns / h2o ($(pspread apnsim-apns h2o))" "$(pmed apnsim-apns h2o)" 1.5
+target "apnsim-apns / nghttpd ($(pspread apnsim-apns nghttpd))" "$(pmed apnsim-apns nghttpd)" 0.9
+target "apnsim-apns / pushy-accept ($(pspread apnsim-apns pushy-accept))" "$(pmed apnsim-apns pushy-accept)" 4
+echo "apnsim-apns / pushy-valid  $(pmed apnsim-apns pushy-valid | awk '{ printf "%.1f", $1 }')x (no target)"
 if [[ -n $BASELINE ]]; then
     # Paired round by round: both builds ran back to back in each round, under the same load.
     paired=$(paste -d' ' <(echo "${RESULTS[apnsim-apns]}" | tr ' ' '\n' | grep .) \

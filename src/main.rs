@@ -9,14 +9,27 @@ use clap::Parser;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    match cli::run(args).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("apnsim: {e}");
-            std::process::ExitCode::from(2)
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("apnsim: {e}");
+        std::process::ExitCode::from(2)
+    };
+    // `serve --threads N` sizes the runtime, so it is read before the runtime exists.
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    match args.threads() {
+        Ok(Some(n)) => {
+            rt.worker_threads(n);
         }
+        Ok(None) => {}
+        Err(e) => return fail(&e),
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    match rt.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(e) => fail(&e),
     }
 }

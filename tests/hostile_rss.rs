@@ -44,9 +44,15 @@ async fn start(name: &str) -> (Server, serde_json::Value) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let ready = dir.join("ready.json");
+    // Room for the idle connections, the well-behaved one and the active one beside them
+    // (max_connections is 10,000 per listener by default).
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[settings]\nmax_connections = 10100\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_apnsim"))
         .env_clear()
         .arg("serve")
+        .arg("--config")
+        .arg(&config)
         .arg("--certs")
         .arg(dir.join("certs"))
         .arg("--ready-file")
@@ -59,6 +65,7 @@ async fn start(name: &str) -> (Server, serde_json::Value) {
             "off",
         ])
         .args(["--http2-port", "0", "--sandbox-http2-port", "off"])
+        // Off rather than on their fixed default ports, which another apnsim may hold.
         .args([
             "--manage-broadcast-port",
             "off",
@@ -116,7 +123,10 @@ async fn idle_connections(name: &str, key: &str, alpn: &[u8]) {
     let after = rss_kb(pid);
     let per = (after.saturating_sub(before)) * 1024 / IDLE as u64;
     eprintln!(
-        "{name}: {IDLE} idle connections: server RSS {before} KB -> {after} KB ({per} bytes each)"
+        "{name}: {IDLE} idle connections: server RSS {before} KB -> {after} KB ({per} bytes each); \
+         {} MiB for 10k, target <= 1024 MiB: {}",
+        after / 1024,
+        if after < 1024 * 1024 { "met" } else { "NOT met" }
     );
     // A well-behaved client still gets through (handshake completes) beside them.
     let _ok = connect(target, &opts)
@@ -127,14 +137,15 @@ async fn idle_connections(name: &str, key: &str, alpn: &[u8]) {
     let mut took = Vec::with_capacity(LATENCY_SAMPLES);
     for _ in 0..LATENCY_SAMPLES {
         let t = std::time::Instant::now();
-        let reply = h2.request(Req::push()).await;
+        let reply = h2.request(Req::push().topic(apnsim::DEFAULT_TOPIC)).await;
         took.push(t.elapsed());
         assert_eq!(reply.status, 200, "{}", reply.body_text());
     }
     took.sort();
     let pct = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
     eprintln!(
-        "{name}: HTTP/2 request latency with {IDLE} idle connections open: p50 {:?}, p99 {:?}",
+        "{name}: HTTP/2 request latency on an active connection with {IDLE} idle connections open: \
+         p50 {:?}, p99 {:?} (idle server: scripts/latency.sh)",
         pct(50),
         pct(99)
     );

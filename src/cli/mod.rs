@@ -43,6 +43,16 @@ enum Command {
     Channels(Box<channels::ChannelsArgs>),
 }
 
+impl Cli {
+    /// Worker threads of the runtime this command runs on (`serve --threads`; `None` = one per core).
+    pub fn threads(&self) -> Result<Option<usize>, String> {
+        match &self.command {
+            Command::Serve(args) => args.threads(),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {

@@ -163,6 +163,9 @@ pub struct ServeArgs {
     /// Scenario file (TOML, or JSON by extension) loaded at start; its [settings] replace the defaults.
     #[arg(long, env = "APNSIM_SCENARIO")]
     scenario: Option<PathBuf>,
+    /// Runtime worker threads, at least 1 [default: the number of cores].
+    #[arg(long, env = "APNSIM_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 /// The `--config` file.
@@ -188,6 +191,27 @@ struct ConfigFile {
     log_format: Option<LogFormat>,
     settings: Option<Settings>,
     scenario: Option<PathBuf>,
+    threads: Option<u16>,
+}
+
+impl ServeArgs {
+    /// The runtime's worker threads (flag, variable, then the `--config` file's `threads`; `None`
+    /// = one per core): read before the runtime starts, since it sizes the runtime.
+    pub fn threads(&self) -> Result<Option<usize>, String> {
+        if let Some(n) = self.threads {
+            return Ok(Some(n.into()));
+        }
+        let Some(path) = &self.config else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        match file.threads {
+            Some(0) => Err(format!("{}: threads must be at least 1", path.display())),
+            n => Ok(n.map(usize::from)),
+        }
+    }
 }
 
 /// Runs the emulator until Ctrl-C or SIGTERM.
@@ -354,6 +378,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     println!(
         "apnsim certificates in {} (CA: ca.pem, provider identities: provider-*.pem/.p12)",
         certs.display()
+    );
+    // `--threads` (default: one per core), so a figure can be read against it.
+    println!(
+        "apnsim runtime: {} worker threads",
+        tokio::runtime::Handle::current().metrics().num_workers()
     );
     if let Some(path) = &ready_file {
         let json: serde_json::Map<String, serde_json::Value> = emu

@@ -56,6 +56,9 @@ pub use crate::engine::rules::CloseHow;
 /// Read-buffer capacity of a connection with nothing pending (grown to 64 KiB when busy).
 const IDLE_BUFFER: usize = 4 * 1024;
 
+/// A run of valid frames at least this long is sliced out of the read buffer rather than copied.
+const ZERO_COPY_RUN: usize = 16 * 1024;
+
 /// The settings a session answers by (from [`crate::settings::Settings`]).
 #[derive(Debug, Clone, Copy)]
 pub struct SessionConfig {
@@ -484,8 +487,8 @@ impl<'a> Session<'a> {
     }
 
     /// The hot path. Finds the leading run of complete, valid frames in `buf` without copying,
-    /// copies all their tokens and payloads into one exact-size buffer (so the journal never pins
-    /// the read buffer), then decides them in order, emits their `accepted` events, and takes them
+    /// takes their tokens and payloads as slices of the buffer (a long run) or of one exact-size
+    /// copy (a short one), then decides them in order, emits their `accepted` events, and takes them
     /// off `buf`. Returns the first frame the engine does not accept (`buf` then starts after it);
     /// the bytes of the frames after it stay in the copy unused: at most one read's worth, once per
     /// connection, since the connection ends.
@@ -511,13 +514,20 @@ impl<'a> Session<'a> {
         if self.run.is_empty() {
             return None;
         }
-        let mut arena = BytesMut::with_capacity(copy_len);
-        for s in &self.run {
-            arena.extend_from_slice(&self.buf[range(s.token)]);
-            arena.extend_from_slice(&self.buf[range(s.payload)]);
-        }
-        let arena = arena.freeze();
-        let mut offset = 0;
+        // Where tokens and payloads are sliced from: a run that fills at least half of the read
+        // buffer is cut off the buffer itself (no copy: the journal then pins at most twice the
+        // bytes it keeps); a shorter one is copied to an exact-size buffer, so a trickle of small
+        // reads never pins a 64 KiB buffer per notification.
+        let (arena, mut offset, copied) = if at >= ZERO_COPY_RUN && at * 2 >= self.buf.capacity() {
+            (self.buf.split_to(at).freeze(), 0usize, false)
+        } else {
+            let mut arena = BytesMut::with_capacity(copy_len);
+            for s in &self.run {
+                arena.extend_from_slice(&self.buf[range(s.token)]);
+                arena.extend_from_slice(&self.buf[range(s.payload)]);
+            }
+            (arena.freeze(), 0usize, true)
+        };
         let mut stop = None;
         let mut consumed = at;
         let (connection, environment) = (self.state.id, self.state.environment);
@@ -525,10 +535,15 @@ impl<'a> Session<'a> {
         let devices = self.engine.devices_active().then(|| self.clock.now_ms());
         out.reserve(self.run.len());
         for s in &self.run {
-            let token = arena.slice(offset..offset + s.token.1 as usize);
-            offset += s.token.1 as usize;
-            let payload = arena.slice(offset..offset + s.payload.1 as usize);
-            offset += s.payload.1 as usize;
+            let (token, payload) = if copied {
+                let token = arena.slice(offset..offset + s.token.1 as usize);
+                offset += s.token.1 as usize;
+                let payload = arena.slice(offset..offset + s.payload.1 as usize);
+                offset += s.payload.1 as usize;
+                (token, payload)
+            } else {
+                (arena.slice(range(s.token)), arena.slice(range(s.payload)))
+            };
             let notification = notification_of(s, token, payload, self.topic.as_ref());
             let verdict = self.engine.decide(&self.state, &notification);
             self.state.decided += 1;
@@ -547,7 +562,16 @@ impl<'a> Session<'a> {
                 out,
             );
         }
-        self.buf.advance(consumed);
+        if copied {
+            self.buf.advance(consumed);
+        } else if consumed < at {
+            // The run was cut off the buffer whole: the frames after a stop go back in front of
+            // what is still buffered, unread (once per connection, which then ends).
+            let mut rest = BytesMut::with_capacity(at - consumed + self.buf.len());
+            rest.extend_from_slice(&arena[consumed..]);
+            rest.extend_from_slice(&self.buf);
+            self.buf = rest;
+        }
         stop
     }
 

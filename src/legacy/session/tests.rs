@@ -789,3 +789,76 @@ fn eof_mid_frame_read_errors_and_idle_end_the_session() {
     s.handle_idle(Instant::now(), &mut out);
     assert_eq!(kinds(&out), ["close Graceful idle-timeout"]);
 }
+
+/// A run long enough to be sliced out of the read buffer (no copy), with a rule stopping it in the
+/// middle: the frames after the stop are still decided (or discarded) with their own bytes.
+#[test]
+fn a_long_run_stopped_in_the_middle_keeps_the_frames_after_it() {
+    let frames: Vec<Vec<u8>> = (0..200u8)
+        .map(|i| {
+            enhanced(
+                i,
+                &TOKEN,
+                format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(150)).as_bytes(),
+            )
+        })
+        .collect();
+    let bytes = frames.concat();
+    assert!(
+        bytes.len() >= 2 * ZERO_COPY_RUN,
+        "the run takes the no-copy path"
+    );
+    let nth = |action: LegacyAction| {
+        vec![Rule::new(
+            Matcher {
+                nth: Some(100),
+                ..Matcher::default()
+            },
+            action.into(),
+        )]
+    };
+    let payload_n = |e: &NewEvent| {
+        let n = e.notification.as_ref().unwrap();
+        assert_eq!(n.token.as_bytes(), &TOKEN[..]);
+        serde_json::from_slice::<serde_json::Value>(&n.payload).unwrap()["n"].clone()
+    };
+    // An error that goes on: every frame is decided, in order, each with its own payload.
+    let e = engine(
+        Settings::default(),
+        nth(LegacyAction::Error {
+            status: Status::ProcessingError,
+            close: false,
+        }),
+    );
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &bytes, Instant::now());
+    let events = journal(&out);
+    assert_eq!(events.len(), 200);
+    for (i, ev) in events.iter().enumerate() {
+        let kind = if i == 99 {
+            EventKind::Rejected
+        } else {
+            EventKind::Accepted
+        };
+        assert_eq!(ev.kind, kind, "frame {i}");
+        assert_eq!(payload_n(ev), json!(i), "frame {i}");
+    }
+    // A drop: the frames after it are journaled as discarded, each with its own bytes.
+    let e = engine(
+        Settings::default(),
+        nth(LegacyAction::Drop { reset: false }),
+    );
+    let mut s = session(&e, cfg(0));
+    let out = feed(&mut s, &bytes, Instant::now());
+    let events = journal(&out);
+    assert_eq!(events.len(), 200);
+    for (i, ev) in events.iter().enumerate() {
+        let kind = match i {
+            0..=98 => EventKind::Accepted,
+            99 => EventKind::Dropped,
+            _ => EventKind::Discarded,
+        };
+        assert_eq!(ev.kind, kind, "frame {i}");
+        assert_eq!(payload_n(ev), json!(i), "frame {i}");
+    }
+}
