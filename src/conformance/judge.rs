@@ -394,10 +394,18 @@ fn undelivered(
             );
         };
         let what = fault_name(fault);
+        // The provider went on after the fault: it opened a new connection, or (a pool, like Go's
+        // transport opening two at once) sent on another connection it already had. Either way
+        // the error was not the library giving up; which of the two happened is timing.
         let reopened = f
             .connections()
             .into_iter()
-            .find(|e| e.seq > fault.seq && e.connection != fault.connection);
+            .find(|e| e.seq > fault.seq && e.connection != fault.connection)
+            .or_else(|| {
+                let first = first_sent_after(f, fault)?;
+                let seq = *f.attempts(first).all_seqs().first()?;
+                f.event(seq)
+            });
         let Some(reopened) = reopened else {
             return (
                 Grade::Failed,
@@ -872,6 +880,46 @@ mod tests {
         assert!(f
             .iter()
             .any(|x| x.grade == Grade::Failed && x.text.contains("not in flight")));
+    }
+
+    #[test]
+    fn a_pool_that_goes_on_over_a_connection_it_already_had_has_moved_on() {
+        // Go's transport may open two connections at once; after the reset of the first, the
+        // rest go out on the second, opened before the fault: the library did not give up.
+        let (g, f) = judge(&case("H4.2"), OK_EXIT, |s, ev, out| {
+            ev.clear();
+            ev.push(conn_event(1, EventKind::ConnectionOpened, 1));
+            ev.push(conn_event(2, EventKind::ConnectionOpened, 2));
+            for i in 1..=10u32 {
+                ev.push(event(
+                    2 + u64::from(i),
+                    EventKind::Accepted,
+                    &s.token(i),
+                    None,
+                ));
+            }
+            ev.push(with_detail(
+                event(13, EventKind::Dropped, &s.token(11), None),
+                serde_json::json!({"rule": {"action": "close", "rule": 0}, "reset": true}),
+            ));
+            for i in 12..=30u32 {
+                let mut e = event(2 + u64::from(i), EventKind::Accepted, &s.token(i), None);
+                e.connection = 2;
+                ev.push(e);
+            }
+            out.outcomes[10].result = ResultKind::Error;
+            out.outcomes[10].reason = Some("connection reset by peer".into());
+        });
+        assert_eq!(g, Grade::NonStrict, "{f:?}");
+        let excused = f
+            .iter()
+            .find(|x| x.grade == Grade::NonStrict)
+            .unwrap_or_else(|| panic!("{f:?}"));
+        assert!(excused.text.contains("#11"), "{f:?}");
+        assert!(
+            excused.seqs.contains(&13) && excused.seqs.contains(&14),
+            "cites the fault and the first delivery after it on the other connection: {f:?}"
+        );
     }
 
     #[test]
