@@ -121,24 +121,31 @@ async fn a_go_client_misses_the_error_response_sent_in_one_burst_with_close_noti
     emu.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_go_client_sees_every_feedback_tuple_by_default() {
-    let emu = Emulator::builder().start().await.unwrap();
+/// Puts three feedback tuples in the production list; returns their bytes as the service sends them.
+fn three_tuples(emu: &Emulator) -> Vec<u8> {
     let mut want = Vec::new();
     for i in 0..3u8 {
         let token = vec![0xa0 + i; 32];
+        let timestamp = 1_600_000_000 + u32::from(i);
         emu.registry().add_feedback(
             Some(Environment::Production),
             emu.topic(),
             FeedbackEntry {
-                timestamp: 1_600_000_000 + u32::from(i),
+                timestamp,
                 token: DeviceToken::from_bytes(token.clone()),
             },
         );
-        want.extend((1_600_000_000 + u32::from(i)).to_be_bytes());
+        want.extend(timestamp.to_be_bytes());
         want.extend(32u16.to_be_bytes());
         want.extend(token);
     }
+    want
+}
+
+#[tokio::test]
+async fn a_go_client_sees_every_feedback_tuple_by_default() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let want = three_tuples(&emu);
     let (read, ended) = run(&emu, emu.feedback_addr(), &["-mode", "feedback"]).await;
     assert_eq!(hex::encode(read), hex::encode(want), "ended with {ended}");
     emu.shutdown().await;
@@ -147,21 +154,7 @@ async fn a_go_client_sees_every_feedback_tuple_by_default() {
 #[tokio::test]
 async fn a_go_client_misses_the_last_feedback_tuple_when_the_stream_ends_in_one_burst() {
     let emu = emulator_with(scenario("[settings]\nfeedback_close = \"burst\"\n")).await;
-    let mut want = Vec::new();
-    for i in 0..3u8 {
-        let token = vec![0xb0 + i; 32];
-        emu.registry().add_feedback(
-            Some(Environment::Production),
-            emu.topic(),
-            FeedbackEntry {
-                timestamp: 1_600_000_100 + u32::from(i),
-                token: DeviceToken::from_bytes(token.clone()),
-            },
-        );
-        want.extend((1_600_000_100 + u32::from(i)).to_be_bytes());
-        want.extend(32u16.to_be_bytes());
-        want.extend(token);
-    }
+    let want = three_tuples(&emu);
     let (read, ended) = run(&emu, emu.feedback_addr(), &["-mode", "feedback"]).await;
     // The tuples came with io.EOF from one Read, and the loop dropped them.
     assert_eq!(ended, "EOF");
