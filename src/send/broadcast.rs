@@ -149,6 +149,16 @@ impl Run<'_> {
                 200..=299 => Verdict::Sent,
                 s => classify(s, reason.as_deref()),
             };
+            // What this attempt reports if it is the last one (retries end, or none is due).
+            let failed = Outcome {
+                id: step.id,
+                result: ResultKind::Failed,
+                reason,
+                status: Some(a.status),
+                timestamp: None,
+                apns_id: None,
+                channel: channel.clone(),
+            };
             match verdict {
                 Verdict::Sent => {
                     let mut o = sent_outcome(
@@ -180,27 +190,9 @@ impl Run<'_> {
                 Verdict::RetryLater if attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                _ => {
-                    return Outcome {
-                        id: step.id,
-                        result: ResultKind::Failed,
-                        reason,
-                        status: Some(a.status),
-                        timestamp: None,
-                        apns_id: None,
-                        channel: channel.clone(),
-                    }
-                }
+                _ => return failed,
             }
-            last = Outcome {
-                id: step.id,
-                result: ResultKind::Failed,
-                reason,
-                status: Some(a.status),
-                timestamp: None,
-                apns_id: None,
-                channel: channel.clone(),
-            };
+            last = failed;
         }
         last
     }
