@@ -152,18 +152,22 @@ impl ApnsHandler {
         self.apns.decided(stream_id);
         then.extend(shaped.then);
         let rule = shaped.rule;
+        // The detail of a request that was cut or refused (built only on those paths).
+        let refused = || {
+            json!({
+                "api": api,
+                "apns_request_id": rid,
+                "method": method,
+                "path": path,
+                "channel": channel,
+                "rule": rule,
+            })
+        };
         if let Some(cmd) = shaped.silent {
             // GOAWAY, RST_STREAM or close instead of an answer: nothing was done.
             self.core
                 .journal
-                .record(event(EventKind::Dropped).detail(json!({
-                    "api": api,
-                    "apns_request_id": rid,
-                    "method": method,
-                    "path": path,
-                    "channel": channel,
-                    "rule": rule,
-                })));
+                .record(event(EventKind::Dropped).detail(refused()));
             then.push(cmd);
             return Outcome {
                 response: None,
@@ -180,14 +184,7 @@ impl ApnsHandler {
                 self.core.journal.record(
                     event(EventKind::Rejected)
                         .status(status, reason.as_str())
-                        .detail(json!({
-                            "api": api,
-                            "apns_request_id": rid,
-                            "method": method,
-                            "path": path,
-                            "channel": channel,
-                            "rule": rule,
-                        })),
+                        .detail(refused()),
                 );
                 Response {
                     status,
