@@ -182,6 +182,9 @@ pub(crate) async fn handshake<T: crate::acceptor::Accept>(
         tls_min: tls.min_version(),
         tls13: tls.options().allow_tls13,
     };
+    // Boxed: the TLS library's handshake future is ~3 KB, and inline it would size every
+    // connection's task for its whole life, idle or not (issue 12).
+    let attempt = Box::pin(attempt);
     let (cause, environment) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
         Ok(Ok(ok)) => return Some(ok),
         Ok(Err(e)) => {

@@ -8,6 +8,8 @@ use apnsim::journal::{EventKind, Filter};
 use apnsim::{Emulator, ProviderKind};
 use common::frames::{cmd2, item};
 use common::{connect, send, ClientOpts};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -240,10 +242,30 @@ async fn a_ping_and_settings_flood_is_counted_not_journaled_frame_by_frame() {
     opts.alpn = vec![b"h2".to_vec()];
     let tls = connect(emu.http2_addr(), &opts).await.unwrap();
     let (mut rd, mut wr) = tokio::io::split(tls);
-    let drain = tokio::spawn(async move {
-        let mut b = vec![0u8; 64 * 1024];
-        while rd.read(&mut b).await.is_ok_and(|n| n > 0) {}
+    // Counts what the server wrote: every PING and SETTINGS frame is acknowledged, so the count
+    // tells when the server has processed a flood (then its memory is measured).
+    let answered = Arc::new(AtomicU64::new(0));
+    let drain = tokio::spawn({
+        let answered = answered.clone();
+        async move {
+            let mut b = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = rd.read(&mut b).await {
+                answered.fetch_add(n as u64, Ordering::SeqCst);
+            }
+        }
     });
+    let processed = |bytes: u64| {
+        let answered = answered.clone();
+        async move {
+            for _ in 0..2000 {
+                if answered.load(Ordering::SeqCst) >= bytes {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the server did not acknowledge the flood");
+        }
+    };
     let before = rss_bytes();
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend(h2_frame(4, 0, &[]));
@@ -256,6 +278,9 @@ async fn a_ping_and_settings_flood_is_counted_not_journaled_frame_by_frame() {
     for _ in 0..PINGS / 1000 {
         wr.write_all(&pings).await.unwrap();
     }
+    // Each PING's ACK is 17 bytes (the server's SETTINGS and ACK come first).
+    processed(PINGS * 17).await;
+    let after_pings = rss_bytes();
     // 2,730 unknown settings (ignored, RFC 9113 6.5.2) fill a 16 KB frame.
     let mut params = Vec::new();
     for i in 0..2730u32 {
@@ -267,6 +292,9 @@ async fn a_ping_and_settings_flood_is_counted_not_journaled_frame_by_frame() {
         wr.write_all(&settings).await.unwrap();
     }
     wr.flush().await.unwrap();
+    // Each SETTINGS frame's ACK is 9 bytes.
+    processed(PINGS * 17 + SETTINGS * 9).await;
+    let after_settings = rss_bytes();
     // A well-behaved provider beside the flood is served, and its verdicts stay in the journal.
     legacy_client_is_served(&emu, 2).await;
     wr.shutdown().await.unwrap();
@@ -299,7 +327,11 @@ async fn a_ping_and_settings_flood_is_counted_not_journaled_frame_by_frame() {
     assert_eq!(emu.journal().count(&Filter::kind(EventKind::Accepted)), 2);
     // 400 × 16 KB SETTINGS once cost ~265 KB each (~100 MB); now memory stays flat.
     eprintln!(
-        "RSS growth under {PINGS} PINGs + {SETTINGS} 16 KB SETTINGS: {} KB",
+        "RSS growth: {} KB after {PINGS} PINGs, {} KB more after {SETTINGS} 16 KB SETTINGS \
+         ({} KB sent), {} KB in all at the end",
+        after_pings.saturating_sub(before) / 1024,
+        after_settings.saturating_sub(after_pings) / 1024,
+        SETTINGS * settings.len() as u64 / 1024,
         grown / 1024
     );
     assert!(grown < 40 * 1024 * 1024, "RSS grew {} KB", grown / 1024);

@@ -4,13 +4,16 @@
 
 use crate::journal::{ConnectionEnd, EventKind, NewEvent};
 use crate::legacy::close::{self, CloseWays};
-use crate::legacy::session::{CloseHow, Effect, Session, SessionConfig};
+use crate::legacy::ready::ReadReady;
+use crate::legacy::session::{CloseHow, Effect, Session, SessionConfig, IDLE_BUFFER};
 use crate::model::{Environment, Protocol};
 use crate::runtime::{Core, Shutdown};
 use bytes::BytesMut;
 use serde_json::json;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -91,7 +94,7 @@ const PARTIAL_FRAME_BOUND: Duration = Duration::from_secs(30);
 
 /// Runs one session to its end: the only `select!` of a legacy connection (shutdown, the
 /// session's timer, reads with the idle timeout). Returns how to close and why.
-async fn drive<IO: AsyncRead + CloseWays>(
+async fn drive<IO: AsyncRead + CloseWays + ReadReady>(
     core: &Core,
     session: &mut Session<'_>,
     io: &mut IO,
@@ -257,13 +260,27 @@ async fn run_effects<IO: CloseWays>(
     })
 }
 
-/// One read into `buf`, paced when a `throttle` rule is in force.
-async fn read_some<IO: AsyncRead + Unpin>(
+/// One read into `buf`, paced when a `throttle` rule is in force. A `buf` with no capacity is an
+/// idle connection's (issue 12): it is reserved only once the connection is readable, and given
+/// back if the read then finds nothing whole to return (part of a TLS record).
+async fn read_some<IO: AsyncRead + ReadReady + Unpin>(
     io: &mut IO,
     buf: &mut BytesMut,
     throttle: Option<u64>,
 ) -> std::io::Result<usize> {
     let Some(bps) = throttle else {
+        while buf.capacity() == 0 {
+            io.read_ready().await?;
+            buf.reserve(IDLE_BUFFER);
+            let polled = {
+                let mut read = std::pin::pin!(io.read_buf(buf));
+                std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await
+            };
+            match polled {
+                Poll::Ready(r) => return r,
+                Poll::Pending => *buf = BytesMut::new(),
+            }
+        }
         return io.read_buf(buf).await;
     };
     let mut chunk = vec![

@@ -4,5 +4,6 @@ mod close;
 pub mod feedback;
 pub mod frame;
 pub mod gateway;
+mod ready;
 pub mod session;
 pub use crate::model::wire::status;

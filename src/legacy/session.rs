@@ -53,8 +53,10 @@ pub enum Effect {
 
 pub use crate::engine::rules::CloseHow;
 
-/// Read-buffer capacity of a connection with nothing pending (grown to 64 KiB when busy).
-const IDLE_BUFFER: usize = 4 * 1024;
+/// Read-buffer capacity reserved when bytes arrive on a connection with nothing pending (grown to
+/// 64 KiB when busy). An idle connection holds no read buffer at all (issue 12): the network layer
+/// waits for readability on a zero-capacity [`Session::buffer`], then reserves this much.
+pub(crate) const IDLE_BUFFER: usize = 4 * 1024;
 
 /// A run of valid frames at least this long is sliced out of the read buffer rather than copied.
 const ZERO_COPY_RUN: usize = 16 * 1024;
@@ -220,7 +222,7 @@ impl<'a> Session<'a> {
             },
             topic,
             last_accepted: [0; 4],
-            buf: BytesMut::with_capacity(IDLE_BUFFER),
+            buf: BytesMut::new(),
             len_before_read: 0,
             run: Vec::new(),
             phase: Phase::Open,
@@ -229,12 +231,15 @@ impl<'a> Session<'a> {
     }
 
     /// The read buffer: the network layer appends what it reads, then calls [`Self::handle_read`].
+    /// With nothing pending after a small read it has no capacity: the network layer waits until
+    /// the connection is readable before reserving [`IDLE_BUFFER`], so an idle connection holds no
+    /// read buffer (issue 12); a busy connection keeps its large one.
     pub fn buffer(&mut self) -> &mut BytesMut {
         let last_read = self.buf.len().saturating_sub(self.len_before_read);
-        if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER && last_read < IDLE_BUFFER {
-            // Nothing pending after a small read: give the large buffer back, so thousands of
-            // idle connections cost little (issue 12); a busy connection keeps it.
-            self.buf = BytesMut::with_capacity(IDLE_BUFFER);
+        if self.buf.is_empty() && last_read < IDLE_BUFFER {
+            if self.buf.capacity() > 0 {
+                self.buf = BytesMut::new();
+            }
         } else if self.buf.capacity() - self.buf.len() < IDLE_BUFFER {
             self.buf.reserve(64 * 1024);
         }
