@@ -214,7 +214,6 @@ where
     conn.send_preface_settings();
     let waker = Waker::from(Arc::new(NoopWake));
     let mut wbuf = BytesMut::new();
-    let mut rbuf = vec![0u8; 16 * 1024];
     let mut eof = false;
     let mut last_write = Instant::now();
     // One timer for every deadline, re-armed only when an earlier one appears: a later deadline
@@ -317,12 +316,12 @@ where
                     }
                 }
             },
-            r = rd.read(&mut rbuf), if reading => match r {
+            r = read_into(&mut rd, &mut conn), if reading => match r {
                 Ok(0) => {
                     eof = true;
                     conn.recv_eof();
                 }
-                Ok(n) => conn.recv(rbuf.get(..n).unwrap_or_default(), std::time::Instant::now()),
+                Ok(_) => {}
                 Err(_) => break Ending::Io,
             },
             _ = &mut timer, if armed.is_some() => {
@@ -341,6 +340,7 @@ where
         // Read a little after our FIN so unread client bytes do not turn the close into a TCP
         // reset that could destroy the GOAWAY before the client reads it (RFC 9113 6.8 advice).
         let drain = async {
+            let mut rbuf = vec![0u8; READ_CHUNK];
             let mut left: usize = 1 << 20;
             while left > 0 {
                 match rd.read(&mut rbuf).await {
@@ -353,6 +353,29 @@ where
     }
     tasks.abort_all();
     ending
+}
+
+/// The most one read takes from the transport.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Reads once into a buffer on the stack of the poll and hands what arrived to the connection;
+/// `Ok(0)` at EOF. The connection's task keeps no read buffer between reads: an idle connection
+/// held 16 KiB of its own (issue 12). A pending read writes nothing, so the buffer may go.
+async fn read_into<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    conn: &mut Connection,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = tokio::io::ReadBuf::uninit(&mut space);
+        std::task::ready!(Pin::new(&mut *rd).poll_read(cx, &mut buf))?;
+        let n = buf.filled().len();
+        if n > 0 {
+            conn.recv(buf.filled(), std::time::Instant::now());
+        }
+        Poll::Ready(Ok(n))
+    })
+    .await
 }
 
 /// A waker that does nothing, for polling a future once in place before deciding to spawn it.
