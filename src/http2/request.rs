@@ -220,6 +220,16 @@ pub fn partial_notification(headers: &[(Bytes, Bytes)], body: &Bytes) -> Option<
 
 /// True when some header name occurs twice (PROTOCOL.md 2.3: DuplicateHeaders, any name).
 fn has_duplicate_names(headers: &[(Bytes, Bytes)]) -> bool {
+    // A request has a dozen fields: comparing pairs (lengths first) beats collecting and sorting.
+    if headers.len() <= 32 {
+        return headers.iter().enumerate().any(|(i, (a, _))| {
+            headers
+                .get(i + 1..)
+                .unwrap_or_default()
+                .iter()
+                .any(|(b, _)| a.len() == b.len() && a == b)
+        });
+    }
     let mut names: Vec<&[u8]> = headers.iter().map(|(n, _)| n.as_ref()).collect();
     names.sort_unstable();
     names.windows(2).any(|w| w[0] == w[1])
@@ -408,7 +418,11 @@ fn parse_path(path: Option<&[u8]>, strict: bool) -> Result<DeviceToken, Reason> 
     if rest.is_empty() {
         return Err(Reason::MissingDeviceToken);
     }
-    if rest.iter().any(|b| matches!(b, b'/' | b'?' | b'#')) {
+    // Folds, not `any`/`all`: without an early exit they compile to vector code (every request).
+    if rest
+        .iter()
+        .fold(false, |found, b| found | matches!(b, b'/' | b'?' | b'#'))
+    {
         return Err(Reason::BadPath);
     }
     let len_ok = if strict {
@@ -416,7 +430,7 @@ fn parse_path(path: Option<&[u8]>, strict: bool) -> Result<DeviceToken, Reason> 
     } else {
         (64..=200).contains(&rest.len()) && rest.len() % 2 == 0
     };
-    if !len_ok || !rest.iter().all(u8::is_ascii_hexdigit) {
+    if !len_ok || !rest.iter().fold(true, |ok, b| ok & b.is_ascii_hexdigit()) {
         return Err(Reason::BadDeviceToken);
     }
     let hex_str = std::str::from_utf8(rest).map_err(|_| Reason::BadDeviceToken)?;
