@@ -332,7 +332,11 @@ impl Connection {
                 None => s.local_closed = true,
             }
         }
-        self.flush_data();
+        // Only a body can make DATA due: the windows did not change, and walking every open
+        // stream on each answer cost as much as encoding it.
+        if self.streams.get(&stream_id).is_some_and(|s| s.pending_active) {
+            self.flush_data();
+        }
         self.after_local_close(stream_id);
         Ok(())
     }
@@ -532,7 +536,7 @@ impl Connection {
     fn flush_data(&mut self) {
         let max = self.peer_max_frame_size;
         let mut finished = Vec::new();
-        let mut out = BytesMut::new();
+        let out = &mut self.out;
         for (&id, s) in self.streams.iter_mut() {
             if !s.pending_active {
                 continue;
@@ -554,7 +558,7 @@ impl Connection {
                     data: chunk,
                     pad: None,
                 }
-                .encode(&mut out);
+                .encode(out);
                 if last {
                     s.pending_active = false;
                     s.local_closed = true;
@@ -566,7 +570,6 @@ impl Connection {
                 break;
             }
         }
-        self.out.extend_from_slice(&out);
         for id in finished {
             self.after_local_close(id);
         }

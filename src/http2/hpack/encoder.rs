@@ -62,7 +62,8 @@ impl Encoder {
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         dst: &mut BytesMut,
     ) {
-        let mut out = Vec::new();
+        // A response block (status, apns-id, maybe content-type) fits: no regrowth.
+        let mut out = Vec::with_capacity(64);
         self.write_pending_update(&mut out);
         for (name, value) in fields {
             // One table search per field: an exact match is written here, not searched again.
