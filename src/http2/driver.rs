@@ -117,6 +117,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Every event other than requests, for journaling and reactions.
     fn on_event(&self, _event: &Event, _handle: &ConnHandle) {}
 
+    /// Called once the requests and events handled so far are done with and before any answer
+    /// to them is written: a handler that batches work per read (one journal append for all the
+    /// requests of a read) finishes it here, so nothing is answered before it is recorded.
+    fn on_batch_end(&self) {}
+
     /// Answers a request; may take its time. `None` leaves the stream to commands sent via the handle.
     fn on_request(
         &self,
@@ -255,6 +260,7 @@ where
                 other => handler.on_event(&other, &handle),
             }
         }
+        handler.on_batch_end();
         if wbuf.len() <= max_out {
             if let Some(b) = conn.take_output() {
                 if wbuf.is_empty() {
@@ -390,13 +396,8 @@ fn apply(conn: &mut Connection, cmd: Command) -> bool {
             stream_id,
             response,
         } => {
-            let headers: Vec<(&str, &str)> = response
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
             // The stream may be gone (client reset it): nothing to answer then.
-            let _ = conn.respond(stream_id, response.status, &headers, response.body);
+            let _ = conn.respond_with(stream_id, response.status, &response.headers, response.body);
             for c in response.then {
                 if apply(conn, c) {
                     return true;

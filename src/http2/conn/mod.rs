@@ -286,6 +286,18 @@ impl Connection {
         headers: &[(&str, &str)],
         body: Option<Bytes>,
     ) -> Result<(), ConnError> {
+        self.respond_with(stream_id, status, headers, body)
+    }
+
+    /// [`Connection::respond`] with the header fields in any string form (the driver's owned
+    /// strings), so no list of borrowed copies is built for each answer.
+    pub fn respond_with(
+        &mut self,
+        stream_id: u32,
+        status: u16,
+        headers: &[(impl AsRef<str>, impl AsRef<str>)],
+        body: Option<Bytes>,
+    ) -> Result<(), ConnError> {
         if self.phase == Phase::Closed {
             return Err(ConnError::Closed);
         }
@@ -305,22 +317,23 @@ impl Connection {
         ];
         let long = (!(100..=999).contains(&status)).then(|| status.to_string());
         let status = long.as_ref().map_or(&digits[..], |l| l.as_bytes());
-        // Names are almost always lowercase already: copy only those that are not.
-        let lower: Vec<(std::borrow::Cow<'_, str>, &str)> = headers
-            .iter()
-            .map(|(n, v)| {
-                let n = if n.bytes().any(|c| c.is_ascii_uppercase()) {
-                    std::borrow::Cow::Owned(n.to_ascii_lowercase())
-                } else {
-                    std::borrow::Cow::Borrowed(*n)
-                };
-                (n, *v)
-            })
-            .collect();
+        // Names are almost always lowercase already: a lowercased copy only when one is not.
         let mut block = BytesMut::new();
-        let fields = std::iter::once((b":status".as_slice(), status))
-            .chain(lower.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-        self.encoder.encode(fields, &mut block);
+        let status = std::iter::once((b":status".as_slice(), status));
+        let upper = |n: &str| n.bytes().any(|c| c.is_ascii_uppercase());
+        if headers.iter().any(|(n, _)| upper(n.as_ref())) {
+            let lower: Vec<(String, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.as_ref()))
+                .collect();
+            let fields = lower.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+            self.encoder.encode(status.chain(fields), &mut block);
+        } else {
+            let fields = headers
+                .iter()
+                .map(|(n, v)| (n.as_ref().as_bytes(), v.as_ref().as_bytes()));
+            self.encoder.encode(status.chain(fields), &mut block);
+        }
         self.write_header_block(stream_id, block.freeze(), body.is_none());
         if let Some(s) = self.streams.get_mut(&stream_id) {
             s.responded = true;
