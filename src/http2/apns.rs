@@ -423,12 +423,8 @@ impl Session {
     /// Decides one `/3/device` request: validation (PROTOCOL.md 2.3–2.5, 2.8, 2.9), then the engine.
     pub fn decide(&self, deps: Deps<'_>, req: &Request, now: Now) -> Decision {
         let stream_id = req.stream_id;
-        let headers: Vec<(Bytes, Bytes)> = req
-            .headers
-            .iter()
-            .map(|f| (f.name.clone(), f.value.clone()))
-            .collect();
-        let partial = || request::partial_notification(&headers, &req.body);
+        let headers = &req.headers[..];
+        let partial = || request::partial_notification(headers, &req.body);
         if stream_id > self.cut_above.load(Ordering::Acquire) {
             let mut e = self
                 .event(EventKind::Discarded)
@@ -477,7 +473,7 @@ impl Session {
         let validated = self.with_token(|token| {
             let keys = deps.http2.keys.read();
             let v = request::validate(
-                &headers,
+                headers,
                 req.body.clone(),
                 &ctx,
                 token,
