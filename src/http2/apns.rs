@@ -340,8 +340,7 @@ impl Session {
         o.requests += 1;
         for name in ["authorization", "apns-topic", "apns-id", ":path"] {
             // Full after the first few requests: nothing to look up or allocate any more.
-            if o
-                .hpack
+            if o.hpack
                 .get(name)
                 .is_some_and(|seen| seen.len() >= state::MAX_OBSERVATIONS)
             {
@@ -825,10 +824,10 @@ impl Session {
         let body = match reason {
             // PROTOCOL.md 2.6: success is one HEADERS frame; apns-unique-id on sandbox only.
             None => {
-                headers.push(("apns-id".to_string(), apns_id));
+                headers.push(("apns-id".into(), apns_id));
                 if self.environment == Environment::Sandbox {
                     headers.push((
-                        "apns-unique-id".to_string(),
+                        "apns-unique-id".into(),
                         crate::http2::driver::fast_uuid_v4(),
                     ));
                 }
@@ -836,8 +835,8 @@ impl Session {
             }
             // PROTOCOL.md 2.6: error = HEADERS with content-type and apns-id, then DATA {"reason":…}.
             Some(r) => {
-                headers.push(("content-type".to_string(), "application/json".to_string()));
-                headers.push(("apns-id".to_string(), apns_id));
+                headers.push(("content-type".into(), "application/json".to_string()));
+                headers.push(("apns-id".into(), apns_id));
                 Some(Bytes::from(reason::body(r, timestamp_ms)))
             }
         };

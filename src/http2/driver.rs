@@ -5,6 +5,7 @@
 use crate::http2::conn::{ConnConfig, Connection, Event, Request, SettingsUpdate};
 use crate::http2::frame::ErrorCode;
 use bytes::{Buf, Bytes, BytesMut};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -22,8 +23,9 @@ use tokio::time::Instant;
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// Header fields after `:status` (names are sent lowercase).
-    pub headers: Vec<(String, String)>,
+    /// Header fields after `:status` (names are sent lowercase). Names are mostly fixed
+    /// (`apns-id`), so they need no allocation per answer.
+    pub headers: Vec<(Cow<'static, str>, String)>,
     /// Body; `None` or empty means a single HEADERS frame with END_STREAM (PROTOCOL.md 2.6).
     pub body: Option<Bytes>,
     /// Commands carried out right after the response, in order.

@@ -347,7 +347,11 @@ impl Connection {
         }
         // Only a body can make DATA due: the windows did not change, and walking every open
         // stream on each answer cost as much as encoding it.
-        if self.streams.get(&stream_id).is_some_and(|s| s.pending_active) {
+        if self
+            .streams
+            .get(&stream_id)
+            .is_some_and(|s| s.pending_active)
+        {
             self.flush_data();
         }
         self.after_local_close(stream_id);
