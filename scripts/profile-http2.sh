@@ -9,12 +9,14 @@
 # validation, engine, journal) runs under `valgrind --tool=callgrind`; h2load sends
 # PROFILE_REQUESTS (default 20,000) POSTs of a ~200-byte alert over TLS (-c 8 -m 100, one JWT for
 # every connection, signed by examples/sign-jwt.rs --der, like scripts/bench-http2.sh), then the
-# server stops on SIGTERM. A second, idle run (the same 8 connections, one request each) is the
+# server stops on SIGTERM. An idle run first (the same 8 connections, one request each) is the
 # baseline: start-up, certificates, TLS handshakes and shutdown. The figure printed is
 #   (Ir of the loaded run - Ir of the idle run) / (PROFILE_REQUESTS - 8)
 # i.e. the instructions one request costs the whole process (all threads, TLS included), which
-# unlike req/s does not depend on what else the machine is running. Then callgrind_annotate's top
-# functions of the loaded run, inclusive and self (PROFILE_TOP lines, default 30).
+# unlike req/s does not depend on what else the machine is running (it still moves by about 1%
+# between runs: how many requests each read brings depends on h2load's timing). Then
+# callgrind_annotate's top functions of the loaded run, inclusive and self (PROFILE_TOP lines,
+# default 30).
 # The callgrind files stay in PROFILE_OUT (default target/profile-http2) for kcachegrind or
 # callgrind_annotate. Exits non-zero if a tool is missing or a request does not get a 2xx.
 set -euo pipefail
