@@ -339,10 +339,20 @@ impl Session {
         let mut o = self.observations.lock();
         o.requests += 1;
         for name in ["authorization", "apns-topic", "apns-id", ":path"] {
+            // Full after the first few requests: nothing to look up or allocate any more.
+            if o.hpack
+                .get(name)
+                .is_some_and(|seen| seen.len() >= state::MAX_OBSERVATIONS)
+            {
+                continue;
+            }
             if let Some(field) = req.headers.iter().find(|f| &f.name[..] == name.as_bytes()) {
-                let seen = o.hpack.entry(name.to_string()).or_default();
-                if seen.len() < state::MAX_OBSERVATIONS {
-                    seen.push(representation(field));
+                let r = representation(field);
+                match o.hpack.get_mut(name) {
+                    Some(seen) => seen.push(r),
+                    None => {
+                        o.hpack.insert(name.to_string(), vec![r]);
+                    }
                 }
             }
         }
@@ -412,12 +422,8 @@ impl Session {
     /// Decides one `/3/device` request: validation (PROTOCOL.md 2.3–2.5, 2.8, 2.9), then the engine.
     pub fn decide(&self, deps: Deps<'_>, req: &Request, now: Now) -> Decision {
         let stream_id = req.stream_id;
-        let headers: Vec<(Bytes, Bytes)> = req
-            .headers
-            .iter()
-            .map(|f| (f.name.clone(), f.value.clone()))
-            .collect();
-        let partial = || request::partial_notification(&headers, &req.body);
+        let headers = &req.headers[..];
+        let partial = || request::partial_notification(headers, &req.body);
         if stream_id > self.cut_above.load(Ordering::Acquire) {
             let mut e = self
                 .event(EventKind::Discarded)
@@ -466,7 +472,7 @@ impl Session {
         let validated = self.with_token(|token| {
             let keys = deps.http2.keys.read();
             let v = request::validate(
-                &headers,
+                headers,
                 req.body.clone(),
                 &ctx,
                 token,
@@ -818,10 +824,10 @@ impl Session {
         let body = match reason {
             // PROTOCOL.md 2.6: success is one HEADERS frame; apns-unique-id on sandbox only.
             None => {
-                headers.push(("apns-id".to_string(), apns_id));
+                headers.push(("apns-id".into(), apns_id));
                 if self.environment == Environment::Sandbox {
                     headers.push((
-                        "apns-unique-id".to_string(),
+                        "apns-unique-id".into(),
                         crate::http2::driver::fast_uuid_v4(),
                     ));
                 }
@@ -829,8 +835,8 @@ impl Session {
             }
             // PROTOCOL.md 2.6: error = HEADERS with content-type and apns-id, then DATA {"reason":…}.
             Some(r) => {
-                headers.push(("content-type".to_string(), "application/json".to_string()));
-                headers.push(("apns-id".to_string(), apns_id));
+                headers.push(("content-type".into(), "application/json".to_string()));
+                headers.push(("apns-id".into(), apns_id));
                 Some(Bytes::from(reason::body(r, timestamp_ms)))
             }
         };

@@ -5,6 +5,7 @@
 use crate::http2::conn::{ConnConfig, Connection, Event, Request, SettingsUpdate};
 use crate::http2::frame::ErrorCode;
 use bytes::{Buf, Bytes, BytesMut};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -22,8 +23,9 @@ use tokio::time::Instant;
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// Header fields after `:status` (names are sent lowercase).
-    pub headers: Vec<(String, String)>,
+    /// Header fields after `:status` (names are sent lowercase). Names are mostly fixed
+    /// (`apns-id`), so they need no allocation per answer.
+    pub headers: Vec<(Cow<'static, str>, String)>,
     /// Body; `None` or empty means a single HEADERS frame with END_STREAM (PROTOCOL.md 2.6).
     pub body: Option<Bytes>,
     /// Commands carried out right after the response, in order.
@@ -117,6 +119,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Every event other than requests, for journaling and reactions.
     fn on_event(&self, _event: &Event, _handle: &ConnHandle) {}
 
+    /// Called once the requests and events handled so far are done with and before any answer
+    /// to them is written: a handler that batches work per read (one journal append for all the
+    /// requests of a read) finishes it here, so nothing is answered before it is recorded.
+    fn on_batch_end(&self) {}
+
     /// Answers a request; may take its time. `None` leaves the stream to commands sent via the handle.
     fn on_request(
         &self,
@@ -151,11 +158,12 @@ impl Handler for DefaultHandler {
 }
 
 /// A random (v4) UUID from the thread-local generator: `Uuid::new_v4` asks the kernel for every
-/// id, a system call per answer.
+/// id, a system call per answer. Encoded straight into a buffer: `to_string` goes through the
+/// formatting machinery, which costs more than the random bytes.
 pub fn fast_uuid_v4() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string()
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    String::from(&*id.hyphenated().encode_lower(&mut buf))
 }
 
 /// How a connection ended, for logs and tests.
@@ -253,6 +261,7 @@ where
                 other => handler.on_event(&other, &handle),
             }
         }
+        handler.on_batch_end();
         if wbuf.len() <= max_out {
             if let Some(b) = conn.take_output() {
                 if wbuf.is_empty() {
@@ -412,13 +421,8 @@ fn apply(conn: &mut Connection, cmd: Command) -> bool {
             stream_id,
             response,
         } => {
-            let headers: Vec<(&str, &str)> = response
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
             // The stream may be gone (client reset it): nothing to answer then.
-            let _ = conn.respond(stream_id, response.status, &headers, response.body);
+            let _ = conn.respond_with(stream_id, response.status, &response.headers, response.body);
             for c in response.then {
                 if apply(conn, c) {
                     return true;

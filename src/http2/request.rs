@@ -144,6 +144,34 @@ impl From<ApnsRequest> for Notification {
     }
 }
 
+/// A decoded header field as validation reads it: the connection's decoded fields are read in
+/// place, where a copied list of name/value pairs per request cost an allocation and a
+/// reference count per field.
+pub trait Field {
+    /// The name as received (lowercase on a valid request).
+    fn name(&self) -> &[u8];
+    /// The value as received.
+    fn value(&self) -> &Bytes;
+}
+
+impl Field for (Bytes, Bytes) {
+    fn name(&self) -> &[u8] {
+        &self.0
+    }
+    fn value(&self) -> &Bytes {
+        &self.1
+    }
+}
+
+impl Field for crate::http2::hpack::HeaderField {
+    fn name(&self) -> &[u8] {
+        &self.name
+    }
+    fn value(&self) -> &Bytes {
+        &self.value
+    }
+}
+
 /// The headers we look at, borrowed from the decoded list.
 #[derive(Default)]
 struct Fields<'h> {
@@ -163,11 +191,12 @@ struct Fields<'h> {
 impl<'h> Fields<'h> {
     /// Picks the headers we look at out of the decoded list (the first of a repeated name:
     /// a repetition is refused as DuplicateHeaders before any other field is used).
-    fn read(headers: &'h [(Bytes, Bytes)]) -> Self {
+    fn read(headers: &'h [impl Field]) -> Self {
         let mut f = Fields::default();
-        for (name, value) in headers.iter().rev() {
+        for h in headers.iter().rev() {
+            let value = h.value();
             let v = Some(value.as_ref());
-            match name.as_ref() {
+            match h.name() {
                 b":method" => f.method = v,
                 b":path" => f.path = v,
                 b":authority" => f.authority = v,
@@ -214,13 +243,24 @@ impl<'h> Fields<'h> {
 /// The notification as far as a refused request lets us read it (the same reading of the
 /// headers as [`parse_headers`], no check applied), so the journal can be filtered by token even
 /// for refusals; `None` when `:path` names no token.
-pub fn partial_notification(headers: &[(Bytes, Bytes)], body: &Bytes) -> Option<Notification> {
+pub fn partial_notification(headers: &[impl Field], body: &Bytes) -> Option<Notification> {
     Fields::read(headers).partial(body)
 }
 
 /// True when some header name occurs twice (PROTOCOL.md 2.3: DuplicateHeaders, any name).
-fn has_duplicate_names(headers: &[(Bytes, Bytes)]) -> bool {
-    let mut names: Vec<&[u8]> = headers.iter().map(|(n, _)| n.as_ref()).collect();
+fn has_duplicate_names(headers: &[impl Field]) -> bool {
+    // A request has a dozen fields: comparing pairs (lengths first) beats collecting and sorting.
+    if headers.len() <= 32 {
+        return headers.iter().enumerate().any(|(i, a)| {
+            let a = a.name();
+            headers
+                .get(i + 1..)
+                .unwrap_or_default()
+                .iter()
+                .any(|b| a.len() == b.name().len() && a == b.name())
+        });
+    }
+    let mut names: Vec<&[u8]> = headers.iter().map(Field::name).collect();
     names.sort_unstable();
     names.windows(2).any(|w| w[0] == w[1])
 }
@@ -240,7 +280,7 @@ pub fn valid_apns_id(v: &[u8]) -> bool {
 /// `headers` are the decoded fields with names as received (lowercase), pseudo-headers included.
 /// The body is stored, not checked: see [`check_payload`].
 pub fn parse_headers(
-    headers: &[(Bytes, Bytes)],
+    headers: &[impl Field],
     body: Bytes,
     ctx: &RequestContext<'_>,
 ) -> Result<ApnsRequest, Rejection> {
@@ -259,11 +299,7 @@ pub fn parse_headers(
 
     // PROTOCOL.md 2.3: a repeated header.
     if has_duplicate_names(headers) {
-        let dup_id = headers
-            .iter()
-            .filter(|(n, _)| n.as_ref() == b"apns-id")
-            .count()
-            > 1;
+        let dup_id = headers.iter().filter(|h| h.name() == b"apns-id").count() > 1;
         return Err(Rejection {
             reason: Reason::DuplicateHeaders,
             apns_id: if dup_id { None } else { echo.clone() },
@@ -408,7 +444,11 @@ fn parse_path(path: Option<&[u8]>, strict: bool) -> Result<DeviceToken, Reason> 
     if rest.is_empty() {
         return Err(Reason::MissingDeviceToken);
     }
-    if rest.iter().any(|b| matches!(b, b'/' | b'?' | b'#')) {
+    // Folds, not `any`/`all`: without an early exit there is no branch per byte (every request).
+    if rest
+        .iter()
+        .fold(false, |found, b| found | matches!(b, b'/' | b'?' | b'#'))
+    {
         return Err(Reason::BadPath);
     }
     let len_ok = if strict {
@@ -416,7 +456,7 @@ fn parse_path(path: Option<&[u8]>, strict: bool) -> Result<DeviceToken, Reason> 
     } else {
         (64..=200).contains(&rest.len()) && rest.len() % 2 == 0
     };
-    if !len_ok || !rest.iter().all(u8::is_ascii_hexdigit) {
+    if !len_ok || !rest.iter().fold(true, |ok, b| ok & b.is_ascii_hexdigit()) {
         return Err(Reason::BadDeviceToken);
     }
     let hex_str = std::str::from_utf8(rest).map_err(|_| Reason::BadDeviceToken)?;
@@ -476,7 +516,7 @@ pub struct Validated {
 /// `token_auth`, `registry` and `cache` are used on token connections only; `now` is UNIX seconds.
 #[allow(clippy::too_many_arguments)]
 pub fn validate(
-    headers: &[(Bytes, Bytes)],
+    headers: &[impl Field],
     body: Bytes,
     ctx: &RequestContext<'_>,
     token_auth: &mut TokenAuth,

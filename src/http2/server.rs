@@ -110,6 +110,7 @@ pub(crate) async fn serve(
         let handler = Arc::new(ApnsHandler {
             core: core.clone(),
             apns: session.clone(),
+            pending: Mutex::new(Vec::new()),
         });
         // Graceful shutdown: GOAWAY {"reason":"Shutdown"}, in-flight streams finish (issue 4).
         let stopper = {
@@ -128,7 +129,10 @@ pub(crate) async fn serve(
         };
         let mut tls = tls;
         // Lent, not given: after an abrupt end we still hold the socket, to reset it if asked.
-        let ending = driver::serve_connection(&mut tls, cfg, handler, handle, commands).await;
+        let ending =
+            driver::serve_connection(&mut tls, cfg, handler.clone(), handle, commands).await;
+        // What the last read decided, when the connection ended before its batch was closed.
+        handler.on_batch_end();
         if session.wants_reset() {
             crate::runtime::reset_on_close(&tls);
         }
@@ -153,9 +157,17 @@ pub(crate) async fn serve(
 struct ApnsHandler {
     core: Arc<Core>,
     apns: Arc<apns::Session>,
+    /// Journal events of the requests and connection events of the current read, appended in
+    /// one batch (one lock, one wake of the journal's waiters) before their answers are written.
+    pending: Mutex<Vec<NewEvent>>,
 }
 
 impl ApnsHandler {
+    /// Queues events for the journal's next batch, in order.
+    fn journal(&self, events: impl IntoIterator<Item = NewEvent>) {
+        self.pending.lock().extend(events);
+    }
+
     fn deps(&self) -> apns::Deps<'_> {
         apns::Deps {
             engine: &self.core.engine,
@@ -175,8 +187,19 @@ impl Handler for ApnsHandler {
 
     fn on_event(&self, event: &Event, _handle: &ConnHandle) {
         if let Some(e) = self.apns.observe_event(event) {
-            self.core.journal.record(e);
+            self.journal(Some(e));
         }
+    }
+
+    fn on_batch_end(&self) {
+        let events = {
+            let mut pending = self.pending.lock();
+            if pending.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *pending)
+        };
+        self.core.journal.record_batch(events);
     }
 
     fn on_request(
@@ -200,6 +223,8 @@ impl Handler for ApnsHandler {
             }
         } == crate::broadcast::request::Host::Manage;
         if crate::broadcast::request::is_broadcast_path(path) || manage {
+            // The broadcast module journals directly: what this read queued goes first.
+            self.on_batch_end();
             let out = self.broadcast(&req);
             return futures_util::future::Either::Left(async move {
                 if let Some(d) = out.hold {
@@ -214,9 +239,7 @@ impl Handler for ApnsHandler {
         let mut decision = self
             .apns
             .decide(self.deps(), &req, apns::Now::of(&self.core.clock));
-        for e in std::mem::take(&mut decision.journal) {
-            self.core.journal.record(e);
-        }
+        self.journal(std::mem::take(&mut decision.journal));
         let core = &self.core;
         let apns = &self.apns;
         futures_util::future::Either::Right(async move {
@@ -224,11 +247,8 @@ impl Handler for ApnsHandler {
                 tokio::time::sleep(d).await;
             }
             let done = apns.finish(&core.engine, decision, core.clock.now_ms());
-            if done.journal.len() > 1 {
-                core.journal.record_batch(done.journal);
-            } else if let Some(e) = done.journal.into_iter().next() {
-                core.journal.record(e);
-            }
+            // Appended with the rest of the read (on_batch_end), before the answer is written.
+            self.journal(done.journal);
             for cmd in done.commands {
                 let _ = handle.send(cmd).await;
             }

@@ -177,7 +177,7 @@ fn a_valid_push_is_accepted_echoing_its_id_and_journaled_once() {
     );
     let r = done.response.unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.headers, vec![("apns-id".to_string(), ID.to_string())]);
+    assert_eq!(r.headers, vec![("apns-id".into(), ID.to_string())]);
     assert!(r.body.is_none() && done.commands.is_empty());
 }
 

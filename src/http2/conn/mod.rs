@@ -286,6 +286,18 @@ impl Connection {
         headers: &[(&str, &str)],
         body: Option<Bytes>,
     ) -> Result<(), ConnError> {
+        self.respond_with(stream_id, status, headers, body)
+    }
+
+    /// [`Connection::respond`] with the header fields in any string form (the driver's owned
+    /// strings), so no list of borrowed copies is built for each answer.
+    pub fn respond_with(
+        &mut self,
+        stream_id: u32,
+        status: u16,
+        headers: &[(impl AsRef<str>, impl AsRef<str>)],
+        body: Option<Bytes>,
+    ) -> Result<(), ConnError> {
         if self.phase == Phase::Closed {
             return Err(ConnError::Closed);
         }
@@ -305,22 +317,23 @@ impl Connection {
         ];
         let long = (!(100..=999).contains(&status)).then(|| status.to_string());
         let status = long.as_ref().map_or(&digits[..], |l| l.as_bytes());
-        // Names are almost always lowercase already: copy only those that are not.
-        let lower: Vec<(std::borrow::Cow<'_, str>, &str)> = headers
-            .iter()
-            .map(|(n, v)| {
-                let n = if n.bytes().any(|c| c.is_ascii_uppercase()) {
-                    std::borrow::Cow::Owned(n.to_ascii_lowercase())
-                } else {
-                    std::borrow::Cow::Borrowed(*n)
-                };
-                (n, *v)
-            })
-            .collect();
+        // Names are almost always lowercase already: a lowercased copy only when one is not.
         let mut block = BytesMut::new();
-        let fields = std::iter::once((b":status".as_slice(), status))
-            .chain(lower.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-        self.encoder.encode(fields, &mut block);
+        let status = std::iter::once((b":status".as_slice(), status));
+        let upper = |n: &str| n.bytes().any(|c| c.is_ascii_uppercase());
+        if headers.iter().any(|(n, _)| upper(n.as_ref())) {
+            let lower: Vec<(String, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.as_ref()))
+                .collect();
+            let fields = lower.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+            self.encoder.encode(status.chain(fields), &mut block);
+        } else {
+            let fields = headers
+                .iter()
+                .map(|(n, v)| (n.as_ref().as_bytes(), v.as_ref().as_bytes()));
+            self.encoder.encode(status.chain(fields), &mut block);
+        }
         self.write_header_block(stream_id, block.freeze(), body.is_none());
         if let Some(s) = self.streams.get_mut(&stream_id) {
             s.responded = true;
@@ -332,7 +345,15 @@ impl Connection {
                 None => s.local_closed = true,
             }
         }
-        self.flush_data();
+        // Only a body can make DATA due: the windows did not change, and walking every open
+        // stream on each answer cost as much as encoding it.
+        if self
+            .streams
+            .get(&stream_id)
+            .is_some_and(|s| s.pending_active)
+        {
+            self.flush_data();
+        }
         self.after_local_close(stream_id);
         Ok(())
     }
@@ -532,7 +553,7 @@ impl Connection {
     fn flush_data(&mut self) {
         let max = self.peer_max_frame_size;
         let mut finished = Vec::new();
-        let mut out = BytesMut::new();
+        let out = &mut self.out;
         for (&id, s) in self.streams.iter_mut() {
             if !s.pending_active {
                 continue;
@@ -554,7 +575,7 @@ impl Connection {
                     data: chunk,
                     pad: None,
                 }
-                .encode(&mut out);
+                .encode(out);
                 if last {
                     s.pending_active = false;
                     s.local_closed = true;
@@ -566,7 +587,6 @@ impl Connection {
                 break;
             }
         }
-        self.out.extend_from_slice(&out);
         for id in finished {
             self.after_local_close(id);
         }

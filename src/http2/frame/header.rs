@@ -1,7 +1,7 @@
 //! The fixed 9-byte frame header (RFC 9113 4.1).
 
 use super::{ErrorCode, FrameError, MAX_MAX_FRAME_SIZE};
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use nom::number::complete::{be_u16, be_u32, be_u8};
 use nom::IResult;
 
@@ -57,11 +57,15 @@ impl FrameHeader {
 
     /// Writes the 9-byte header.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let len = self.length.min(MAX_MAX_FRAME_SIZE);
-        dst.put_u8((len >> 16) as u8);
-        dst.put_u16((len & 0xffff) as u16);
-        dst.put_u8(self.kind);
-        dst.put_u8(self.flags);
-        dst.put_u32(self.stream_id & 0x7fff_ffff);
+        dst.extend_from_slice(&self.to_array());
+    }
+
+    /// The 9-byte header as an array, for filling in a room left before a payload written in place.
+    pub fn to_array(&self) -> [u8; 9] {
+        let len = self.length.min(MAX_MAX_FRAME_SIZE).to_be_bytes();
+        let id = (self.stream_id & 0x7fff_ffff).to_be_bytes();
+        [
+            len[1], len[2], len[3], self.kind, self.flags, id[0], id[1], id[2], id[3],
+        ]
     }
 }

@@ -306,8 +306,11 @@ impl Frame {
     ///
     /// The caller keeps payloads within the peer's SETTINGS_MAX_FRAME_SIZE; lengths are not split here.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let mut payload = BytesMut::new();
-        let p = &mut payload;
+        // The payload is written in place after a room for the header, which is filled in once
+        // the length is known: no buffer of its own and no copy (every response is a frame).
+        let start = dst.len();
+        dst.put_bytes(0, HEADER_LEN);
+        let p = &mut *dst;
         let (kind, flags, stream_id) = match self {
             Frame::Data {
                 stream_id,
@@ -392,14 +395,14 @@ impl Frame {
             }
         };
         let header = FrameHeader {
-            length: u32::try_from(payload.len()).unwrap_or(u32::MAX),
+            length: u32::try_from(dst.len() - start - HEADER_LEN).unwrap_or(u32::MAX),
             kind,
             flags,
             stream_id,
         };
-        dst.reserve(HEADER_LEN + payload.len());
-        header.encode(dst);
-        dst.extend_from_slice(&payload);
+        if let Some(room) = dst.get_mut(start..start + HEADER_LEN) {
+            room.copy_from_slice(&header.to_array());
+        }
     }
 
     /// Convenience: the encoded bytes of this frame.

@@ -62,12 +62,16 @@ impl Encoder {
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         dst: &mut BytesMut,
     ) {
-        let mut out = Vec::new();
+        // A response block (status, apns-id, maybe content-type) fits: no regrowth.
+        let mut out = Vec::with_capacity(64);
         self.write_pending_update(&mut out);
         for (name, value) in fields {
-            let rep = if self.find_exact(name, value).is_some() {
-                Representation::Indexed
-            } else if name == b":status" || name == b"content-type" {
+            // One table search per field: an exact match is written here, not searched again.
+            if let Some(index) = self.find_exact(name, value) {
+                encode_integer(index, 7, 0x80, &mut out);
+                continue;
+            }
+            let rep = if name == b":status" || name == b"content-type" {
                 Representation::IncrementalIndexing
             } else {
                 Representation::WithoutIndexing
@@ -156,7 +160,7 @@ impl Encoder {
     fn find_exact(&self, name: &[u8], value: &[u8]) -> Option<usize> {
         STATIC
             .iter()
-            .position(|(n, v)| *n == name && *v == value)
+            .position(|(n, v)| same(n, name) && *v == value)
             .map(|i| i + 1)
             .or_else(|| {
                 self.table
@@ -170,7 +174,7 @@ impl Encoder {
     fn find_name(&self, name: &[u8]) -> Option<usize> {
         STATIC
             .iter()
-            .position(|(n, _)| *n == name)
+            .position(|(n, _)| same(n, name))
             .map(|i| i + 1)
             .or_else(|| {
                 self.table
@@ -184,4 +188,12 @@ impl Encoder {
     pub(super) fn table(&self) -> &DynamicTable {
         &self.table
     }
+}
+
+/// Whether two names are equal, looking at the length and the first byte before calling
+/// `memcmp`: most static-table names a response field is checked against differ there, and a
+/// response is checked against all 61 of them.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.first() == b.first() && a == b
 }

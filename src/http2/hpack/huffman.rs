@@ -133,18 +133,25 @@ pub fn encoded_len(src: &[u8]) -> usize {
 /// (all ones), as RFC 7541 5.2 requires.
 pub fn encode(src: &[u8], dst: &mut Vec<u8>) {
     dst.reserve(encoded_len(src));
+    // Bits are written four bytes at a time (every answer's apns-id is coded here): fewer
+    // than 32 are kept, and a code is at most 30, so `acc` never holds more than 62.
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
     for &b in src {
         let len = u32::from(LENGTHS[b as usize]);
         acc = (acc << len) | u64::from(CODES[b as usize]);
         bits += len;
-        while bits >= 8 {
-            bits -= 8;
-            dst.push((acc >> bits) as u8);
+        if bits >= 32 {
+            bits -= 32;
+            dst.extend_from_slice(&((acc >> bits) as u32).to_be_bytes());
+            acc &= (1u64 << bits) - 1;
         }
-        acc &= (1u64 << bits) - 1;
     }
+    while bits >= 8 {
+        bits -= 8;
+        dst.push((acc >> bits) as u8);
+    }
+    acc &= (1u64 << bits) - 1;
     if bits > 0 {
         let pad = 8 - bits;
         dst.push(((acc << pad) | ((1u64 << pad) - 1)) as u8);
@@ -182,26 +189,47 @@ pub fn decode(src: &[u8]) -> Result<Vec<u8>, HpackError> {
     // Left-aligned bit buffer: the top `nbits` bits are input not yet decoded, the rest zero.
     let mut acc: u64 = 0;
     let mut nbits: u32 = 0;
-    let mut input = src.iter();
+    let mut pos = 0;
+    // Every request's :path goes through here: input is loaded eight bytes at a time, and
+    // symbols are decoded without bounds checks while at least MAX_LEN bits are buffered.
     loop {
-        while nbits <= 56 {
-            let Some(&b) = input.next() else { break };
-            acc |= u64::from(b) << (56 - nbits);
-            nbits += 8;
-        }
-        // Codes are prefix-free, so a match no longer than the real bits is a real symbol.
-        let short = SHORT[(acc >> 56) as usize];
-        let len = u32::from(short >> 9);
-        let sym = if short != 0 && len <= nbits {
-            Some((short & 0x1ff, len))
+        if let Some(chunk) = src.get(pos..pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            // Whole bytes that fit after the buffered bits (1 to 8, as nbits < MAX_LEN or 0).
+            let take = (64 - nbits) / 8;
+            acc |= (u64::from_be_bytes(word) >> (64 - 8 * take)) << (64 - nbits - 8 * take);
+            pos += take as usize;
+            nbits += 8 * take;
         } else {
-            long_symbol(acc, nbits)
-        };
-        let Some((sym, len)) = sym else {
-            // Fewer bits left than any code they begin (the code is complete, so with more than
-            // 30 bits a symbol always matches): what is left must be padding.
+            while nbits <= 56 {
+                let Some(&b) = src.get(pos) else { break };
+                acc |= u64::from(b) << (56 - nbits);
+                pos += 1;
+                nbits += 8;
+            }
+        }
+        // After a refill fewer than MAX_LEN bits means the input is used up.
+        if nbits < MAX_LEN as u32 {
             break;
-        };
+        }
+        // The code is complete: MAX_LEN bits always begin with a whole code (EOS included).
+        while nbits >= MAX_LEN as u32 {
+            let Some((sym, len)) = symbol(acc, nbits) else {
+                return Err(HpackError::InvalidHuffman);
+            };
+            if sym == EOS {
+                return Err(HpackError::InvalidHuffman);
+            }
+            out.push(sym as u8);
+            acc <<= len;
+            nbits -= len;
+        }
+    }
+    // The last bits: a symbol wherever a whole code fits in what is left, then padding.
+    // Codes are prefix-free, so a match no longer than the real bits is a real symbol; fewer
+    // bits than any code they begin means what is left must be padding.
+    while let Some((sym, len)) = symbol(acc, nbits) {
         if sym == EOS {
             return Err(HpackError::InvalidHuffman);
         }
@@ -213,6 +241,18 @@ pub fn decode(src: &[u8]) -> Result<Vec<u8>, HpackError> {
         return Err(HpackError::InvalidHuffman);
     }
     Ok(out)
+}
+
+/// The symbol whose code is at the top of `acc`, if one fits in the `nbits` real bits.
+#[inline]
+fn symbol(acc: u64, nbits: u32) -> Option<(u16, u32)> {
+    let short = SHORT[(acc >> 56) as usize];
+    let len = u32::from(short >> 9);
+    if short != 0 && len <= nbits {
+        Some((short & 0x1ff, len))
+    } else {
+        long_symbol(acc, nbits)
+    }
 }
 
 /// The symbol of a code longer than 8 bits at the top of `acc` (canonical decoding, RFC 7541

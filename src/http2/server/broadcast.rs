@@ -215,8 +215,8 @@ impl ApnsHandler {
                         "rule": rule,
                     }
                 })));
-                let mut h = vec![("apns-request-id".to_string(), rid)];
-                h.extend(m.headers);
+                let mut h = vec![("apns-request-id".into(), rid)];
+                h.extend(m.headers.into_iter().map(|(n, v)| (n.into(), v)));
                 let body = m.body.map(|b| {
                     h.push(("content-type".into(), "application/json".into()));
                     Bytes::from(serde_json::to_vec(&b).unwrap_or_default())
