@@ -10,10 +10,8 @@ use crate::model::{Environment, Protocol};
 use crate::runtime::{Core, Shutdown};
 use bytes::BytesMut;
 use serde_json::json;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -261,25 +259,19 @@ async fn run_effects<IO: CloseWays>(
 }
 
 /// One read into `buf`, paced when a `throttle` rule is in force. A `buf` with no capacity is an
-/// idle connection's (issue 12): it is reserved only once the connection is readable, and given
-/// back if the read then finds nothing whole to return (part of a TLS record).
+/// idle connection's (issue 12): it is reserved only once the connection is readable, then the
+/// read is awaited like any other. Readiness can be early (part of a TLS record, or a TLS
+/// library's own state), so the read must be awaited, never retried in place: retrying spun a
+/// worker thread on an OpenSSL connection.
 async fn read_some<IO: AsyncRead + ReadReady + Unpin>(
     io: &mut IO,
     buf: &mut BytesMut,
     throttle: Option<u64>,
 ) -> std::io::Result<usize> {
     let Some(bps) = throttle else {
-        while buf.capacity() == 0 {
+        if buf.capacity() == 0 {
             io.read_ready().await?;
             buf.reserve(IDLE_BUFFER);
-            let polled = {
-                let mut read = std::pin::pin!(io.read_buf(buf));
-                std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await
-            };
-            match polled {
-                Poll::Ready(r) => return r,
-                Poll::Pending => *buf = BytesMut::new(),
-            }
         }
         return io.read_buf(buf).await;
     };
