@@ -12,6 +12,7 @@
 //! Reasons are Apple's current ones; apply [`crate::http2::reason::CompatSettings`] when writing the
 //! response.
 
+use crate::http2::any_byte;
 use crate::http2::auth::{AuthOk, KeyRegistry, TokenAuth, VerifyCache};
 use crate::http2::reason::Reason;
 use crate::model::{DeviceToken, Environment, Notification, Priority, PushType};
@@ -249,15 +250,11 @@ pub fn partial_notification(headers: &[impl Field], body: &Bytes) -> Option<Noti
 
 /// True when some header name occurs twice (PROTOCOL.md 2.3: DuplicateHeaders, any name).
 fn has_duplicate_names(headers: &[impl Field]) -> bool {
-    // A request has a dozen fields: comparing pairs (lengths first) beats collecting and sorting.
+    // A request has a dozen fields: comparing pairs beats collecting and sorting.
     if headers.len() <= 32 {
         return headers.iter().enumerate().any(|(i, a)| {
-            let a = a.name();
-            headers
-                .get(i + 1..)
-                .unwrap_or_default()
-                .iter()
-                .any(|b| a.len() == b.name().len() && a == b.name())
+            let rest = headers.get(i + 1..).unwrap_or_default();
+            rest.iter().any(|b| a.name() == b.name())
         });
     }
     let mut names: Vec<&[u8]> = headers.iter().map(Field::name).collect();
@@ -444,11 +441,7 @@ fn parse_path(path: Option<&[u8]>, strict: bool) -> Result<DeviceToken, Reason> 
     if rest.is_empty() {
         return Err(Reason::MissingDeviceToken);
     }
-    // Folds, not `any`/`all`: without an early exit there is no branch per byte (every request).
-    if rest
-        .iter()
-        .fold(false, |found, b| found | matches!(b, b'/' | b'?' | b'#'))
-    {
+    if any_byte(rest, |b| matches!(b, b'/' | b'?' | b'#')) {
         return Err(Reason::BadPath);
     }
     let len_ok = if strict {
@@ -456,7 +449,7 @@ fn parse_path(path: Option<&[u8]>, strict: bool) -> Result<DeviceToken, Reason> 
     } else {
         (64..=200).contains(&rest.len()) && rest.len() % 2 == 0
     };
-    if !len_ok || !rest.iter().fold(true, |ok, b| ok & b.is_ascii_hexdigit()) {
+    if !len_ok || any_byte(rest, |b| !b.is_ascii_hexdigit()) {
         return Err(Reason::BadDeviceToken);
     }
     let hex_str = std::str::from_utf8(rest).map_err(|_| Reason::BadDeviceToken)?;

@@ -2,6 +2,7 @@
 //! checks of RFC 9113 8.2-8.3 that make a request malformed.
 
 use super::flow::Window;
+use crate::http2::any_byte;
 use crate::http2::hpack::HeaderField;
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
@@ -178,8 +179,7 @@ fn check_regular(f: &HeaderField) -> Result<(), &'static str> {
         return Err("empty header name");
     }
     // RFC 9113 8.2.1: no 0x00-0x20, no uppercase, no 0x7f-0xff in names.
-    // Folds without an early exit (branch-free per byte): every request's fields pass through
-    // here (a JWT is hundreds of bytes), and a byte-at-a-time `any` took twice the instructions.
+    // Branch-free per byte: every request's fields pass through here (a JWT is hundreds of bytes).
     if any_byte(&f.name, |c| {
         c <= 0x20 || c.is_ascii_uppercase() || c >= 0x7f
     }) {
@@ -200,12 +200,6 @@ fn check_regular(f: &HeaderField) -> Result<(), &'static str> {
         return Err("TE header other than trailers");
     }
     Ok(())
-}
-
-/// Whether any byte of `s` is `bad`, by a fold with no early exit (no branch per byte).
-#[inline]
-fn any_byte(s: &[u8], bad: impl Fn(u8) -> bool) -> bool {
-    s.iter().fold(false, |found, &c| found | bad(c))
 }
 
 fn parse_content_length(v: &[u8]) -> Result<u64, &'static str> {
