@@ -21,6 +21,11 @@
 #                 Pushy comes from scripts/install-providers.sh pushy (Maven, target/providers/maven-repo).
 #   apnsim-base   only with APNSIM_BASELINE=/path/to/another/apnsim: that build of `apnsim serve`,
 #                 started like apnsim-apns, so two builds (before/after a change) are paired in one run
+# Cores: with 2 or more, every server runs on core 0 and h2load on core 1 (taskset; BENCH_PIN=0
+# turns this off), each server with one worker thread (apnsim --threads 1, h2o num-threads 1,
+# nghttpd -n 1, Pushy's event loop sized by the JVM's one visible core), so the ratios compare the
+# servers per core, not how each shares the machine with its client. apnsim-t1 and apnsim-t2
+# (the scaling figure) run unpinned, h2load too: 2 worker threads need the second core.
 # Prints req/s of each (median of BENCH_ROUNDS rounds, with min–max) and the ratios, each with its
 # target from issue 15 (>= 1.5x h2o, >= 0.9x nghttpd, >= 4x Pushy accept-all); exits non-zero
 # if a tool is missing or h2load reports a failed or errored request or a non-2xx status.
@@ -42,6 +47,24 @@ TOPIC=com.example.app
 DEVICE=$(printf '%064x' 0 | tr 0 a | sed 's/^a/1/')
 
 die() { echo "bench-http2: $*" >&2; exit 1; }
+
+# Servers on core 0, h2load on core 1 (see the top of this file).
+PIN=${BENCH_PIN:-1}
+if [[ $PIN == 1 && $(nproc) -ge 2 ]]; then
+    command -v taskset >/dev/null 2>&1 || die "taskset missing (util-linux)"
+    ON_SERVER=(taskset -c 0)
+    ON_CLIENT=(taskset -c 1)
+    ONE=(--threads 1)
+    H2O_THREADS=1
+    NGHTTPD_THREADS=1
+else
+    PIN=0
+    ON_SERVER=()
+    ON_CLIENT=()
+    ONE=()
+    H2O_THREADS=$(nproc)
+    NGHTTPD_THREADS=$(nproc)
+fi
 
 # --- tools ---------------------------------------------------------------------------------------
 need_install=0
@@ -103,7 +126,7 @@ wait_port() { # port
 port_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http2"].rsplit(":",1)[1])' "$1"; }
 
 # --- servers -------------------------------------------------------------------------------------
-"$BIN/examples/h2layer" "$CERTS" "$WORK/layer.ready" >"$WORK/layer.log" 2>&1 &
+"${ON_SERVER[@]}" "$BIN/examples/h2layer" "$CERTS" "$WORK/layer.ready" >"$WORK/layer.log" 2>&1 &
 PIDS+=($!)
 wait_ready "$WORK/layer.ready" 20 "$WORK/layer.log"
 LAYER_PORT=$(port_of "$WORK/layer.ready")
@@ -119,14 +142,14 @@ off_flags() { # binary
 }
 OFF=$(off_flags "$BIN/apnsim")
 # shellcheck disable=SC2086
-"$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/apnsim.ready" $OFF \
-    --http2-port 0 --control-port 0 >"$WORK/apnsim.log" 2>&1 &
+"${ON_SERVER[@]}" "$BIN/apnsim" serve --certs "$CERTS" --ready-file "$WORK/apnsim.ready" $OFF \
+    --http2-port 0 --control-port 0 "${ONE[@]}" >"$WORK/apnsim.log" 2>&1 &
 APNSIM_PID=$!
 PIDS+=($APNSIM_PID)
 wait_ready "$WORK/apnsim.ready" 30 "$WORK/apnsim.log"
 APNS_PORT=$(port_of "$WORK/apnsim.ready")
 
-# serve_apnsim NAME [flags...]: one more `apnsim serve`, HTTP/2 only; sets PORT_<NAME>.
+# serve_apnsim NAME [flags...]: one more `apnsim serve`, HTTP/2 only, unpinned; sets PORT_<NAME>.
 serve_apnsim() {
     local name=$1
     shift
@@ -144,7 +167,7 @@ serve_apnsim t2 --threads 2
 serve_pushy() {
     local name=$1 mode=$2 port
     port=$(free_port)
-    java -cp "$PUSHY_LIB/*:$WORK/pushy-classes" PushyMock "$mode" "$port" "$CERTS/server.pem" "$CERTS/server.key" \
+    "${ON_SERVER[@]}" java -cp "$PUSHY_LIB/*:$WORK/pushy-classes" PushyMock "$mode" "$port" "$CERTS/server.pem" "$CERTS/server.key" \
         "$CERTS/token-key.pub.pem" "$KEY_ID" "$TEAM_ID" "$TOPIC" "$DEVICE" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
     local i
@@ -159,8 +182,8 @@ BASELINE=${APNSIM_BASELINE:-}
 if [[ -n $BASELINE ]]; then
     [[ -x $BASELINE ]] || die "APNSIM_BASELINE=$BASELINE is not an executable"
     # shellcheck disable=SC2046
-    "$BASELINE" serve --certs "$CERTS" --ready-file "$WORK/base.ready" $(off_flags "$BASELINE") \
-        --http2-port 0 --control-port 0 >"$WORK/base.log" 2>&1 &
+    "${ON_SERVER[@]}" "$BASELINE" serve --certs "$CERTS" --ready-file "$WORK/base.ready" $(off_flags "$BASELINE") \
+        --http2-port 0 --control-port 0 "${ONE[@]}" >"$WORK/base.log" 2>&1 &
     PIDS+=($!)
     wait_ready "$WORK/base.ready" 30 "$WORK/base.log"
     BASE_PORT=$(port_of "$WORK/base.ready")
@@ -175,6 +198,7 @@ listen:
     certificate-file: $CERTS/server.pem
     key-file: $CERTS/server.key
 user: root
+num-threads: $H2O_THREADS
 pid-file: $WORK/h2o.pid
 error-log: $WORK/h2o.log
 hosts:
@@ -186,14 +210,14 @@ hosts:
             [200, {}, []]
           end
 CONF
-h2o -c "$WORK/h2o.conf" >>"$WORK/h2o.log" 2>&1 &
+"${ON_SERVER[@]}" h2o -c "$WORK/h2o.conf" >>"$WORK/h2o.log" 2>&1 &
 PIDS+=($!)
 wait_port "$H2O_PORT"
 
 NGHTTPD_PORT=$(free_port)
 mkdir -p "$WORK/htdocs/3/device"
 : >"$WORK/htdocs/3/device/$DEVICE"
-nghttpd -n "$(nproc)" -d "$WORK/htdocs" "$NGHTTPD_PORT" "$CERTS/server.key" "$CERTS/server.pem" \
+"${ON_SERVER[@]}" nghttpd -n "$NGHTTPD_THREADS" -d "$WORK/htdocs" "$NGHTTPD_PORT" "$CERTS/server.key" "$CERTS/server.pem" \
     >"$WORK/nghttpd.log" 2>&1 &
 PIDS+=($!)
 wait_port "$NGHTTPD_PORT"
@@ -203,8 +227,9 @@ wait_port "$NGHTTPD_PORT"
 run() {
     local name=$1 port=$2 out=$WORK/$1.h2load
     shift 2
-    local n=${N:-$REQUESTS}
-    h2load -n "$n" -c "$CLIENTS" -m "$STREAMS" -d "$WORK/body.json" \
+    local n=${N:-$REQUESTS} on=("${ON_CLIENT[@]}")
+    [[ $name == apnsim-t[12] ]] && on=()
+    "${on[@]}" h2load -n "$n" -c "$CLIENTS" -m "$STREAMS" -d "$WORK/body.json" \
         -H "apns-topic: $TOPIC" -H 'apns-push-type: alert' -H 'apns-priority: 10' -H 'content-type: application/json' \
         "$@" "https://127.0.0.1:$port/3/device/$DEVICE" >"$out" 2>&1 || { cat "$out" >&2; die "h2load failed against $name"; }
     local done2xx failed errored rps
@@ -224,6 +249,11 @@ PUSHY_VALID_REQUESTS=${BENCH_PUSHY_VALID_REQUESTS:-$((REQUESTS / 200 > 500 ? REQ
 NAMES=(apnsim-layer apnsim-apns apnsim-t1 apnsim-t2 h2o nghttpd pushy-accept pushy-valid)
 [[ -n $BASELINE ]] && NAMES+=(apnsim-base)
 echo "h2load -n $REQUESTS -c $CLIENTS -m $STREAMS, POST $BODY_LEN-byte body, TLS, $(nproc) cores, $ROUNDS round(s)"
+if [[ $PIN == 1 ]]; then
+    echo "pinned: servers on core 0 with one worker thread, h2load on core 1 (apnsim-t1/t2 unpinned)"
+else
+    echo "unpinned: servers and h2load share the cores"
+fi
 echo "pushy-valid: -n $PUSHY_VALID_REQUESTS; $(date -u '+%Y-%m-%d %H:%M UTC'); load:$(uptime | sed 's/.*load average://')"
 for ((r = 1; r <= ROUNDS; r++)); do
     for name in "${NAMES[@]}"; do
