@@ -83,12 +83,10 @@ pub struct Now {
 }
 
 impl Now {
-    /// The clock's reading now.
+    /// The clock's reading now (read once: both fields are the same instant).
     pub fn of(clock: &crate::clock::Clock) -> Self {
-        Now {
-            secs: clock.now_secs(),
-            ms: clock.now_ms(),
-        }
+        let ms = clock.now_ms();
+        Now { secs: ms / 1000, ms }
     }
 }
 

@@ -236,17 +236,21 @@ impl Handler for ApnsHandler {
                 out.response
             });
         }
-        let mut decision = self
-            .apns
-            .decide(self.deps(), &req, apns::Now::of(&self.core.clock));
+        let now = apns::Now::of(&self.core.clock);
+        let mut decision = self.apns.decide(self.deps(), &req, now);
         self.journal(std::mem::take(&mut decision.journal));
         let core = &self.core;
         let apns = &self.apns;
         futures_util::future::Either::Right(async move {
-            if let Some(d) = decision.delay {
-                tokio::time::sleep(d).await;
-            }
-            let done = apns.finish(&core.engine, decision, core.clock.now_ms());
+            // The clock is read again only when a rule's delay passed since the decision.
+            let ms = match decision.delay {
+                Some(d) => {
+                    tokio::time::sleep(d).await;
+                    core.clock.now_ms()
+                }
+                None => now.ms,
+            };
+            let done = apns.finish(&core.engine, decision, ms);
             // Appended with the rest of the read (on_batch_end), before the answer is written.
             self.journal(done.journal);
             for cmd in done.commands {

@@ -5,8 +5,6 @@ use super::flow::Window;
 use crate::http2::any_byte;
 use crate::http2::hpack::HeaderField;
 use bytes::{Bytes, BytesMut};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
 /// A stream in the open or half-closed state; closed streams leave the map (RFC 9113 5.1).
@@ -81,80 +79,71 @@ pub(crate) enum ClosedHow {
 }
 
 /// A bounded memory of recently closed streams: enough to judge late frames without growing forever.
+///
+/// A ring indexed by the stream id: client stream ids only grow (RFC 9113 5.1.1), so the slot of
+/// an id is taken over only after `cap` more streams, which is the bound. No hashing, no queue of
+/// closures: every request closes a stream, and a hash map with its eviction queue was a
+/// measurable share of a small request's cost. The ring starts small and doubles (up to `cap`)
+/// when a slot it needs is still taken, so a connection of a few streams keeps a few slots.
 #[derive(Debug)]
 pub(crate) struct ClosedSet {
-    map: HashMap<u32, ClosedHow, IdHashBuilder>,
-    order: VecDeque<u32>,
+    /// `(id, how)` at `slot(id)`; id 0 (never a stream) marks an empty slot.
+    ring: Vec<(u32, ClosedHow)>,
     cap: usize,
 }
 
 impl ClosedSet {
+    /// Slots a ring starts with, at its first closure.
+    const FIRST: usize = 16;
+
     pub fn new(cap: usize) -> Self {
         ClosedSet {
-            map: HashMap::with_hasher(IdHashBuilder {
-                key: rand::random::<u64>() | 1,
-            }),
-            order: VecDeque::new(),
-            cap: cap.max(1),
+            ring: Vec::new(),
+            cap: cap.max(1).next_power_of_two(),
         }
+    }
+
+    /// The slot of `id` in a ring of `len` (a power of two): odd (client) ids are consecutive
+    /// slots.
+    fn slot(id: u32, len: usize) -> usize {
+        (id >> 1) as usize & (len - 1)
     }
 
     pub fn insert(&mut self, id: u32, how: ClosedHow) {
-        if self.map.insert(id, how).is_none() {
-            self.order.push_back(id);
+        if id == 0 {
+            return;
         }
-        while self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
+        if self.ring.is_empty() {
+            self.ring = vec![(0, ClosedHow::Finished); Self::FIRST.min(self.cap)];
+        }
+        loop {
+            let i = Self::slot(id, self.ring.len());
+            let taken = self.ring[i].0;
+            if taken == 0 || taken == id || self.ring.len() >= self.cap {
+                self.ring[i] = (id, how);
+                return;
             }
+            self.grow();
         }
+    }
+
+    /// Doubles the ring, moving every entry to its slot in the larger one (distinct slots stay
+    /// distinct).
+    fn grow(&mut self) {
+        let len = self.ring.len() * 2;
+        let mut ring = vec![(0, ClosedHow::Finished); len];
+        for &(id, how) in self.ring.iter().filter(|(id, _)| *id != 0) {
+            ring[Self::slot(id, len)] = (id, how);
+        }
+        self.ring = ring;
     }
 
     pub fn get(&self, id: u32) -> Option<ClosedHow> {
-        self.map.get(&id).copied()
-    }
-}
-
-/// Hashing for stream ids: SipHash showed up as a measurable share of a small request's cost,
-/// while a multiply by a per-connection random odd key is enough to keep client-chosen ids from
-/// being steered into one bucket.
-#[derive(Debug, Clone)]
-struct IdHashBuilder {
-    key: u64,
-}
-
-impl BuildHasher for IdHashBuilder {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher {
-            key: self.key,
-            hash: 0,
+        if self.ring.is_empty() || id == 0 {
+            return None;
         }
-    }
-}
-
-/// The hasher of [`IdHashBuilder`].
-struct IdHasher {
-    key: u64,
-    hash: u64,
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u32(u32::from(b) ^ (self.hash as u32));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        let p = (u64::from(n) ^ self.hash.rotate_left(32)).wrapping_mul(self.key);
-        // Fold the well-mixed high half into the low bits the table indexes with.
-        self.hash = p ^ (p >> 32);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
+        let (at, how) = self.ring[Self::slot(id, self.ring.len())];
+        (at == id).then_some(how)
     }
 }
 
@@ -391,6 +380,20 @@ mod tests {
     }
 
     #[test]
+    fn closed_set_keeps_closures_out_of_order_and_stays_small_when_few() {
+        let mut c = ClosedSet::new(4096);
+        for id in [7, 3, 5, 1] {
+            c.insert(id, ClosedHow::Finished);
+        }
+        c.insert(3, ClosedHow::ResetByPeer);
+        assert_eq!(c.get(1), Some(ClosedHow::Finished));
+        assert_eq!(c.get(3), Some(ClosedHow::ResetByPeer));
+        assert_eq!(c.get(9), None);
+        assert_eq!(c.get(0), None);
+        assert_eq!(c.ring.len(), ClosedSet::FIRST);
+    }
+
+    #[test]
     fn closed_set_remembers_many_ids() {
         let mut c = ClosedSet::new(4096);
         for id in (1..20_000u32).step_by(2) {
@@ -402,6 +405,6 @@ mod tests {
             assert_eq!(c.get(id), Some(ClosedHow::Finished), "{id}");
             assert_eq!(c.get(id + 1), None);
         }
-        assert_eq!(c.map.len(), 4096);
+        assert_eq!(c.ring.len(), 4096);
     }
 }

@@ -1,7 +1,7 @@
 //! The HPACK encoder for our response header blocks, and for test clients that must produce
 //! exact representations to exercise the conformance judge (PROTOCOL.md 2.2).
 
-use super::table::{DynamicTable, STATIC, STATIC_LEN};
+use super::table::{static_name, DynamicTable, STATIC, STATIC_LEN};
 use super::{encode_integer, encode_string, Representation, DEFAULT_TABLE_SIZE};
 use bytes::{Bytes, BytesMut};
 
@@ -158,10 +158,10 @@ impl Encoder {
 
     /// Index of an entry equal to (name, value), static table first.
     fn find_exact(&self, name: &[u8], value: &[u8]) -> Option<usize> {
-        STATIC
-            .iter()
-            .position(|(n, v)| same(n, name) && *v == value)
-            .map(|i| i + 1)
+        static_name(name)
+            .and_then(|(first, count)| {
+                (first..first + count).find(|&i| STATIC[i - 1].1 == value)
+            })
             .or_else(|| {
                 self.table
                     .iter()
@@ -172,28 +172,16 @@ impl Encoder {
 
     /// Index of an entry with this name, static table first.
     fn find_name(&self, name: &[u8]) -> Option<usize> {
-        STATIC
-            .iter()
-            .position(|(n, _)| same(n, name))
-            .map(|i| i + 1)
-            .or_else(|| {
-                self.table
-                    .iter()
-                    .position(|(n, _)| n == name)
-                    .map(|i| i + STATIC_LEN + 1)
-            })
+        static_name(name).map(|(first, _)| first).or_else(|| {
+            self.table
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| i + STATIC_LEN + 1)
+        })
     }
 
     #[cfg(test)]
     pub(super) fn table(&self) -> &DynamicTable {
         &self.table
     }
-}
-
-/// Whether two names are equal, looking at the length and the first byte before calling
-/// `memcmp`: most static-table names a response field is checked against differ there, and a
-/// response is checked against all 61 of them.
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.first() == b.first() && a == b
 }

@@ -76,6 +76,67 @@ pub static STATIC: [(&[u8], &[u8]); STATIC_LEN] = [
     (b"www-authenticate", b""),
 ];
 
+/// The static entries named `name`, as (index of the first, how many): entries of one name are
+/// consecutive (RFC 7541 Appendix A), and a `match` finds them without scanning all 61 (every
+/// response's fields are looked up here).
+pub fn static_name(name: &[u8]) -> Option<(usize, usize)> {
+    Some(match name {
+        b":authority" => (1, 1),
+        b":method" => (2, 2),
+        b":path" => (4, 2),
+        b":scheme" => (6, 2),
+        b":status" => (8, 7),
+        b"accept-charset" => (15, 1),
+        b"accept-encoding" => (16, 1),
+        b"accept-language" => (17, 1),
+        b"accept-ranges" => (18, 1),
+        b"accept" => (19, 1),
+        b"access-control-allow-origin" => (20, 1),
+        b"age" => (21, 1),
+        b"allow" => (22, 1),
+        b"authorization" => (23, 1),
+        b"cache-control" => (24, 1),
+        b"content-disposition" => (25, 1),
+        b"content-encoding" => (26, 1),
+        b"content-language" => (27, 1),
+        b"content-length" => (28, 1),
+        b"content-location" => (29, 1),
+        b"content-range" => (30, 1),
+        b"content-type" => (31, 1),
+        b"cookie" => (32, 1),
+        b"date" => (33, 1),
+        b"etag" => (34, 1),
+        b"expect" => (35, 1),
+        b"expires" => (36, 1),
+        b"from" => (37, 1),
+        b"host" => (38, 1),
+        b"if-match" => (39, 1),
+        b"if-modified-since" => (40, 1),
+        b"if-none-match" => (41, 1),
+        b"if-range" => (42, 1),
+        b"if-unmodified-since" => (43, 1),
+        b"last-modified" => (44, 1),
+        b"link" => (45, 1),
+        b"location" => (46, 1),
+        b"max-forwards" => (47, 1),
+        b"proxy-authenticate" => (48, 1),
+        b"proxy-authorization" => (49, 1),
+        b"range" => (50, 1),
+        b"referer" => (51, 1),
+        b"refresh" => (52, 1),
+        b"retry-after" => (53, 1),
+        b"server" => (54, 1),
+        b"set-cookie" => (55, 1),
+        b"strict-transport-security" => (56, 1),
+        b"transfer-encoding" => (57, 1),
+        b"user-agent" => (58, 1),
+        b"vary" => (59, 1),
+        b"via" => (60, 1),
+        b"www-authenticate" => (61, 1),
+        _ => return None,
+    })
+}
+
 /// Size of one entry as RFC 7541 4.1 counts it.
 pub fn entry_size(name: &[u8], value: &[u8]) -> usize {
     name.len()
@@ -169,6 +230,19 @@ pub fn lookup(dynamic: &DynamicTable, index: usize) -> Option<(Bytes, Bytes)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_name_finds_every_entry_and_only_its_own() {
+        for (i, (name, _)) in STATIC.iter().enumerate() {
+            let (first, count) = static_name(name).expect("a static name");
+            assert!((first..first + count).contains(&(i + 1)), "entry {}", i + 1);
+            for (j, (other, _)) in STATIC.iter().enumerate() {
+                assert_eq!(other == name, (first..first + count).contains(&(j + 1)));
+            }
+        }
+        assert_eq!(static_name(b"apns-id"), None);
+        assert_eq!(static_name(b""), None);
+    }
 
     #[test]
     fn static_table_landmarks() {
