@@ -86,7 +86,10 @@ impl Now {
     /// The clock's reading now (read once: both fields are the same instant).
     pub fn of(clock: &crate::clock::Clock) -> Self {
         let ms = clock.now_ms();
-        Now { secs: ms / 1000, ms }
+        Now {
+            secs: ms / 1000,
+            ms,
+        }
     }
 }
 

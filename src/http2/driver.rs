@@ -263,11 +263,9 @@ where
         }
         handler.on_batch_end();
         if wbuf.len() <= max_out {
-            if let Some(b) = conn.take_output() {
-                if wbuf.is_empty() {
-                    last_write = Instant::now();
-                }
-                wbuf.extend_from_slice(&b);
+            let was_empty = wbuf.is_empty();
+            if conn.output_into(&mut wbuf) > 0 && was_empty {
+                last_write = Instant::now();
             }
         }
         if wbuf.is_empty() && conn.wants_close() {

@@ -188,6 +188,22 @@ impl Connection {
         }
     }
 
+    /// Moves the bytes to write onto the end of `dst` (the network layer's write buffer); returns
+    /// how many. An empty `dst` trades buffers with the connection instead of copying, so
+    /// neither starts from zero capacity and grows again on the next read's answers.
+    pub fn output_into(&mut self, dst: &mut BytesMut) -> usize {
+        self.send_preface_settings();
+        let n = self.out.len();
+        if dst.is_empty() {
+            std::mem::swap(dst, &mut self.out);
+            self.out.clear();
+        } else {
+            dst.extend_from_slice(&self.out);
+            self.out.clear();
+        }
+        n
+    }
+
     /// Takes the bytes to write to the transport, if any.
     pub fn take_output(&mut self) -> Option<Bytes> {
         self.send_preface_settings();

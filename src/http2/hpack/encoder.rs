@@ -159,9 +159,7 @@ impl Encoder {
     /// Index of an entry equal to (name, value), static table first.
     fn find_exact(&self, name: &[u8], value: &[u8]) -> Option<usize> {
         static_name(name)
-            .and_then(|(first, count)| {
-                (first..first + count).find(|&i| STATIC[i - 1].1 == value)
-            })
+            .and_then(|(first, count)| (first..first + count).find(|&i| STATIC[i - 1].1 == value))
             .or_else(|| {
                 self.table
                     .iter()
